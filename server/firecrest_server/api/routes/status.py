@@ -1,0 +1,57 @@
+"""/status: the systems this server fronts, and liveness."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from ... import FIRECREST_API_VERSION, __version__
+from ...config import SystemConfig
+from ...models.status import (
+    DataOperationInfo,
+    FileSystemInfo,
+    LivenessResponse,
+    SchedulerInfo,
+    ServerInfo,
+    SSHInfo,
+    System,
+    SystemsResponse,
+)
+from ..deps import PrincipalDep, RuntimeDep
+
+router = APIRouter(prefix="/status", tags=["status"])
+
+# Extensions beyond FirecREST v2 that this server offers; clients detect them here.
+CAPABILITIES: list[str] = []
+
+
+def _describe(system: SystemConfig) -> System:
+    return System(
+        name=system.name,
+        ssh=SSHInfo(host=system.ssh.host, port=system.ssh.port),
+        scheduler=SchedulerInfo(type=system.scheduler.type, version=system.scheduler.version),
+        file_systems=[
+            FileSystemInfo(
+                path=fs.path, data_type=fs.data_type, default_work_dir=fs.default_work_dir
+            )
+            for fs in system.file_systems
+        ],
+        data_operation=DataOperationInfo(
+            max_ops_file_size=system.data_operation.max_ops_file_size,
+            transfer_job_directives=system.data_operation.transfer_job_directives,
+        ),
+        server=ServerInfo(
+            version=__version__, api_version=FIRECREST_API_VERSION, capabilities=CAPABILITIES
+        ),
+    )
+
+
+@router.get("/systems", response_model=SystemsResponse, response_model_by_alias=True)
+async def list_systems(runtime: RuntimeDep, _principal: PrincipalDep) -> SystemsResponse:
+    return SystemsResponse(systems=[_describe(s) for s in runtime.settings.systems])
+
+
+@router.get("/liveness", response_model=LivenessResponse, include_in_schema=True)
+@router.get("/liveness/", include_in_schema=False)
+async def liveness() -> LivenessResponse:
+    # Unauthenticated. Health probes are not implemented yet, so no check runs to report.
+    return LivenessResponse(healthcheck_runs={}, last_update=0)

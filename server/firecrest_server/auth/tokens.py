@@ -1,0 +1,152 @@
+"""Bearer token validation: from an access token to the user the request acts as."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+import httpx
+import jwt
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+
+from firecrest_server.auth.jwks import Clock, JWKSCache, load_public_keys
+from firecrest_server.config import AuthConfig
+
+# The username becomes an SSH principal and a login name on the cluster, so it must be a
+# plausible POSIX login name: no path separators, shell metacharacters or leading "-".
+_USERNAME = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller. Holds the verified claims, never the token itself."""
+
+    username: str
+    claims: Mapping[str, Any]
+
+
+class TokenRejected(Exception):
+    """The token is not acceptable; ``reason`` is safe to return to the client."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _reason(exc: jwt.PyJWTError) -> str:
+    # Subclasses before their bases: InvalidSignatureError is a DecodeError.
+    if isinstance(exc, jwt.ExpiredSignatureError):
+        return "Token has expired"
+    if isinstance(exc, jwt.ImmatureSignatureError):
+        return "Token is not yet valid"
+    if isinstance(exc, jwt.InvalidAudienceError):
+        return "Invalid token audience"
+    if isinstance(exc, jwt.InvalidIssuerError):
+        return "Invalid token issuer"
+    if isinstance(exc, jwt.MissingRequiredClaimError):
+        return f"Token is missing the '{exc.claim}' claim"  # names one of our required claims
+    if isinstance(exc, jwt.InvalidSignatureError):
+        return "Invalid token signature"
+    if isinstance(exc, jwt.InvalidAlgorithmError):
+        return "Token algorithm not allowed"
+    if isinstance(exc, jwt.DecodeError):
+        return "Malformed token"
+    return "Invalid token"
+
+
+VerifyingKey = jwt.PyJWK | PublicKeyTypes
+
+
+class TokenValidator:
+    """Validates bearer tokens against the configured keys, issuer and audiences."""
+
+    def __init__(
+        self, config: AuthConfig, http: httpx.AsyncClient, clock: Clock = time.monotonic
+    ) -> None:
+        self._config = config
+        self._algorithms = frozenset(config.algorithms)
+        self._static_keys = load_public_keys(config.public_keys, config.algorithms)
+        self._jwks = (
+            JWKSCache(
+                config.jwks_url,
+                http,
+                algorithms=config.algorithms,
+                cache_ttl=config.jwks_cache_ttl,
+                min_refresh_interval=config.jwks_min_refresh_interval,
+                timeout=config.jwks_timeout,
+                clock=clock,
+            )
+            if config.jwks_url
+            else None
+        )
+
+    async def validate(self, token: str) -> Principal:
+        """The principal the token authenticates; raises TokenRejected otherwise."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise TokenRejected("Malformed token") from None
+        alg = header.get("alg")
+        # Checked before any key is looked up, so "none" and HMAC tokens (which would use a
+        # public key as the shared secret) never reach a key, nor trigger a JWKS fetch.
+        if not isinstance(alg, str) or alg not in self._algorithms:
+            raise TokenRejected("Token algorithm not allowed")
+        keys = await self._candidate_keys(header.get("kid"), alg)
+        if not keys:
+            raise TokenRejected("Unknown signing key")
+        claims = self._decode(token, alg, keys)
+        return Principal(username=self._username(claims), claims=MappingProxyType(claims))
+
+    async def _candidate_keys(self, kid: str | None, alg: str) -> list[VerifyingKey]:
+        keys: list[VerifyingKey] = []
+        if self._jwks is not None:
+            if kid is None:
+                keys.extend(await self._jwks.keys_for(alg))
+            else:
+                key = await self._jwks.get(kid, alg)
+                if key is not None:
+                    keys.append(key)
+        # Static keys have no id; a token may name one anyway, so they are always candidates.
+        keys.extend(self._static_keys.get(alg, ()))
+        return keys
+
+    def _decode(self, token: str, alg: str, keys: list[VerifyingKey]) -> dict[str, Any]:
+        config = self._config
+        for key in keys:
+            try:
+                claims = jwt.decode(
+                    token,
+                    key,
+                    algorithms=[alg],
+                    audience=config.audience or None,
+                    issuer=config.issuer,
+                    leeway=config.leeway,
+                    # pyjwt rejects any token carrying "aud" when no audience is given; most
+                    # providers always set it, so only check it when one is configured.
+                    options={"require": ["exp"], "verify_aud": bool(config.audience)},
+                )
+            except (jwt.InvalidSignatureError, jwt.InvalidKeyError):
+                continue  # not signed by this key; try the next
+            except jwt.PyJWTError as exc:
+                raise TokenRejected(_reason(exc)) from None
+            break
+        else:
+            raise TokenRejected("Invalid token signature")
+        exp = claims["exp"]
+        if isinstance(exp, bool) or not isinstance(exp, int | float):
+            raise TokenRejected("Malformed token")  # pyjwt also accepts numeric strings
+        if config.min_token_ttl > 0 and exp - time.time() < config.min_token_ttl:
+            raise TokenRejected("Access token expires too soon")
+        return claims
+
+    def _username(self, claims: Mapping[str, Any]) -> str:
+        username = claims.get(self._config.username_claim)
+        if not isinstance(username, str) or not username:
+            raise TokenRejected(f"Token has no '{self._config.username_claim}' claim")
+        if not _USERNAME.fullmatch(username):
+            raise TokenRejected("Token username is not a valid login name")
+        return username

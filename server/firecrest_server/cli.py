@@ -1,0 +1,43 @@
+"""`firecrest-server --config FILE`: validate the configuration, then serve it."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import uvicorn
+
+from .app import CONFIG_ENV
+from .config import ConfigError, load_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="firecrest-server", description=__doc__)
+    parser.add_argument("--config", required=True, help="the YAML configuration file")
+    parser.add_argument("--check", action="store_true", help="validate the configuration and exit")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"firecrest-server: {exc}", file=sys.stderr)
+        return 2
+    if args.check:
+        print(f"firecrest-server: {args.config} is valid ({len(settings.systems)} system(s))")
+        return 0
+    os.environ[CONFIG_ENV] = os.path.abspath(args.config)
+    uvicorn.run(
+        "firecrest_server.app:app_from_env",
+        factory=True,
+        host=settings.server.host,
+        port=settings.server.port,
+        workers=settings.server.workers,
+        log_level=settings.server.log_level,
+        proxy_headers=False,
+        server_header=False,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Session fixtures: one real HPC stack for the whole test session, and tokens for its users.
+
+Set FIRECREST_STACK=/path/to/stack.json to reuse a stack started with `dev/stack up` (faster when
+iterating); otherwise the session starts its own under /tmp on free ports and stops it at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from .stack import StackInfo, new_stack_dir, stack_down, stack_up
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[StackInfo]:
+    reuse = os.environ.get("FIRECREST_STACK")
+    if reuse:
+        yield StackInfo.load(Path(reuse))
+        return
+    directory = new_stack_dir()
+    info, elapsed = stack_up(directory)
+    print(f"\nstack up in {elapsed:.1f} s at {directory}")
+    try:
+        yield info
+    finally:
+        result = stack_down(directory)
+        if result.returncode == 0:
+            shutil.rmtree(directory, ignore_errors=True)
+        else:
+            print(f"dev/stack down failed; state kept in {directory}:\n{result.stderr}")
+
+
+@pytest.fixture(scope="session")
+def token_for(stack: StackInfo) -> Callable[[str], str]:
+    """token_for("alice") -> an access token with at least a minute left, cached per user."""
+    cache: dict[str, tuple[str, float]] = {}
+
+    def get(user: str) -> str:
+        token, fetched = cache.get(user, ("", 0.0))
+        if not token or time.monotonic() - fetched > 240:  # tokens live 600 s
+            token = stack.fetch_token(user)
+            cache[user] = (token, time.monotonic())
+        return token
+
+    return get

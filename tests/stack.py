@@ -1,0 +1,126 @@
+"""Start, describe and stop the local HPC stack (`dev/stack`) from tests and benchmarks."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+STACK = REPO / "dev" / "stack"
+PORT_NAMES = ("ssh", "slurmctld", "slurmd", "slurmdbd", "mysql", "oidc", "api")
+
+
+@dataclass(frozen=True)
+class StackUser:
+    name: str
+    home: str
+    client_id: str
+    client_secret: str
+    token_command: str
+
+
+@dataclass(frozen=True)
+class StackInfo:
+    dir: Path
+    url: str
+    system: str
+    token_url: str
+    users: dict[str, StackUser]
+    ssh_host: str
+    ssh_port: int
+    ca_key: Path
+    known_hosts: Path
+    slurm_conf: Path
+    signing_key: str
+    issuer: str
+    audience: str
+    account: str
+    pids: dict[str, int]
+
+    @classmethod
+    def load(cls, stack_json: Path) -> StackInfo:
+        raw = json.loads(stack_json.read_text())
+        return cls(
+            dir=stack_json.parent,
+            url=raw["url"],
+            system=raw["system"],
+            token_url=raw["token_url"],
+            users={name: StackUser(name=name, **u) for name, u in raw["users"].items()},
+            ssh_host=raw["ssh"]["host"],
+            ssh_port=raw["ssh"]["port"],
+            ca_key=Path(raw["ssh"]["ca_key"]),
+            known_hosts=Path(raw["ssh"]["known_hosts"]),
+            slurm_conf=Path(raw["slurm_conf"]),
+            signing_key=raw["signing_key"],
+            issuer=raw["issuer"],
+            audience=raw["audience"],
+            account=raw["account"],
+            pids=raw["pids"],
+        )
+
+    def fetch_token(self, user: str) -> str:
+        """A fresh access token from the OIDC provider, through the client-credentials grant."""
+        u = self.users[user]
+        response = httpx.post(
+            self.token_url,
+            data={
+                "grant_type": "client_credentials",
+                "client_id": u.client_id,
+                "client_secret": u.client_secret,
+            },
+            timeout=10,
+        )
+        response.raise_for_status()
+        return response.json()["access_token"]
+
+
+def free_ports(count: int) -> list[int]:
+    sockets, ports = [], []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+            ports.append(sock.getsockname()[1])
+    finally:
+        for sock in sockets:
+            sock.close()
+    return ports
+
+
+def new_stack_dir() -> Path:
+    # Not pytest's tmp_path: /tmp/pytest-of-root is 0700, and the test users must be able to
+    # reach the munge socket and slurm.conf under the stack directory.
+    return Path(tempfile.mkdtemp(prefix="fcstack-", dir="/tmp"))
+
+
+def port_arguments(ports: dict[str, int]) -> list[str]:
+    return [arg for name, port in ports.items() for arg in (f"--{name}-port", str(port))]
+
+
+def stack_up(directory: Path, ports: dict[str, int] | None = None) -> tuple[StackInfo, float]:
+    ports = ports or dict(zip(PORT_NAMES, free_ports(len(PORT_NAMES)), strict=True))
+    argv = [sys.executable, str(STACK), "up", str(directory), *port_arguments(ports)]
+    t0 = time.monotonic()
+    result = subprocess.run(argv, capture_output=True, text=True)
+    elapsed = time.monotonic() - t0
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"{shlex.join(argv)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+        )
+    return StackInfo.load(directory / "stack.json"), elapsed
+
+
+def stack_down(directory: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(STACK), "down", str(directory)], capture_output=True, text=True
+    )

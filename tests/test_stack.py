@@ -1,0 +1,213 @@
+"""The local stack itself: what every other integration test stands on."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import time
+
+import asyncssh
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from .stack import PORT_NAMES, STACK, StackInfo, free_ports, new_stack_dir, stack_down, stack_up
+
+pytestmark = pytest.mark.stack
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie waiting for PID 1 to reap it has no exe any more: it is not running
+    return os.path.exists(f"/proc/{pid}/exe") and bool(os.readlink(f"/proc/{pid}/exe"))
+
+
+def test_stack_json_describes_every_part(stack: StackInfo) -> None:
+    assert stack.url.startswith("http://127.0.0.1:")
+    assert set(stack.users) == {"alice", "bob"}
+    assert stack.users["alice"].home == "/home/alice"
+    assert stack.ca_key.is_file()
+    assert stack.known_hosts.is_file()
+    assert stack.slurm_conf.is_file()
+    assert "PRIVATE KEY" in stack.signing_key
+    assert set(stack.pids) >= {
+        "munged",
+        "sshd",
+        "mariadbd",
+        "slurmdbd",
+        "slurmctld",
+        "slurmd",
+        "oidc",
+        "server",
+    }
+    assert all(_alive(pid) for pid in stack.pids.values())
+
+
+def test_token_command_token_is_accepted(stack: StackInfo) -> None:
+    token = subprocess.run(  # noqa: S602 - token_command is a shell command by contract
+        stack.users["alice"].token_command, shell=True, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["preferred_username"] == "alice"
+    assert jwt.get_unverified_header(token)["alg"] == "RS256"
+    response = httpx.get(
+        f"{stack.url}/status/systems", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 200, response.text
+    assert stack.system in [s["name"] for s in response.json()["systems"]]
+    assert response.headers["f7t-appversion"].startswith("2.")
+
+
+def _forged(stack: StackInfo, key, username: str = "alice", **overrides) -> str:
+    genuine = stack.fetch_token(username)
+    header = jwt.get_unverified_header(genuine)
+    claims = jwt.decode(genuine, options={"verify_signature": False}) | overrides
+    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": header["kid"]})
+
+
+def test_token_signed_with_the_stack_key_is_accepted(stack: StackInfo) -> None:
+    # The signing key in stack.json is what tests use to forge tokens with chosen claims.
+    token = _forged(stack, stack.signing_key, preferred_username="bob")
+    response = httpx.get(
+        f"{stack.url}/status/systems", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 200, response.text
+
+
+def test_token_with_bad_signature_is_rejected(stack: StackInfo) -> None:
+    other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    token = _forged(stack, other_key)
+    response = httpx.get(
+        f"{stack.url}/status/systems", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    body = response.json()
+    assert body["errorType"] == "error"
+    assert body["message"]
+    assert token not in response.text
+
+
+def test_missing_token_is_rejected(stack: StackInfo) -> None:
+    response = httpx.get(f"{stack.url}/status/systems")
+    assert response.status_code == 401
+    assert "www-authenticate" in response.headers
+
+
+def _certificate(stack: StackInfo, principal: str):
+    ca = asyncssh.read_private_key(str(stack.ca_key))
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    now = int(time.time())
+    cert = ca.generate_user_certificate(
+        key, "test", principals=[principal], valid_after=now - 60, valid_before=now + 300
+    )
+    return key, cert
+
+
+async def _ssh_run(
+    stack: StackInfo, user: str, key, cert, command: str
+) -> asyncssh.SSHCompletedProcess:
+    async with asyncssh.connect(
+        stack.ssh_host,
+        stack.ssh_port,
+        username=user,
+        client_keys=[(key, cert)] if cert else [key],
+        known_hosts=str(stack.known_hosts),
+        agent_path=None,
+    ) as conn:
+        return await conn.run(command, check=False)
+
+
+async def test_ssh_with_ca_signed_certificate(stack: StackInfo) -> None:
+    key, cert = _certificate(stack, "alice")
+    result = await _ssh_run(stack, "alice", key, cert, "id -un")
+    assert result.stdout.strip() == "alice"
+
+
+async def test_ssh_with_plain_key_is_refused(stack: StackInfo) -> None:
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    with pytest.raises(asyncssh.PermissionDenied):
+        await _ssh_run(stack, "alice", key, None, "true")
+
+
+async def test_ssh_certificate_for_alice_does_not_log_in_bob(stack: StackInfo) -> None:
+    key, cert = _certificate(stack, "alice")
+    with pytest.raises(asyncssh.PermissionDenied):
+        await _ssh_run(stack, "bob", key, cert, "true")
+
+
+async def test_sbatch_runs_and_sacct_shows_the_job(stack: StackInfo) -> None:
+    key, cert = _certificate(stack, "alice")
+    submitted = await _ssh_run(
+        stack, "alice", key, cert, "cd ~ && sbatch --parsable -o /dev/null --wrap 'echo hi'"
+    )
+    assert submitted.exit_status == 0, submitted.stderr
+    job_id = submitted.stdout.strip().split(";")[0]
+    assert job_id.isdigit()
+    state = ""
+    for _ in range(150):  # the scheduler ticks once a second; accounting follows
+        result = await _ssh_run(
+            stack, "alice", key, cert, f"sacct -n -X -P -j {job_id} -o JobID,User,Account,State"
+        )
+        state = result.stdout.strip()
+        if state.endswith("|COMPLETED"):
+            break
+        await asyncio.sleep(0.2)
+    assert state == f"{job_id}|alice|{stack.account}|COMPLETED"
+
+
+@pytest.mark.slow
+def test_up_down_up_on_the_same_directory_leaves_nothing_running() -> None:
+    directory = new_stack_dir()
+    try:
+        info, first = stack_up(directory)
+        pids = dict(info.pids)
+        assert all(_alive(pid) for pid in pids.values())
+        assert stack_down(directory).returncode == 0
+        _wait_dead(pids.values())
+        info, again = stack_up(directory)  # state (keys, accounting DB) is reused
+        assert set(info.pids) == set(pids)
+        token = info.fetch_token("bob")
+        response = httpx.get(
+            f"{info.url}/status/systems", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert response.status_code == 200
+        assert stack_down(directory).returncode == 0
+        _wait_dead(info.pids.values())
+        print(f"up {first:.1f} s, up again {again:.1f} s")
+    finally:
+        stack_down(directory)
+        subprocess.run(["rm", "-rf", str(directory)], check=False)
+
+
+def _wait_dead(pids) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.1)
+    assert not [p for p in pids if _alive(p)]
+
+
+def test_a_taken_port_gives_a_clear_error() -> None:
+    directory = new_stack_dir()
+    ports = dict(zip(PORT_NAMES, free_ports(len(PORT_NAMES)), strict=True))
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", ports["ssh"]))
+        blocker.listen()
+        with pytest.raises(RuntimeError, match=rf"ssh port {ports['ssh']}"):
+            stack_up(directory, ports)
+    assert not (directory / "stack.json").exists()
+    subprocess.run(["rm", "-rf", str(directory)], check=False)
+
+
+def test_stack_json_is_private(stack: StackInfo) -> None:
+    # It holds client secrets and the OIDC signing key.
+    assert (stack.dir / "stack.json").stat().st_mode & 0o077 == 0
+    assert json.loads((stack.dir / "stack.json").read_text())["system"] == stack.system
+    assert STACK.exists()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +16,18 @@ from pathlib import Path
 import pytest
 
 from .stack import StackInfo, new_stack_dir, stack_down, stack_up
+
+# AiiDA writes its configuration under $AIIDA_PATH (default ~/.aiida) as soon as it is imported:
+# keep the test session's AiiDA state in a temporary directory that is removed afterwards.
+_AIIDA_PATH = None
+if "AIIDA_PATH" not in os.environ:
+    _AIIDA_PATH = tempfile.mkdtemp(prefix="fc-aiida-")
+    os.environ["AIIDA_PATH"] = _AIIDA_PATH
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _AIIDA_PATH:
+        shutil.rmtree(_AIIDA_PATH, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

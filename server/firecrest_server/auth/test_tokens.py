@@ -350,11 +350,12 @@ async def test_cold_start_concurrent_requests_share_one_fetch(validator, key1, i
     assert idp.requests == 1
 
 
-async def test_concurrent_misses_share_a_fetch_even_without_floor(
-    make_validator, key1, intruder_key, idp
+async def test_concurrent_misses_share_a_fetch_once_the_floor_has_passed(
+    make_validator, key1, intruder_key, idp, clock
 ):
-    validator = make_validator(jwks_min_refresh_interval=0)
+    validator = make_validator(jwks_min_refresh_interval=1)
     await validator.validate(make_token(key1))
+    clock.advance(2)
     tokens = [make_token(intruder_key, kid=uuid.uuid4().hex) for _ in range(200)]
     await asyncio.gather(*(validator.validate(token) for token in tokens), return_exceptions=True)
     assert idp.requests == 2

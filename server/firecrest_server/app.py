@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from . import __version__
-from .api.routes import status
+from .api.routes import filesystem_ops, status
 from .config import Settings, load_settings
 from .errors import install_error_handlers
 from .middleware import FirecrestHeadersMiddleware
@@ -35,6 +35,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(FirecrestHeadersMiddleware)
     app.include_router(status.router)
+    app.include_router(filesystem_ops.router)
     return app
 
 

@@ -167,3 +167,55 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_exception)
     app.add_exception_handler(Exception, _unexpected)
+
+
+# --------------------------------------------------------------------------- remote failures
+
+# How a failed remote command maps to HTTP, first match wins (FirecREST v2's table, extended).
+# Clients key on these: pyfirecrest looks for "No such file or directory" in 404 messages and
+# falls back to transfer jobs on 408.
+_STDERR_STATUS: tuple[tuple[str, type[ApiError]], ...] = (
+    ("No such file or directory", NotFound),
+    ("Permission denied", Forbidden),
+    ("Operation not permitted", Forbidden),
+    ("File exists", BadRequest),
+    ("invalid user", BadRequest),
+    ("invalid group", BadRequest),
+    ("Not a directory", BadRequest),
+    ("Is a directory", BadRequest),
+    ("Directory not empty", BadRequest),
+    ("invalid mode", BadRequest),
+)
+
+
+def command_error(exit_status: int, stderr: str) -> ApiError:
+    """The API error for a remote command that exited with ``exit_status``."""
+    message = (
+        f"Remote process failed with exit status:{exit_status} and error message:{stderr.strip()}"
+    )
+    if exit_status == 124:
+        return RequestTimeout(message)
+    for needle, error in _STDERR_STATUS:
+        if needle in stderr:
+            return error(message)
+    return ApiError(message)
+
+
+def sftp_error(exc: Exception, path: str) -> ApiError:
+    """The API error for a failed SFTP request on ``path`` (the messages clients look for)."""
+    import asyncssh  # local: keeps this module importable without the SSH stack
+
+    if isinstance(exc, asyncssh.SFTPNoSuchFile):
+        return NotFound(f"{path}: No such file or directory")
+    if isinstance(exc, asyncssh.SFTPPermissionDenied):
+        return Forbidden(f"{path}: Permission denied")
+    if isinstance(exc, asyncssh.SFTPFileAlreadyExists):
+        return BadRequest(f"{path}: File exists")
+    if isinstance(exc, asyncssh.SFTPNotADirectory):
+        return BadRequest(f"{path}: Not a directory")
+    if isinstance(exc, asyncssh.SFTPFileIsADirectory):
+        return BadRequest(f"{path}: Is a directory")
+    if isinstance(exc, asyncssh.SFTPDirNotEmpty):
+        return BadRequest(f"{path}: Directory not empty")
+    reason = getattr(exc, "reason", "") or type(exc).__name__
+    return ApiError(f"{path}: {reason}")

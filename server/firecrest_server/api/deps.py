@@ -10,7 +10,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ..auth import Principal, TokenRejected
 from ..config import SystemConfig
 from ..errors import Forbidden, NotFound, Unauthorized
+from ..remote import Remote
 from ..runtime import Runtime
+from ..ssh import RemoteRunner
 
 # auto_error=False: a missing header must get our 401 body with WWW-Authenticate,
 # not FastAPI's own 403.
@@ -36,6 +38,8 @@ async def get_principal(
     except TokenRejected as exc:
         raise Unauthorized(exc.reason) from None
     request.state.principal = principal
+    # Kept for this request only, for credential providers that forward it (key service).
+    request.state.bearer_token = credentials.credentials
     return principal
 
 
@@ -52,3 +56,20 @@ def get_system(system_name: str, runtime: RuntimeDep, principal: PrincipalDep) -
 
 
 SystemDep = Annotated[SystemConfig, Depends(get_system)]
+
+
+def get_remote(
+    request: Request, runtime: RuntimeDep, system: SystemDep, principal: PrincipalDep
+) -> Remote:
+    runner = RemoteRunner(
+        runtime.pools[system.name],
+        principal.username,
+        getattr(request.state, "bearer_token", None),
+        timeout=system.ssh.command_timeout,
+        max_output=system.ssh.max_output_bytes,
+        request_id=getattr(request.state, "request_id", None),
+    )
+    return Remote(system=system, runner=runner, names=runtime.names[system.name])
+
+
+RemoteDep = Annotated[Remote, Depends(get_remote)]

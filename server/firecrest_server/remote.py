@@ -1,0 +1,79 @@
+"""What an operation gets to act on the cluster: the system, commands, and SFTP, as the caller."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+import asyncssh
+
+from .config import SystemConfig
+from .errors import command_error, sftp_error
+from .filesystem.names import IdNames
+from .ssh import CommandResult, RemoteRunner
+from .ssh.pool import ConnectionLost
+
+T = TypeVar("T")
+
+
+@dataclass
+class Remote:
+    system: SystemConfig
+    runner: RemoteRunner
+    names: IdNames
+
+    @property
+    def username(self) -> str:
+        return self.runner.username
+
+    async def run(
+        self,
+        argv: Sequence[str],
+        *,
+        stdin: bytes | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float | None = None,
+        idempotent: bool = True,
+        check: bool = True,
+    ) -> CommandResult:
+        """Run a program; with ``check``, a non-zero exit becomes the mapped API error."""
+        result = await self.runner.run(
+            argv, stdin=stdin, env=env, timeout=timeout, idempotent=idempotent
+        )
+        if check and result.exit_status != 0:
+            raise command_error(result.exit_status, result.stderr_text)
+        return result
+
+    @contextlib.asynccontextmanager
+    async def sftp_session(self) -> AsyncIterator[asyncssh.SFTPClient]:
+        """The caller's shared SFTP channel, with a channel slot held for the duration."""
+        pool = self.runner.pool
+        async with pool.connection(self.username, self.runner.bearer_token) as entry:
+            try:
+                yield await entry.sftp()
+            except (asyncssh.ConnectionLost, asyncssh.ChannelOpenError, BrokenPipeError) as exc:
+                entry.close()
+                raise ConnectionLost(
+                    f"SSH connection to {pool.system_name} failed: {exc}"
+                ) from None
+
+    async def sftp(
+        self,
+        path: str,
+        operation: Callable[[asyncssh.SFTPClient], Awaitable[T]],
+        *,
+        idempotent: bool = True,
+    ) -> T:
+        """Run one SFTP operation on ``path``; SFTP failures become API errors naming ``path``."""
+        for attempt in (1, 2):
+            try:
+                async with self.sftp_session() as sftp:
+                    return await operation(sftp)
+            except asyncssh.SFTPError as exc:
+                raise sftp_error(exc, path) from None
+            except ConnectionLost:
+                if attempt == 2 or not idempotent:
+                    raise
+        raise AssertionError("unreachable")

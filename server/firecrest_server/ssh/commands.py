@@ -1,0 +1,157 @@
+"""Running programs on the cluster as the calling user.
+
+A command is always an argument list. It is joined with ``shlex.join`` — every user-supplied
+string reaches the remote shell quoted — and wrapped in a remote ``timeout`` so nothing outlives
+its request on the login node. Output is capped; every command leaves one audit log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shlex
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncssh
+
+from ..errors import PayloadTooLarge, RequestTimeout
+from .pool import ConnectionLost, SSHPool
+
+audit = logging.getLogger("firecrest_server.audit")
+
+# Exit status of coreutils' `timeout` when the time limit was hit.
+TIMEOUT_EXIT = 124
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    argv: tuple[str, ...]
+    exit_status: int
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def stdout_text(self) -> str:
+        return self.stdout.decode("utf-8", errors="replace")
+
+    @property
+    def stderr_text(self) -> str:
+        return self.stderr.decode("utf-8", errors="replace")
+
+
+def remote_command(argv: Sequence[str], timeout: float, env: dict[str, str] | None = None) -> str:
+    """The exact string sent to the remote shell. ``env`` values are quoted like everything else."""
+    prefix = ["env", *(f"{k}={v}" for k, v in (env or {}).items())] if env else []
+    # -k: if the program ignores SIGTERM, SIGKILL follows 5 s later.
+    return shlex.join(["timeout", "-k", "5", f"{max(1, round(timeout))}", *prefix, *argv])
+
+
+async def _read_capped(stream: asyncssh.SSHReader, limit: int) -> tuple[bytes, bool]:
+    chunks, size = [], 0
+    while True:
+        chunk = await stream.read(65536)
+        if not chunk:
+            return b"".join(chunks), False
+        size += len(chunk)
+        if size > limit:
+            return b"", True
+        chunks.append(chunk)
+
+
+class RemoteRunner:
+    """Runs commands for one user on one system, over that user's pooled connection."""
+
+    def __init__(
+        self,
+        pool: SSHPool,
+        username: str,
+        token: str | None,
+        *,
+        timeout: float,
+        max_output: int,
+        request_id: str | None = None,
+    ) -> None:
+        self.pool = pool
+        self.username = username
+        self.bearer_token = token
+        self.timeout = timeout
+        self.max_output = max_output
+        self.request_id = request_id
+
+    async def run(
+        self,
+        argv: Sequence[str],
+        *,
+        stdin: bytes | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float | None = None,
+        idempotent: bool = True,
+    ) -> CommandResult:
+        """Run ``argv``; on a dropped connection, retry once if the command is idempotent."""
+        try:
+            return await self._run_once(argv, stdin, env, timeout or self.timeout)
+        except ConnectionLost:
+            if not idempotent:
+                raise
+            return await self._run_once(argv, stdin, env, timeout or self.timeout)
+
+    async def _run_once(
+        self,
+        argv: Sequence[str],
+        stdin: bytes | None,
+        env: dict[str, str] | None,
+        timeout: float,
+    ) -> CommandResult:
+        command = remote_command(argv, timeout, env)
+        t0 = time.monotonic()
+        exit_status: int | None = None
+        try:
+            async with self.pool.connection(self.username, self.bearer_token) as entry:
+                try:
+                    process = await entry.conn.create_process(command, encoding=None)
+                except (asyncssh.ChannelOpenError, asyncssh.ConnectionLost, OSError) as exc:
+                    entry.close()
+                    raise ConnectionLost(
+                        f"SSH channel to {self.pool.system_name} failed: {exc}"
+                    ) from None
+                try:
+                    # The remote `timeout` normally ends the command; this local deadline covers a
+                    # login node that stops answering altogether.
+                    async with asyncio.timeout(timeout + 10):
+                        if stdin is not None:
+                            process.stdin.write(stdin)
+                        process.stdin.write_eof()
+                        (stdout, out_over), (stderr, err_over) = await asyncio.gather(
+                            _read_capped(process.stdout, self.max_output),
+                            _read_capped(process.stderr, self.max_output),
+                        )
+                        if out_over or err_over:
+                            process.kill()
+                            raise PayloadTooLarge(
+                                f"Output of the remote command exceeds {self.max_output} bytes"
+                            )
+                        completed = await process.wait(check=False)
+                except TimeoutError:
+                    raise RequestTimeout("Remote command timed out") from None
+                finally:
+                    with contextlib.suppress(Exception):
+                        process.close()
+            exit_status = completed.exit_status
+            if exit_status is None:  # killed by a signal
+                exit_status = 128 + 9 if completed.exit_signal else -1
+            return CommandResult(tuple(argv), exit_status, stdout, stderr)
+        finally:
+            audit.info(
+                "remote command",
+                extra={
+                    "request_id": self.request_id,
+                    "user": self.username,
+                    "system": self.pool.system_name,
+                    "argv": list(argv),
+                    "exit_status": exit_status,
+                    "seconds": round(time.monotonic() - t0, 4),
+                },
+            )

@@ -1,0 +1,233 @@
+"""A pool of long-lived, multiplexed SSH connections per user of one system.
+
+Each operation borrows one *channel slot* on a connection of the calling user. A connection
+carries at most ``max_channels_per_connection`` operations at once (kept below sshd's
+MaxSessions); when every connection of that user is full, the pool opens another, up to
+``max_connections_per_user``, and beyond that callers wait for a free slot. Each connection also
+keeps one SFTP channel open, shared by all SFTP operations of that user: an SFTP request on an
+open channel costs a message, not a fork and exec on the login node.
+
+Connections are opened lazily, with credentials minted at that moment; idle ones are closed by a
+reaper; keepalives detect dead peers; a connection that drops is discarded and the next borrow
+opens a fresh one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import asyncssh
+
+from ..config import SSHConfig
+from ..errors import ApiError, FailedDependency, RequestTimeout
+from .credentials import CredentialProvider
+
+log = logging.getLogger("firecrest_server.ssh")
+
+
+class ConnectionLost(FailedDependency):
+    """The SSH connection to the cluster failed; safe to retry for idempotent operations."""
+
+
+@dataclass(eq=False)
+class Connection:
+    conn: asyncssh.SSHClientConnection
+    busy: int = 0
+    last_used: float = field(default_factory=time.monotonic)
+    closed: bool = False
+    _sftp: asyncssh.SFTPClient | None = None
+    _sftp_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def sftp(self) -> asyncssh.SFTPClient:
+        if self._sftp is None:
+            async with self._sftp_lock:
+                if self._sftp is None:
+                    self._sftp = await self.conn.start_sftp_client()
+        return self._sftp
+
+    def close(self) -> None:
+        self.closed = True
+        self.conn.close()
+
+
+class _Watcher(asyncssh.SSHClient):
+    """Marks the pool entry dead the moment asyncssh notices the connection is gone."""
+
+    def __init__(self) -> None:
+        self.entry: Connection | None = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.entry is not None:
+            self.entry.closed = True
+
+
+class _UserConnections:
+    def __init__(self) -> None:
+        self.connections: list[Connection] = []
+        self.opening = 0
+        self.changed = asyncio.Condition()
+
+
+class SSHPool:
+    def __init__(
+        self, system_name: str, config: SSHConfig, credentials: CredentialProvider
+    ) -> None:
+        self.system_name = system_name
+        self._config = config
+        self._credentials = credentials
+        self._users: dict[str, _UserConnections] = {}
+        self._reaper: asyncio.Task | None = None
+        self._closing = False
+
+    # ------------------------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        self._reaper = asyncio.create_task(self._reap_idle(), name=f"ssh-reaper-{self.system_name}")
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._reaper:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+        for user in self._users.values():
+            for entry in user.connections:
+                entry.close()
+        for user in self._users.values():
+            for entry in user.connections:
+                with contextlib.suppress(Exception):
+                    await entry.conn.wait_closed()
+        self._users.clear()
+
+    async def _reap_idle(self) -> None:
+        interval = min(5.0, self._config.idle_timeout / 2)
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            for username, user in list(self._users.items()):
+                keep = []
+                for entry in user.connections:
+                    idle = entry.busy == 0 and now - entry.last_used > self._config.idle_timeout
+                    if entry.closed or idle:
+                        if not entry.closed:
+                            log.info("closing idle SSH connection", extra={"user": username})
+                        entry.close()
+                    else:
+                        keep.append(entry)
+                user.connections = keep
+                if not keep and not user.opening:
+                    del self._users[username]
+
+    def stats(self) -> dict[str, int]:
+        connections = [e for u in self._users.values() for e in u.connections if not e.closed]
+        return {
+            "users": len(self._users),
+            "connections": len(connections),
+            "channels_busy": sum(e.busy for e in connections),
+        }
+
+    # --------------------------------------------------------------------------------- borrow
+
+    @contextlib.asynccontextmanager
+    async def connection(
+        self, username: str, token: str | None = None
+    ) -> AsyncIterator[Connection]:
+        """Borrow one channel slot on one of ``username``'s connections."""
+        entry = await self._acquire(username, token)
+        try:
+            yield entry
+        finally:
+            entry.busy -= 1
+            entry.last_used = time.monotonic()
+            user = self._users.get(username)
+            if user is not None:
+                async with user.changed:
+                    user.changed.notify()
+
+    async def _acquire(self, username: str, token: str | None) -> Connection:
+        if self._closing:
+            raise ConnectionLost("The server is shutting down")
+        user = self._users.setdefault(username, _UserConnections())
+        # One slot of each connection is held by its SFTP channel.
+        per_connection = max(1, self._config.max_channels_per_connection - 1)
+        async with user.changed:
+            while True:
+                user.connections = [e for e in user.connections if not e.closed]
+                free = [e for e in user.connections if e.busy < per_connection]
+                if free:
+                    entry = min(free, key=lambda e: e.busy)
+                    entry.busy += 1
+                    return entry
+                if len(user.connections) + user.opening < self._config.max_connections_per_user:
+                    user.opening += 1
+                    break
+                await user.changed.wait()
+        try:
+            entry = await self._open(username, token)
+        finally:
+            user.opening -= 1
+        async with user.changed:
+            entry.busy += 1
+            user.connections.append(entry)
+            user.changed.notify_all()
+        return entry
+
+    async def _open(self, username: str, token: str | None) -> Connection:
+        config = self._config
+        key, cert = await self._credentials.client_key(username, token)
+        options = dict(
+            username=username,
+            client_keys=[(key, cert)] if cert else [key],
+            known_hosts=str(config.known_hosts),
+            agent_path=None,
+            agent_forwarding=False,
+            x11_forwarding=False,
+            connect_timeout=config.connect_timeout,
+            login_timeout=config.connect_timeout,
+            keepalive_interval=config.keepalive_interval,
+            keepalive_count_max=3,
+            # Never read the server process's ~/.ssh/config or keys: only what we configure.
+            config=None,
+            preferred_auth="publickey",
+            ignore_encrypted=True,
+        )
+        watcher = _Watcher()
+        t0 = time.monotonic()
+        try:
+            if config.proxy is not None:
+                tunnel = await asyncssh.connect(config.proxy.host, config.proxy.port, **options)
+                conn = await asyncssh.connect(
+                    config.host,
+                    config.port,
+                    tunnel=tunnel,
+                    client_factory=lambda: watcher,
+                    **options,
+                )
+            else:
+                conn = await asyncssh.connect(
+                    config.host, config.port, client_factory=lambda: watcher, **options
+                )
+        except asyncssh.PermissionDenied:
+            # The cluster refused the certificate: a misconfiguration (CA not trusted, user
+            # unknown there), not a transient fault.
+            raise ApiError(
+                f"SSH login to {self.system_name} as {username} was refused",
+            ) from None
+        except TimeoutError:
+            raise RequestTimeout(f"SSH connection to {self.system_name} timed out") from None
+        except (OSError, asyncssh.Error) as exc:
+            raise ConnectionLost(
+                f"Cannot connect to {self.system_name} over SSH: {type(exc).__name__}: {exc}"
+            ) from None
+        entry = Connection(conn)
+        watcher.entry = entry
+        log.info(
+            "opened SSH connection",
+            extra={"user": username, "system": self.system_name, "seconds": time.monotonic() - t0},
+        )
+        return entry

@@ -32,7 +32,7 @@ from pathlib import Path
 import asyncssh
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.stack import StackInfo, new_stack_dir, stack_down, stack_up  # noqa: E402
+from tests.stack import StackInfo, new_stack_dir, stack_down, stack_up
 
 STAT_ARGV = "stat -c '%f %i %d %h %u %g %s %X %Y %Z' -- /home/alice/.bashrc"
 
@@ -148,7 +148,8 @@ def run(stack: StackInfo, levels: list[int], seconds: float) -> list[dict]:
 def _format_row(row: dict) -> str:
     a, e, s = row["api"], row["raw_exec"], row["raw_sftp"]
     return (
-        f"{row['clients']:>7} | {a['rps']:8.0f} {a['p50_ms']:7.1f} {a['p99_ms']:7.1f} {a['errors']:>4}"
+        f"{row['clients']:>7} | {a['rps']:8.0f} {a['p50_ms']:7.1f} {a['p99_ms']:7.1f}"
+        f" {a['errors']:>4}"
         f" | {e['rps']:8.0f} {e['p50_ms']:7.1f} {e['p99_ms']:7.1f}"
         f" | {s['rps']:8.0f} {s['p50_ms']:7.1f} {s['p99_ms']:7.1f}"
         f" | {a['rps'] / e['rps']:6.2f}x {a['p99_ms'] / e['p99_ms']:6.2f}x"

@@ -185,6 +185,11 @@ _STDERR_STATUS: tuple[tuple[str, type[ApiError]], ...] = (
     ("Is a directory", BadRequest),
     ("Directory not empty", BadRequest),
     ("invalid mode", BadRequest),
+    # extract of something that is not an archive in the stated compression (tar, gzip, bzip2, xz)
+    ("does not look like a tar archive", BadRequest),
+    ("not in gzip format", BadRequest),
+    ("is not a bzip2 file", BadRequest),
+    ("File format not recognized", BadRequest),
 )
 
 

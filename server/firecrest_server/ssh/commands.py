@@ -12,7 +12,7 @@ import contextlib
 import logging
 import shlex
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import asyncssh
@@ -81,6 +81,34 @@ class RemoteRunner:
         self.max_output = max_output
         self.request_id = request_id
 
+    @contextlib.asynccontextmanager
+    async def open_process(
+        self, argv: Sequence[str], *, timeout: float
+    ) -> AsyncIterator[asyncssh.SSHClientProcess]:
+        """A running remote process whose stdin/stdout the caller streams (bytes).
+
+        For transfers that must not be held in memory: the caller reads and writes in chunks
+        and waits for the exit itself. Not retried: a stream cannot be replayed.
+        """
+        command = remote_command(argv, timeout)
+        t0 = time.monotonic()
+        process = None
+        try:
+            async with self.pool.connection(self.username, self.bearer_token) as entry:
+                try:
+                    process = await entry.conn.create_process(command, encoding=None)
+                except (asyncssh.ChannelOpenError, asyncssh.ConnectionLost, OSError) as exc:
+                    entry.close()
+                    raise ConnectionLost(
+                        f"SSH channel to {self.pool.system_name} failed: {exc}"
+                    ) from None
+                try:
+                    yield process
+                finally:
+                    process.close()
+        finally:
+            self._audit(argv, process.exit_status if process is not None else None, t0)
+
     async def run(
         self,
         argv: Sequence[str],
@@ -144,14 +172,17 @@ class RemoteRunner:
                 exit_status = 128 + 9 if completed.exit_signal else -1
             return CommandResult(tuple(argv), exit_status, stdout, stderr)
         finally:
-            audit.info(
-                "remote command",
-                extra={
-                    "request_id": self.request_id,
-                    "user": self.username,
-                    "system": self.pool.system_name,
-                    "argv": list(argv),
-                    "exit_status": exit_status,
-                    "seconds": round(time.monotonic() - t0, 4),
-                },
-            )
+            self._audit(argv, exit_status, t0)
+
+    def _audit(self, argv: Sequence[str], exit_status: int | None, t0: float) -> None:
+        audit.info(
+            "remote command",
+            extra={
+                "request_id": self.request_id,
+                "user": self.username,
+                "system": self.pool.system_name,
+                "argv": list(argv),
+                "exit_status": exit_status,
+                "seconds": round(time.monotonic() - t0, 4),
+            },
+        )

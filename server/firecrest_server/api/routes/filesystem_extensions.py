@@ -1,0 +1,73 @@
+"""Extensions beyond FirecREST v2 under /filesystem/{system}/ops (OpenAPI tag "extensions").
+
+Each is advertised in /status/systems (`systems[].server.capabilities`) so clients can detect it
+and fall back to standard FirecREST requests against servers that lack it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from ...filesystem import copying, trees
+from ...filesystem.paths import checked_path
+from ...models.extensions import CopyRequest, MoveRequest
+from ..deps import RemoteDep
+
+router = APIRouter(prefix="/filesystem/{system_name}/ops", tags=["extensions"])
+
+CAPABILITIES = ["filesystem.ops.cp", "filesystem.ops.mv", "filesystem.tree"]
+
+
+@router.post("/cp", status_code=204, summary="Copy a file or directory tree (synchronous)")
+async def cp(remote: RemoteDep, body: CopyRequest) -> Response:
+    source = checked_path(remote.system, body.source_path, "sourcePath")
+    target = checked_path(remote.system, body.target_path, "targetPath")
+    await copying.copy(remote, source, target, body.dereference)
+    return Response(status_code=204)
+
+
+@router.post("/mv", status_code=204, summary="Move or rename a file or directory (synchronous)")
+async def mv(remote: RemoteDep, body: MoveRequest) -> Response:
+    source = checked_path(remote.system, body.source_path, "sourcePath")
+    target = checked_path(remote.system, body.target_path, "targetPath")
+    await copying.move(remote, source, target)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/tree",
+    summary="Download a directory's contents as one tar stream",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/x-tar": {}}}},
+)
+async def download_tree(
+    remote: RemoteDep,
+    path: Annotated[str, Query(description="Directory on the system")],
+    dereference: bool = False,
+) -> StreamingResponse:
+    directory = checked_path(remote.system, path)
+    stream = await trees.download(remote, directory, dereference)
+    return StreamingResponse(stream, media_type="application/x-tar")
+
+
+@router.put(
+    "/tree",
+    status_code=204,
+    summary="Unpack a tar stream (the request body) into an existing directory",
+    openapi_extra={
+        "requestBody": {
+            "content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}}}
+        }
+    },
+)
+async def upload_tree(
+    remote: RemoteDep,
+    request: Request,
+    path: Annotated[str, Query(description="Existing directory on the system")],
+) -> Response:
+    directory = checked_path(remote.system, path)
+    await trees.upload(remote, directory, request.stream())
+    return Response(status_code=204)

@@ -1,0 +1,90 @@
+"""/filesystem/{system}/transfer: file operations run as scheduler jobs (FirecREST v2)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from ...filesystem import archives, copying, transfer_jobs
+from ...filesystem.changes import rm_argv
+from ...filesystem.paths import checked_path
+from ...models.transfer import (
+    TransferCompressRequest,
+    TransferCopyRequest,
+    TransferExtractRequest,
+    TransferJobResponse,
+    TransferMoveRequest,
+)
+from ..deps import RemoteDep
+
+router = APIRouter(prefix="/filesystem/{system_name}/transfer", tags=["filesystem"])
+
+
+@router.post("/cp", status_code=201, response_model=TransferJobResponse)
+async def cp(remote: RemoteDep, body: TransferCopyRequest) -> TransferJobResponse:
+    source = checked_path(remote.system, body.source_path, "sourcePath")
+    target = checked_path(remote.system, body.target_path, "targetPath")
+    job = await transfer_jobs.submit(
+        remote,
+        "CopyFiles",
+        [copying.cp_argv(source, target, body.dereference)],
+        "Files were successfully copied.",
+        body.account,
+    )
+    return TransferJobResponse(transfer_job=job)
+
+
+@router.post("/mv", status_code=201, response_model=TransferJobResponse)
+async def mv(remote: RemoteDep, body: TransferMoveRequest) -> TransferJobResponse:
+    source = checked_path(remote.system, body.source_path, "sourcePath")
+    target = checked_path(remote.system, body.target_path, "targetPath")
+    job = await transfer_jobs.submit(
+        remote,
+        "MoveFiles",
+        [copying.mv_argv(source, target)],
+        "Files were successfully moved.",
+        body.account,
+    )
+    return TransferJobResponse(transfer_job=job)
+
+
+@router.delete("/rm", status_code=200, response_model=TransferJobResponse)
+async def rm(
+    remote: RemoteDep,
+    path: Annotated[str, Query()],
+    account: Annotated[str | None, Query()] = None,
+) -> TransferJobResponse:
+    target = checked_path(remote.system, path)
+    job = await transfer_jobs.submit(
+        remote, "DeleteFiles", [rm_argv(target)], "Files were successfully removed.", account
+    )
+    return TransferJobResponse(transfer_job=job)
+
+
+@router.post("/compress", status_code=201, response_model=TransferJobResponse)
+async def compress(remote: RemoteDep, body: TransferCompressRequest) -> TransferJobResponse:
+    source = checked_path(remote.system, body.path, "sourcePath")
+    target = checked_path(remote.system, body.target_path, "targetPath")
+    argv = archives.compress_argv(
+        source,
+        target,
+        compression=body.compression,
+        dereference=body.dereference,
+        match_pattern=body.match_pattern,
+    )
+    job = await transfer_jobs.submit(
+        remote, "CompressFiles", [argv], "Files were successfully compressed.", body.account
+    )
+    return TransferJobResponse(transfer_job=job)
+
+
+@router.post("/extract", status_code=201, response_model=TransferJobResponse)
+async def extract(remote: RemoteDep, body: TransferExtractRequest) -> TransferJobResponse:
+    source = checked_path(remote.system, body.path, "sourcePath")
+    target = checked_path(remote.system, body.target_path, "targetPath")
+    argv = archives.extract_argv(source, target, body.compression)
+    job = await transfer_jobs.submit(
+        remote, "ExtractFiles", [argv], "Files were successfully extracted.", body.account
+    )
+    return TransferJobResponse(transfer_job=job)

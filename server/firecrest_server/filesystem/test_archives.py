@@ -1,0 +1,201 @@
+"""tar arguments for compress/extract, and the matchPattern script run locally on hostile names."""
+
+from __future__ import annotations
+
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from ..errors import BadRequest, RequestTimeout
+from ..remote import Remote
+from ..ssh import CommandResult
+from .archives import (
+    MATCHING_FILES_SCRIPT,
+    compress,
+    compress_argv,
+    extract,
+    extract_argv,
+    split_source,
+)
+from .names import IdNames
+
+
+def test_split_source() -> None:
+    assert split_source("/home/a/dir") == ("/home/a", "dir")
+    assert split_source("/home") == ("/", "home")
+    assert split_source("/") == ("/", ".")
+
+
+@pytest.mark.parametrize(
+    ("compression", "flags"),
+    [("none", []), ("gzip", ["-z"]), ("bzip2", ["-j"]), ("xz", ["-J"])],
+)
+def test_compress_argv(compression: str, flags: list[str]) -> None:
+    argv = compress_argv("/home/a/src", "/home/a/out.tar", compression=compression)
+    assert argv == ["tar", "-c", *flags, "-f", "/home/a/out.tar", "-C", "/home/a", "--", "src"]
+
+
+def test_compress_argv_dereference() -> None:
+    argv = compress_argv("/home/a/src", "/home/a/o.tgz", dereference=True)
+    assert argv == [
+        "tar",
+        "-c",
+        "-z",
+        "--dereference",
+        "-f",
+        "/home/a/o.tgz",
+        "-C",
+        "/home/a",
+        "--",
+        "src",
+    ]
+
+
+def test_compress_argv_empty_pattern_means_no_pattern() -> None:
+    assert compress_argv("/a/b", "/a/c", match_pattern="")[0] == "tar"
+
+
+def test_compress_argv_with_pattern_keeps_user_values_out_of_the_script() -> None:
+    pattern = "$(touch /tmp/x)'\"`id`"
+    argv = compress_argv(
+        "/home/a/$(id)", "/home/a/o.tar", compression="xz", dereference=True, match_pattern=pattern
+    )
+    assert argv[:4] == ["bash", "-c", MATCHING_FILES_SCRIPT, "bash"]
+    assert argv[4:] == [
+        "/home/a",
+        "-L",
+        "./$(id)",
+        pattern,
+        "-c",
+        "-J",
+        "--dereference",
+        "-f",
+        "/home/a/o.tar",
+    ]
+
+
+def test_compress_argv_with_pattern_without_dereference_does_not_follow_links() -> None:
+    argv = compress_argv("/h/s", "/h/o", match_pattern=".*")
+    assert argv[5] == "-P"
+
+
+@pytest.mark.parametrize(
+    ("compression", "flags"),
+    [("none", []), ("gzip", ["-z"]), ("bzip2", ["-j"]), ("xz", ["-J"])],
+)
+def test_extract_argv(compression: str, flags: list[str]) -> None:
+    assert extract_argv("/h/a.tar", "/h/out", compression) == [
+        "tar",
+        "-x",
+        *flags,
+        "-f",
+        "/h/a.tar",
+        "-C",
+        "/h/out",
+    ]
+
+
+HOSTILE = ["$(touch CANARY)", "`touch CANARY`", "a'b", 'a"b', "new\nline", "-rf", "ünï ☃", "x;y"]
+
+
+def _run(argv: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, capture_output=True, text=True, check=False)
+
+
+def test_matching_files_script_with_hostile_names(tmp_path: Path) -> None:
+    source = tmp_path / "-src $(touch CANARY)"
+    (source / "sub").mkdir(parents=True)
+    for name in HOSTILE:
+        (source / "sub" / f"{name}.txt").write_text(name)
+        (source / f"{name}.dat").write_text(name)
+    archive = tmp_path / "out.tar"
+    result = _run(
+        compress_argv(str(source), str(archive), compression="none", match_pattern=r".*\.txt")
+    )
+    assert result.returncode == 0, result.stderr
+    with tarfile.open(archive) as tar:
+        members = sorted(tar.getnames())
+    # In find's regex syntax `.` does not match a newline: that one name is not selected.
+    expected = [f"./{source.name}/sub/{name}.txt" for name in HOSTILE if "\n" not in name]
+    assert members == sorted(expected)
+    assert not list(tmp_path.rglob("CANARY"))
+    assert not Path("CANARY").exists()
+
+
+def test_matching_files_script_with_a_hostile_pattern(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "f.txt").write_text("x")
+    for pattern in ["$(touch CANARY)", "`touch CANARY`", "'; touch CANARY; '", "-delete"]:
+        result = _run(compress_argv(str(source), str(tmp_path / "o.tgz"), match_pattern=pattern))
+        assert result.returncode == 0, result.stderr
+    assert (source / "f.txt").exists()
+    assert not list(tmp_path.rglob("CANARY"))
+
+
+def test_matching_files_script_fails_on_a_missing_source(tmp_path: Path) -> None:
+    result = _run(
+        compress_argv(str(tmp_path / "nope"), str(tmp_path / "o.tar"), match_pattern=".*")
+    )
+    assert result.returncode != 0
+    assert "No such file or directory" in result.stderr
+
+
+def test_plain_compress_and_extract_round_trip(tmp_path: Path) -> None:
+    source = tmp_path / "-n"
+    source.mkdir()
+    (source / "--help").write_text("payload")
+    archive = tmp_path / "a.tar.bz2"
+    result = _run(compress_argv(str(source), str(archive), compression="bzip2"))
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "out"
+    out.mkdir()
+    result = _run(extract_argv(str(archive), str(out), "bzip2"))
+    assert result.returncode == 0, result.stderr
+    assert (out / "-n" / "--help").read_text() == "payload"
+
+
+# ------------------------------------------------------------------------- through Remote.run
+
+
+class _Runner:
+    """Stands in for the SSH runner: records argv and answers with a fixed exit status."""
+
+    def __init__(self, exit_status: int, stderr: bytes = b"") -> None:
+        self.exit_status, self.stderr = exit_status, stderr
+        self.calls: list[tuple[list[str], float | None]] = []
+        self.username = "alice"
+
+    async def run(self, argv, *, stdin=None, env=None, timeout=None, idempotent=True):
+        self.calls.append((list(argv), timeout))
+        return CommandResult(tuple(argv), self.exit_status, b"", self.stderr)
+
+
+def _remote(runner: _Runner) -> Remote:
+    return Remote(system=None, runner=runner, names=IdNames())  # type: ignore[arg-type]
+
+
+async def test_a_remote_timeout_is_408_so_pyfirecrest_falls_back_to_a_transfer_job() -> None:
+    runner = _Runner(124)
+    with pytest.raises(RequestTimeout):
+        await compress(_remote(runner), "/h/src", "/h/o.tgz")
+    with pytest.raises(RequestTimeout):
+        await extract(_remote(runner), "/h/o.tgz", "/h/out")
+    # No per-call override: the runner's timeout is the system's ssh.command_timeout.
+    assert [timeout for _, timeout in runner.calls] == [None, None]
+
+
+async def test_compress_passes_its_arguments() -> None:
+    runner = _Runner(0)
+    await compress(_remote(runner), "/h/src", "/h/o.tar", compression="none", dereference=True)
+    assert runner.calls[0][0] == compress_argv(
+        "/h/src", "/h/o.tar", compression="none", dereference=True
+    )
+
+
+async def test_not_an_archive_is_400() -> None:
+    runner = _Runner(2, b"tar: This does not look like a tar archive\n")
+    with pytest.raises(BadRequest, match="does not look like a tar archive"):
+        await extract(_remote(runner), "/h/f.txt", "/h/out", "none")

@@ -1,0 +1,265 @@
+"""Upload and download over an in-memory SFTP server: names, limits, atomic replace, cleanup."""
+
+from __future__ import annotations
+
+import contextlib
+import posixpath
+import stat as stat_module
+from collections.abc import AsyncIterator
+
+import asyncssh
+import pytest
+
+from ..errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
+from .direct_transfer import (
+    CHUNK,
+    check_file_name,
+    open_download,
+    temporary_name,
+    upload,
+)
+
+# --------------------------------------------------------------------------------- fake SFTP
+
+
+class FakeFile:
+    def __init__(self, server: FakeSFTP, path: str) -> None:
+        self.server, self.path, self.offset = server, path, 0
+        self.closed = False
+
+    async def __aenter__(self) -> FakeFile:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.closed = True
+
+    async def write(self, data: bytes) -> None:
+        if self.server.fail_write:
+            raise asyncssh.SFTPFailure("Disk quota exceeded")
+        self.server.writes.append(len(data))
+        self.server.files[self.path] += data
+
+    async def chmod(self, mode: int) -> None:
+        self.server.modes[self.path] = mode
+
+    async def read(self, size: int, offset: int) -> bytes:
+        return self.server.files[self.path][offset : offset + size]
+
+    async def stat(self) -> asyncssh.SFTPAttrs:
+        return await self.server.lstat(self.path)
+
+
+class FakeSFTP:
+    def __init__(self) -> None:
+        self.dirs = {"/home", "/home/a"}
+        self.files: dict[str, bytearray] = {}
+        self.modes: dict[str, int] = {}
+        self.writes: list[int] = []
+        self.fail_write = False
+        self.opened: list[FakeFile] = []
+
+    async def lstat(self, path: str) -> asyncssh.SFTPAttrs:
+        if path.startswith("/home/b"):
+            raise asyncssh.SFTPPermissionDenied("Permission denied")
+        if path in self.dirs:
+            return asyncssh.SFTPAttrs(permissions=stat_module.S_IFDIR | 0o755)
+        if path in self.files:
+            mode = self.modes.get(path, 0o644)
+            return asyncssh.SFTPAttrs(
+                permissions=stat_module.S_IFREG | mode, size=len(self.files[path])
+            )
+        raise asyncssh.SFTPNoSuchFile("No such file")
+
+    async def open(self, path: str, mode: object, encoding: object = None) -> FakeFile:
+        if path.startswith("/home/b"):
+            raise asyncssh.SFTPPermissionDenied("Permission denied")
+        if mode == "rb":
+            await self.lstat(path)
+        else:
+            if posixpath.dirname(path) not in self.dirs:
+                raise asyncssh.SFTPNoSuchFile("No such file")
+            assert path not in self.files, "opened with FXF_EXCL"
+            self.files[path] = bytearray()
+        file = FakeFile(self, path)
+        self.opened.append(file)
+        return file
+
+    async def posix_rename(self, source: str, target: str) -> None:
+        self.files[target] = self.files.pop(source)
+        if source in self.modes:
+            self.modes[target] = self.modes.pop(source)
+        else:
+            self.modes.pop(target, None)
+
+    async def remove(self, path: str) -> None:
+        del self.files[path]
+
+
+class FakeRemote:
+    def __init__(self) -> None:
+        self.server = FakeSFTP()
+        self.sessions_open = 0
+
+    @contextlib.asynccontextmanager
+    async def sftp_session(self) -> AsyncIterator[FakeSFTP]:
+        self.sessions_open += 1
+        try:
+            yield self.server
+        finally:
+            self.sessions_open -= 1
+
+
+async def _chunks(*parts: bytes) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
+# ---------------------------------------------------------------------------------- names
+
+
+@pytest.mark.parametrize("name", ["a.txt", "-rf", "$(id)", "new\nline", "ünï ☃", ".hidden", "..."])
+def test_plain_names_are_accepted(name: str) -> None:
+    assert check_file_name(name) == name
+
+
+@pytest.mark.parametrize("name", [None, "", ".", "..", "a/b", "/etc/passwd", "../x", "a\x00b"])
+def test_paths_and_special_names_are_400(name) -> None:
+    with pytest.raises(BadRequest):
+        check_file_name(name)
+
+
+def test_names_longer_than_name_max_are_400() -> None:
+    check_file_name("x" * 255)
+    with pytest.raises(BadRequest, match="255 bytes"):
+        check_file_name("é" * 128)
+
+
+def test_temporary_names_are_hidden_unique_and_short() -> None:
+    names = {temporary_name("x" * 255) for _ in range(100)}
+    assert len(names) == 100
+    assert all(n.startswith(".") and ".fcpart-" in n and len(n) < 80 for n in names)
+
+
+# ----------------------------------------------------------------------------------- upload
+
+
+async def test_upload_writes_the_file_and_leaves_no_temporary() -> None:
+    remote = FakeRemote()
+    size = await upload(remote, "/home/a", "f.txt", _chunks(b"hello ", b"world"), limit=100)
+    assert size == 11
+    assert remote.server.files == {"/home/a/f.txt": bytearray(b"hello world")}
+    assert remote.sessions_open == 0
+
+
+async def test_upload_writes_in_bounded_batches() -> None:
+    remote = FakeRemote()
+    piece = b"x" * 65536
+    await upload(remote, "/home/a", "big", _chunks(*[piece] * 10), limit=10 * len(piece))
+    assert max(remote.server.writes) <= CHUNK + len(piece)
+    assert sum(remote.server.writes) == 10 * len(piece)
+
+
+async def test_upload_replaces_a_file_keeping_its_permissions() -> None:
+    remote = FakeRemote()
+    remote.server.files["/home/a/run.sh"] = bytearray(b"old")
+    remote.server.modes["/home/a/run.sh"] = 0o750
+    await upload(remote, "/home/a", "run.sh", _chunks(b"new"), limit=100)
+    assert remote.server.files == {"/home/a/run.sh": bytearray(b"new")}
+    assert remote.server.modes["/home/a/run.sh"] == 0o750
+
+
+async def test_upload_over_the_limit_is_413_and_removes_the_partial_file() -> None:
+    remote = FakeRemote()
+    with pytest.raises(PayloadTooLarge):
+        await upload(remote, "/home/a", "f", _chunks(b"12345", b"67890", b"x"), limit=10)
+    assert remote.server.files == {}
+
+
+async def test_upload_of_exactly_the_limit_is_fine() -> None:
+    remote = FakeRemote()
+    assert await upload(remote, "/home/a", "f", _chunks(b"12345", b"67890"), limit=10) == 10
+
+
+async def test_a_failing_body_removes_the_partial_file_and_keeps_the_old_one() -> None:
+    remote = FakeRemote()
+    remote.server.files["/home/a/f"] = bytearray(b"old")
+
+    async def broken() -> AsyncIterator[bytes]:
+        yield b"partial"
+        raise BadRequest("Invalid multipart data")
+
+    with pytest.raises(BadRequest):
+        await upload(remote, "/home/a", "f", broken(), limit=100)
+    assert remote.server.files == {"/home/a/f": bytearray(b"old")}
+
+
+async def test_a_failing_write_is_mapped_and_cleaned_up() -> None:
+    remote = FakeRemote()
+    remote.server.fail_write = True
+    with pytest.raises(Exception, match="/home/a/f: Disk quota exceeded"):
+        await upload(remote, "/home/a", "f", _chunks(b"data"), limit=100)
+    assert remote.server.files == {}
+
+
+async def test_upload_onto_a_directory_is_400() -> None:
+    remote = FakeRemote()
+    remote.server.dirs.add("/home/a/d")
+    with pytest.raises(BadRequest, match="/home/a/d: Is a directory"):
+        await upload(remote, "/home/a", "d", _chunks(b"x"), limit=100)
+
+
+async def test_upload_into_a_missing_directory_is_404_naming_it() -> None:
+    with pytest.raises(NotFound) as excinfo:
+        await upload(FakeRemote(), "/home/a/nope", "f", _chunks(b"x"), limit=100)
+    assert excinfo.value.message == "/home/a/nope: No such file or directory"
+
+
+async def test_upload_into_a_forbidden_directory_is_403() -> None:
+    with pytest.raises(Forbidden):
+        await upload(FakeRemote(), "/home/b", "f", _chunks(b"x"), limit=100)
+
+
+# --------------------------------------------------------------------------------- download
+
+
+async def test_download_streams_exactly_the_size_it_announced() -> None:
+    remote = FakeRemote()
+    data = bytes(range(256)) * 4096  # 1 MiB
+    remote.server.files["/home/a/f"] = bytearray(data)
+    source = await open_download(remote, "/home/a/f", limit=len(data))
+    assert source.size == len(data)
+    remote.server.files["/home/a/f"] += b"grown meanwhile"
+    chunks = [chunk async for chunk in source.chunks()]
+    assert b"".join(chunks) == data
+    assert max(map(len, chunks)) <= CHUNK
+    assert remote.sessions_open == 1
+    await source.aclose()
+    assert remote.sessions_open == 0
+    assert remote.server.opened[-1].closed
+
+
+async def test_download_of_a_file_that_shrank_ends_early() -> None:
+    remote = FakeRemote()
+    remote.server.files["/home/a/f"] = bytearray(b"x" * 10)
+    source = await open_download(remote, "/home/a/f", limit=100)
+    del remote.server.files["/home/a/f"][5:]
+    assert b"".join([chunk async for chunk in source.chunks()]) == b"x" * 5
+    await source.aclose()
+
+
+@pytest.mark.parametrize(
+    ("path", "error", "message"),
+    [
+        ("/home/a/missing", NotFound, "/home/a/missing: No such file or directory"),
+        ("/home/b/f", Forbidden, "/home/b/f: Permission denied"),
+        ("/home/a", BadRequest, "/home/a: Is a directory"),
+        ("/home/a/big", PayloadTooLarge, "larger than 10 bytes"),
+    ],
+)
+async def test_download_refusals_release_the_session(path, error, message) -> None:
+    remote = FakeRemote()
+    remote.server.files["/home/a/big"] = bytearray(b"x" * 11)
+    with pytest.raises(error, match=message):
+        await open_download(remote, path, limit=10)
+    assert remote.sessions_open == 0
+    assert all(f.closed for f in remote.server.opened)

@@ -1,0 +1,76 @@
+"""Transfer jobs: cp, mv, rm, compress and extract as Slurm batch jobs (FirecREST v2 /transfer).
+
+For work too long for a synchronous request. The job script is generated: every command is an
+argv list joined with ``shlex.join`` (single-quoted, newlines included), so no user value is
+ever script text. The last line prints the phrase clients look for in the job's output log
+("Files were successfully ..."); with ``set -e`` it is printed only if every command succeeded.
+"""
+
+from __future__ import annotations
+
+import shlex
+import uuid
+from collections.abc import Sequence
+
+from ..config import SystemConfig
+from ..errors import BadRequest
+from ..models.compute import JobDescription
+from ..models.transfer import TransferJob, TransferJobLogs
+from ..remote import Remote
+from ..scheduler import jobs
+
+
+def transfer_script(
+    commands: Sequence[Sequence[str]], success: str, directives: Sequence[str] = ()
+) -> str:
+    lines = ["#!/bin/bash", *directives, "set -euo pipefail"]
+    lines += [shlex.join(argv) for argv in commands]
+    lines.append(shlex.join(["echo", success]))
+    return "\n".join(lines) + "\n"
+
+
+def _directives(system: SystemConfig, account: str | None) -> list[str]:
+    directives = []
+    for line in system.data_operation.transfer_job_directives:
+        if "{account}" in line:
+            if not account:
+                raise BadRequest("`account` is required for transfer jobs on this system")
+            line = line.replace("{account}", account)
+        directives.append(line)
+    return directives
+
+
+def work_directory(system: SystemConfig, username: str) -> str:
+    """Where transfer jobs run and keep their logs: ``<default work dir fs>/<username>``."""
+    default = next((fs for fs in system.file_systems if fs.default_work_dir), None)
+    if default is None:
+        raise BadRequest(f"system {system.name} has no default work directory for transfer jobs")
+    return f"{default.path.rstrip('/')}/{username}"
+
+
+async def submit(
+    remote: Remote,
+    name: str,
+    commands: Sequence[Sequence[str]],
+    success: str,
+    account: str | None = None,
+) -> TransferJob:
+    system = remote.system
+    directory = work_directory(system, remote.username)
+    tag = uuid.uuid4().hex
+    logs = TransferJobLogs(
+        output_log=f"{directory}/.f7t_file_handling_job_{tag}.log",
+        error_log=f"{directory}/.f7t_file_handling_job_error_{tag}.log",
+    )
+    script = transfer_script(commands, success, _directives(system, account))
+    job = JobDescription(
+        name=name,
+        account=account or None,
+        working_directory=directory,
+        standard_input="/dev/null",
+        standard_output=logs.output_log,
+        standard_error=logs.error_log,
+        script=script,
+    )
+    job_id = await jobs.submit(remote, job)
+    return TransferJob(job_id=job_id, system=system.name, working_directory=directory, logs=logs)

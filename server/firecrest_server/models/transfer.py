@@ -1,0 +1,52 @@
+from pydantic import AliasChoices, Field
+
+from .base import CamelModel
+from .filesystem import Compression
+
+
+class TransferJobLogs(CamelModel):
+    output_log: str
+    error_log: str
+
+
+class TransferJob(CamelModel):
+    job_id: str
+    system: str
+    working_directory: str
+    logs: TransferJobLogs
+
+
+class TransferJobResponse(CamelModel):
+    transfer_job: TransferJob
+
+
+_SOURCE = AliasChoices("sourcePath", "source_path", "path")
+
+
+class TransferCopyRequest(CamelModel):
+    source_path: str = Field(validation_alias=_SOURCE)
+    target_path: str
+    account: str | None = None
+    dereference: bool = False
+
+
+class TransferMoveRequest(CamelModel):
+    source_path: str = Field(validation_alias=_SOURCE)
+    target_path: str
+    account: str | None = None
+
+
+class TransferCompressRequest(CamelModel):
+    path: str = Field(validation_alias=AliasChoices("path", "sourcePath", "source_path"))
+    target_path: str
+    match_pattern: str | None = None
+    dereference: bool = False
+    compression: Compression = "gzip"
+    account: str | None = None
+
+
+class TransferExtractRequest(CamelModel):
+    path: str = Field(validation_alias=AliasChoices("path", "sourcePath", "source_path"))
+    target_path: str
+    compression: Compression = "gzip"
+    account: str | None = None

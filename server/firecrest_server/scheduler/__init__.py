@@ -1,0 +1,1 @@
+"""The batch scheduler (Slurm) over SSH: pure argv builders and parsers, and the operations."""

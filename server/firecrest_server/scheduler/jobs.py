@@ -1,0 +1,255 @@
+"""Job operations: submit, list, get, metadata, cancel, attach — Slurm over the caller's SSH.
+
+A job id that a submit returned is never answered with "not found" afterwards (the worst known
+failure of FirecREST for AiiDA users, who read it as "finished"). squeue and sacct are asked
+together; if neither lists the job yet, a marker the submit left on the cluster, in the user's
+home, tells that the id was issued, and the job is reported PENDING. The marker lives on the
+cluster, not in this process, so this holds across replicas and restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+
+import asyncssh
+
+from ..errors import ApiError, BadRequest, Forbidden, NotFound, ServiceUnavailable, command_error
+from ..filesystem.paths import checked_path
+from ..models.compute import Job, JobDescription, JobMetadata, JobStatus, JobTime
+from ..remote import Remote
+from ..ssh import CommandResult
+from . import slurm_jobs as slurm
+
+# Relative SFTP paths resolve against the user's home directory.
+MARKER_DIR = ".firecrest-server/submitted"
+# How long after its submission an id that Slurm does not list is still reported PENDING.
+UNLISTED_GRACE = 3600.0
+_NOT_FOUND = "Job not found"
+_QUOTA = ("QOSMax", "QOSMin", "AssocMax", "AssocMin", "Job violates accounting/QOS policy")
+
+
+def _submit_error(result: CommandResult) -> ApiError:
+    stderr = result.stderr_text
+    if any(marker in stderr for marker in _QUOTA):
+        return Forbidden(f"Job submission refused by a scheduler limit: {stderr.strip()}")
+    for phrase in (
+        "Invalid account",
+        "invalid partition",
+        "Invalid qos",
+        "Requested reservation",
+        "Invalid feature specification",
+        "Invalid directive",
+        "unrecognized option",
+    ):
+        if phrase.lower() in stderr.lower():
+            return BadRequest(f"Job submission refused: {stderr.strip()}")
+    return command_error(result.exit_status, stderr)
+
+
+async def submit(remote: Remote, job: JobDescription) -> str:
+    working_directory = checked_path(remote.system, job.working_directory, "workingDirectory")
+    if (job.script is None) == (job.script_path is None):
+        raise BadRequest("give exactly one of `script` or `scriptPath`")
+    script_path = None
+    if job.script_path is not None:
+        script_path = checked_path(remote.system, job.script_path, "scriptPath")
+    argv = slurm.sbatch_argv(job, working_directory, script_path)
+    env = slurm.job_environment(job.env)
+    stdin = job.script.encode() if job.script is not None else None
+    # Not idempotent: a retried sbatch could submit twice.
+    result = await remote.run(
+        argv,
+        stdin=stdin,
+        env=env,
+        timeout=remote.system.scheduler.command_timeout,
+        idempotent=False,
+        check=False,
+    )
+    if result.exit_status != 0:
+        raise _submit_error(result)
+    job_id = slurm.parse_job_id(result.stdout_text)
+    await _leave_marker(remote, job_id)
+    return job_id
+
+
+async def _leave_marker(remote: Remote, job_id: str) -> None:
+    path = f"{MARKER_DIR}/{job_id}"
+
+    async def write(sftp: asyncssh.SFTPClient) -> None:
+        try:
+            async with sftp.open(path, "w"):
+                pass
+        except asyncssh.SFTPNoSuchFile:
+            await sftp.makedirs(MARKER_DIR, exist_ok=True)
+            async with sftp.open(path, "w"):
+                pass
+
+    await remote.sftp(path, write)
+    if random.random() < 0.01:  # noqa: S311 - occasional housekeeping, not security
+        await remote.run(
+            ["find", MARKER_DIR, "-type", "f", "-mmin", "+1440", "-delete"], check=False
+        )
+
+
+async def _marker_age(remote: Remote, job_id: str) -> float | None:
+    path = f"{MARKER_DIR}/{job_id}"
+    try:
+        attrs = await remote.sftp(path, lambda sftp: sftp.stat(path))
+    except NotFound:
+        return None
+    return time.time() - (attrs.mtime or 0)
+
+
+async def _query(remote: Remote, argv: list[str]) -> CommandResult:
+    """A read-only scheduler query, retried once on a failure of the controller."""
+    timeout = remote.system.scheduler.command_timeout
+    for attempt in (1, 2):
+        result = await remote.run(argv, env=slurm.TIME_ENV, timeout=timeout, check=False)
+        if result.exit_status == 0 or "Invalid job id" in result.stderr_text:
+            return result
+        if attempt == 1:
+            await asyncio.sleep(0.5)
+    raise ServiceUnavailable(f"The scheduler did not answer: {result.stderr_text.strip()}")
+
+
+async def list_jobs(
+    remote: Remote,
+    *,
+    job_ids: list[str] | None = None,
+    all_users: bool = False,
+    account: str | None = None,
+    name: str | None = None,
+    time_window: str = "24h",
+) -> list[Job]:
+    ids = job_ids or []
+    sacct, squeue = await asyncio.gather(
+        _query(
+            remote,
+            slurm.sacct_argv(
+                remote.username,
+                job_ids=ids,
+                all_users=all_users,
+                account=account,
+                name=name,
+                time_window=time_window,
+            ),
+        ),
+        _query(
+            remote,
+            slurm.squeue_argv(
+                remote.username, job_ids=ids, all_users=all_users, account=account, name=name
+            ),
+        ),
+    )
+    cluster = remote.system.name
+    accounted = slurm.jobs_from_rows(
+        slurm.parse_rows(sacct.stdout_text), from_squeue=False, cluster=cluster
+    )
+    live = (
+        slurm.jobs_from_rows(
+            slurm.parse_rows(squeue.stdout_text), from_squeue=True, cluster=cluster
+        )
+        if squeue.exit_status == 0
+        else {}
+    )
+    return slurm.merge(accounted, live)
+
+
+async def get_job(remote: Remote, job_id: str) -> list[Job]:
+    job_id = slurm.checked_job_id(job_id)
+    jobs = await list_jobs(remote, job_ids=[job_id])
+    if jobs:
+        return jobs
+    age = await _marker_age(remote, job_id)
+    if age is not None and age < UNLISTED_GRACE:
+        return [_unlisted(remote, job_id)]
+    raise NotFound(f"{_NOT_FOUND}: {job_id}")
+
+
+def _unlisted(remote: Remote, job_id: str) -> Job:
+    return Job(
+        job_id=job_id,
+        name="",
+        status=JobStatus(
+            state="PENDING", state_reason="Submitted; not yet listed by the scheduler"
+        ),
+        tasks=[],
+        time=JobTime(),
+        allocation_nodes=0,
+        cluster=remote.system.name,
+        nodes="",
+        partition="",
+        user=remote.username,
+        working_directory="",
+    )
+
+
+async def metadata(remote: Remote, job_id: str) -> JobMetadata:
+    job_id = slurm.checked_job_id(job_id)
+    timeout = remote.system.scheduler.command_timeout
+    shown, script = await asyncio.gather(
+        remote.run(["scontrol", "show", "-o", "job", job_id], timeout=timeout, check=False),
+        remote.run(
+            ["scontrol", "write", "batch_script", job_id, "-"], timeout=timeout, check=False
+        ),
+    )
+    if shown.exit_status == 0:
+        fields = slurm.parse_scontrol_job(shown.stdout_text)
+        if fields.get("UserId", "").split("(")[0] not in (remote.username, ""):
+            raise NotFound(f"{_NOT_FOUND}: {job_id}")
+        return JobMetadata(
+            job_id=job_id,
+            script=script.stdout_text if script.exit_status == 0 else None,
+            standard_input=slurm.expand_output_path(fields.get("StdIn"), job_id, fields),
+            standard_output=slurm.expand_output_path(fields.get("StdOut"), job_id, fields),
+            standard_error=slurm.expand_output_path(fields.get("StdErr"), job_id, fields),
+        )
+    # The controller has forgotten the job: accounting keeps the script (job_script flag).
+    jobs = await list_jobs(remote, job_ids=[job_id])
+    if not jobs:
+        raise NotFound(f"{_NOT_FOUND}: {job_id}")
+    stored = await remote.run(
+        ["sacct", "--noheader", f"--jobs={job_id}", "--batch-script"], timeout=timeout, check=False
+    )
+    text = stored.stdout_text
+    # sacct prints a two-line banner before the script
+    lines = text.splitlines(keepends=True)
+    if len(lines) >= 2 and lines[0].startswith("Batch Script for"):
+        text = "".join(lines[2:])
+    return JobMetadata(job_id=job_id, script=text or None)
+
+
+async def cancel(remote: Remote, job_id: str) -> None:
+    job_id = slurm.checked_job_id(job_id)
+    result = await remote.run(
+        ["scancel", "--verbose", job_id],
+        timeout=remote.system.scheduler.command_timeout,
+        check=False,
+    )
+    stderr = result.stderr_text
+    if "Invalid job id" in stderr:
+        raise NotFound(f"{_NOT_FOUND}: {job_id}")
+    if "Access/permission denied" in stderr or "Permission denied" in stderr:
+        raise Forbidden(f"Not allowed to cancel job {job_id}")
+    if result.exit_status != 0 or "error:" in stderr:
+        raise command_error(result.exit_status or 1, stderr)
+
+
+async def attach(remote: Remote, job_id: str, command: str) -> None:
+    job_id = slurm.checked_job_id(job_id)
+    if "\x00" in command:
+        raise BadRequest("`command` must not contain NUL characters")
+    # The command is meant to be interpreted by a shell inside the job's allocation: it reaches
+    # that inner bash as ONE quoted argument, never through the login shell.
+    result = await remote.run(
+        ["srun", f"--jobid={job_id}", "--overlap", "bash", "-c", command],
+        timeout=remote.system.scheduler.command_timeout,
+        idempotent=False,
+        check=False,
+    )
+    if "Invalid job id" in result.stderr_text:
+        raise NotFound(f"{_NOT_FOUND}: {job_id}")
+    if result.exit_status != 0:
+        raise command_error(result.exit_status, result.stderr_text)

@@ -63,7 +63,7 @@ async def test_certificates_name_only_the_users_principal(stack: StackInfo, tmp_
     # beyond running a command (no forwarding of any kind, no pty, no ~/.ssh/rc).
     cert_file = tmp_path / "cert.pub"
     cert.write_certificate(str(cert_file))
-    described = subprocess.run(  # noqa: ASYNC221 - a test, nothing else runs on the loop
+    described = subprocess.run(
         ["ssh-keygen", "-L", "-f", str(cert_file)], capture_output=True, text=True, check=True
     ).stdout
     principals = described.split("Principals:")[1].split("Critical Options:")[0].split()

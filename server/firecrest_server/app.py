@@ -6,12 +6,20 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 
 from . import __version__
-from .api.routes import filesystem_ops, status
+from .api.routes import (
+    compute,
+    filesystem_extensions,
+    filesystem_ops,
+    filesystem_transfer,
+    status,
+    status_scheduler,
+)
 from .config import Settings, load_settings
 from .errors import install_error_handlers
+from .logs import configure_logging
 from .middleware import FirecrestHeadersMiddleware
 from .runtime import open_runtime
 
@@ -36,9 +44,26 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(FirecrestHeadersMiddleware)
     app.include_router(status.router)
     app.include_router(filesystem_ops.router)
+    app.include_router(filesystem_extensions.router)
+    app.include_router(filesystem_transfer.router)
+    app.include_router(status_scheduler.router)
+    app.include_router(compute.router)
+    if settings.server.metrics:
+        app.add_api_route("/metrics", _metrics, methods=["GET"], include_in_schema=False)
     return app
+
+
+async def _metrics(request: Request) -> Response:
+    # Unauthenticated, like /status/liveness: scrapers carry no user token. It reveals counts
+    # and route templates, no user names or paths; turn it off with `server.metrics: false`.
+    body, content_type = request.app.state.runtime.metrics.render()
+    return Response(body, media_type=content_type)
 
 
 def app_from_env() -> FastAPI:
     """Factory for uvicorn workers: each worker process reads the same config file."""
-    return create_app(load_settings(os.environ[CONFIG_ENV]))
+    settings = load_settings(os.environ[CONFIG_ENV])
+    # Here rather than in create_app: uvicorn has set up its own logging by the time it calls
+    # the factory, and apps built in tests should leave the test runner's logging alone.
+    configure_logging(settings.server.log_level)
+    return create_app(settings)

@@ -204,6 +204,9 @@ class SystemConfig(_Strict):
     # None: every authenticated user may use the system. A list: only these usernames.
     allowed_users: list[str] | None = None
     probe_interval: float = Field(default=60.0, gt=0)
+    # The login the health probes run as. None: the most recent user authorized on this system
+    # (the server has no service account of its own); until someone has called, health is unknown.
+    probe_user: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_.-]{0,31}$")
 
     @field_validator("name")
     @classmethod
@@ -223,6 +226,7 @@ class ServerConfig(_Strict):
     workers: int = Field(default=1, ge=1, le=256)
     root_path: str = ""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    metrics: bool = True  # serve Prometheus metrics at /metrics (unauthenticated)
 
 
 class Settings(_Strict):

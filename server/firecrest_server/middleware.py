@@ -1,11 +1,13 @@
-"""Response headers every FirecREST v2 client sees, and request/correlation ids for tracing.
+"""The edge of every request: FirecREST response headers, request ids, access log and metrics.
 
 A plain ASGI middleware rather than Starlette's BaseHTTPMiddleware: it adds headers without
-buffering bodies, which matters for streamed downloads and for per-request CPU cost.
+buffering bodies, which matters for streamed downloads and for per-request CPU cost. One layer
+does all of this because each layer costs a function call per message on every request.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import uuid
@@ -13,9 +15,18 @@ import uuid
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import FIRECREST_API_VERSION, __version__
+from .logs import RequestContext, current_request
+
+access_log = logging.getLogger("firecrest_server.access")
 
 # Ids come from clients and end up in logs: accept only short, plain tokens.
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+# Polled by monitoring every few seconds: logged at debug so they do not drown the access log.
+_QUIET_PATHS = frozenset({"/status/liveness", "/status/liveness/", "/metrics"})
+
+# The label for requests that matched no route: raw paths would make label values unbounded.
+UNMATCHED_ROUTE = "<unmatched>"
 
 
 def _incoming(scope: Scope, name: bytes) -> str | None:
@@ -26,6 +37,12 @@ def _incoming(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+def route_template(scope: Scope) -> str:
+    """The matched route's path template (``/status/{system_name}/userinfo``), set by routing."""
+    route = scope.get("route")
+    return getattr(route, "path", None) or UNMATCHED_ROUTE
+
+
 class FirecrestHeadersMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -34,14 +51,20 @@ class FirecrestHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started = time.perf_counter()
         request_id = _incoming(scope, b"x-request-id") or uuid.uuid4().hex
         correlation_id = _incoming(scope, b"x-correlation-id")
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         state["correlation_id"] = correlation_id
+        context = RequestContext(request_id, correlation_id)
+        reset = current_request.set(context)
+        status = 500  # if the app raises before answering, the server error handler sends a 500
 
         async def send_with_headers(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = message["status"]
                 headers = list(message.get("headers", []))
                 # pyfirecrest switches code paths on this header: it carries the FirecREST API
                 # level we implement, never our own product version.
@@ -54,4 +77,41 @@ class FirecrestHeadersMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            seconds = time.perf_counter() - started
+            self._record(scope, context, status, seconds)
+            current_request.reset(reset)
+
+    @staticmethod
+    def _record(scope: Scope, context: RequestContext, status: int, seconds: float) -> None:
+        path = scope.get("path", "")
+        runtime = getattr(scope["app"].state, "runtime", None) if "app" in scope else None
+        if runtime is not None:
+            runtime.metrics.observe_request(
+                route_template(scope), scope.get("method", ""), status, seconds
+            )
+        level = logging.DEBUG if path in _QUIET_PATHS else logging.INFO
+        if access_log.isEnabledFor(level):
+            # The path only: query strings may carry user file names, and never belong in
+            # an access log that is shipped to a central store.
+            access_log.log(
+                level,
+                "%s %s %d",
+                scope.get("method", ""),
+                path,
+                status,
+                # Stamped explicitly rather than read from the context by the formatter: a
+                # handler that formats later (a queue, a test's capture) must see them too.
+                extra={
+                    "request_id": context.request_id,
+                    "correlation_id": context.correlation_id,
+                    "user": context.user,
+                    "system": context.system,
+                    "method": scope.get("method", ""),
+                    "path": path,
+                    "status": status,
+                    "seconds": round(seconds, 6),
+                },
+            )

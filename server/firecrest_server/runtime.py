@@ -9,9 +9,15 @@ from dataclasses import dataclass
 import httpx
 
 from .auth import TokenValidator
-from .config import Settings
+from .config import Settings, SystemConfig
 from .filesystem.names import IdNames
-from .ssh import SSHPool, build_credential_provider
+from .health import HealthMonitor
+from .metrics import Metrics
+from .ratelimit import RateLimiter
+from .ssh import RemoteRunner, SSHPool, build_credential_provider
+
+# Probes only need an exit status and a line of stderr.
+_PROBE_OUTPUT_LIMIT = 64 * 1024
 
 
 @dataclass
@@ -21,6 +27,9 @@ class Runtime:
     tokens: TokenValidator
     pools: dict[str, SSHPool]  # by system name
     names: dict[str, IdNames]  # by system name
+    limiter: RateLimiter
+    health: HealthMonitor
+    metrics: Metrics
 
 
 @contextlib.asynccontextmanager
@@ -34,8 +43,27 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             )
             for system in settings.systems
         }
+
+        def probe_runner(system: SystemConfig, user: str) -> RemoteRunner:
+            # No bearer token: probes run outside any request (a key service cannot serve
+            # them, and its systems' health stays unknown unless logins already exist).
+            return RemoteRunner(
+                pools[system.name],
+                user,
+                None,
+                timeout=system.ssh.command_timeout,
+                max_output=_PROBE_OUTPUT_LIMIT,
+                request_id="health-probe",
+            )
+
+        health = HealthMonitor(settings.systems, probe_runner)
+        metrics = Metrics()
+        metrics.add_pool_stats(lambda: {name: pool.stats() for name, pool in pools.items()})
+        metrics.add_health(health.all_results)
+        metrics.count_audit_log()
         for pool in pools.values():
             pool.start()
+        health.start()
         try:
             yield Runtime(
                 settings=settings,
@@ -43,7 +71,12 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
                 tokens=TokenValidator(settings.auth, http),
                 pools=pools,
                 names={system.name: IdNames() for system in settings.systems},
+                limiter=RateLimiter(settings.rate_limit),
+                health=health,
+                metrics=metrics,
             )
         finally:
+            await health.close()
+            metrics.stop_counting()
             for pool in pools.values():
                 await pool.close()

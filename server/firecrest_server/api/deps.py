@@ -1,7 +1,12 @@
-"""FastAPI dependencies: the runtime, the authenticated caller, the system they address."""
+"""FastAPI dependencies: the runtime, the authenticated caller, the system they address.
+
+All are ``async def``: FastAPI runs plain ``def`` dependencies in a thread pool, a thread hop per
+dependency per request for functions that never block.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -10,6 +15,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ..auth import Principal, TokenRejected
 from ..config import SystemConfig
 from ..errors import Forbidden, NotFound, Unauthorized
+from ..logs import current_request
+from ..ratelimit import RateLimited
 from ..remote import Remote
 from ..runtime import Runtime
 from ..ssh import RemoteRunner
@@ -19,7 +26,7 @@ from ..ssh import RemoteRunner
 _bearer = HTTPBearer(auto_error=False, description="An access token from the site's OIDC provider")
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
@@ -30,7 +37,13 @@ async def get_principal(
     request: Request,
     runtime: RuntimeDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
+) -> AsyncIterator[Principal]:
+    """The authenticated caller, holding one of their rate-limit slots for the whole request.
+
+    Every authenticated route depends on this, so none can skip the per-user limits. As a
+    yield dependency its exit runs after the response has been sent, so a streamed download
+    keeps its slot until the last byte.
+    """
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("Missing bearer token")
     try:
@@ -40,27 +53,52 @@ async def get_principal(
     request.state.principal = principal
     # Kept for this request only, for credential providers that forward it (key service).
     request.state.bearer_token = credentials.credentials
-    return principal
+    context = current_request.get()
+    if context is not None:
+        context.user = principal.username
+    try:
+        runtime.limiter.acquire(principal.username)
+    except RateLimited as exc:
+        runtime.metrics.rate_limited.labels(exc.reason).inc()
+        raise
+    try:
+        yield principal
+    finally:
+        runtime.limiter.release(principal.username)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def get_system(system_name: str, runtime: RuntimeDep, principal: PrincipalDep) -> SystemConfig:
+async def get_system(
+    system_name: str, runtime: RuntimeDep, principal: PrincipalDep
+) -> SystemConfig:
     system = runtime.settings.system(system_name)
     if system is None:
         raise NotFound(f"System not found: {system_name}")
     if system.allowed_users is not None and principal.username not in system.allowed_users:
         raise Forbidden(f"User {principal.username} may not use system {system.name}")
+    context = current_request.get()
+    if context is not None:
+        context.system = system.name
+    runtime.health.note_user(system.name, principal.username)
     return system
 
 
 SystemDep = Annotated[SystemConfig, Depends(get_system)]
 
 
-def get_remote(
+async def get_remote(
     request: Request, runtime: RuntimeDep, system: SystemDep, principal: PrincipalDep
 ) -> Remote:
+    # Fail fast while the last probe says the login node is unreachable: the request would
+    # only wait for its own connect timeout and then fail anyway.
+    runtime.health.ensure_available(system.name, "ssh")
+    # Most filesystem operations name their path in the query; those on an unhealthy file
+    # system get the same fast 503. Paths given in a body are checked by their routes.
+    path = request.query_params.get("path")
+    if path:
+        runtime.health.ensure_path(system.name, path)
     runner = RemoteRunner(
         runtime.pools[system.name],
         principal.username,

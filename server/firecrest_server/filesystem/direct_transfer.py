@@ -22,6 +22,7 @@ import asyncssh
 from ..errors import BadRequest, PayloadTooLarge, sftp_error
 from ..remote import Remote
 from ..ssh.pool import ConnectionLost
+from .ranges import parse_range
 
 # Bytes per SFTP write or read request batch; asyncssh splits these into parallel requests.
 CHUNK = 256 * 1024
@@ -140,15 +141,24 @@ class Download:
     """An open remote file: its size, its bytes in chunks, and ``aclose`` to release it."""
 
     path: str
-    size: int
+    size: int  # of the whole file
     _file: asyncssh.SFTPClientFile
     _resources: contextlib.AsyncExitStack
+    # The inclusive byte range to send (HTTP Range); None for the whole file.
+    byte_range: tuple[int, int] | None = None
+
+    @property
+    def length(self) -> int:
+        if self.byte_range is None:
+            return self.size
+        return self.byte_range[1] - self.byte_range[0] + 1
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        # Exactly `size` bytes, the Content-Length already promised, even if the file grows.
-        offset = 0
-        while offset < self.size:
-            data = await self._file.read(min(CHUNK, self.size - offset), offset)
+        # Exactly `length` bytes, the Content-Length already promised, even if the file grows.
+        offset = self.byte_range[0] if self.byte_range else 0
+        end = offset + self.length
+        while offset < end:
+            data = await self._file.read(min(CHUNK, end - offset), offset)
             if not data:  # the file shrank meanwhile: the client sees a short body
                 return
             offset += len(data)
@@ -161,8 +171,11 @@ class Download:
             await self._resources.aclose()
 
 
-async def open_download(remote: Remote, path: str, limit: int) -> Download:
-    """Open ``path`` for reading; 404/403 as usual, 400 for a directory, 413 above ``limit``.
+async def open_download(
+    remote: Remote, path: str, limit: int | None, range_header: str | None = None
+) -> Download:
+    """Open ``path`` for reading; 404/403 as usual, 400 for a directory, 413 above ``limit``
+    (None: no limit), 416 for a range outside the file.
 
     The SFTP channel slot stays held until ``aclose``: the caller must call it.
     """
@@ -177,9 +190,9 @@ async def open_download(remote: Remote, path: str, limit: int) -> Download:
         if _is_dir(attrs):
             raise BadRequest(f"{path}: Is a directory")
         size = attrs.size or 0
-        if size > limit:
+        if limit is not None and size > limit:
             raise too_large(limit)
-        return Download(path, size, file, resources)
+        return Download(path, size, file, resources, parse_range(range_header, size))
     except BaseException:
         await resources.aclose()
         raise

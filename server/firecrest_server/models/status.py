@@ -59,3 +59,21 @@ class SystemsResponse(CamelModel):
 class LivenessResponse(CamelModel):
     healthcheck_runs: dict[str, Any]
     last_update: int
+
+
+class PosixIdentity(CamelModel):
+    id: str  # a string on the wire, as in FirecREST
+    name: str
+
+
+class Account(CamelModel):
+    name: str
+    default: bool
+
+
+class UserInfoResponse(CamelModel):
+    user: PosixIdentity
+    group: PosixIdentity
+    groups: list[PosixIdentity]
+    # None when the scheduler's accounting could not be asked (no sacctmgr, no slurmdbd).
+    accounts: list[Account] | None = None

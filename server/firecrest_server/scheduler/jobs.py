@@ -154,7 +154,31 @@ async def list_jobs(
         if squeue.exit_status == 0
         else {}
     )
-    return slurm.merge(accounted, live)
+    merged = slurm.merge(accounted, live)
+    await _fill_exit_codes(remote, merged)
+    return merged
+
+
+async def _fill_exit_codes(remote: Remote, found: list[Job]) -> None:
+    """Exit codes of jobs that squeue reports finished before accounting has them.
+
+    squeue has no exit code; for the few seconds until slurmdbd records a finished job, ask the
+    controller, so a client never sees a final state without its exit code.
+    """
+    missing = [
+        j for j in found if j.status.state in slurm.TERMINAL_STATES and j.status.exit_code is None
+    ]
+    timeout = remote.system.scheduler.command_timeout
+
+    async def fill(job: Job) -> None:
+        shown = await remote.run(
+            ["scontrol", "show", "--oneliner", "job", job.job_id], timeout=timeout, check=False
+        )
+        fields = slurm.parse_scontrol_job(shown.stdout_text)
+        code, signal = slurm.exit_code(fields.get("ExitCode", ""))
+        job.status.exit_code, job.status.interrupt_signal = code, signal
+
+    await asyncio.gather(*(fill(job) for job in missing[:50]))
 
 
 async def get_job(remote: Remote, job_id: str) -> list[Job]:

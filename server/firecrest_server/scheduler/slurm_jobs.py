@@ -216,7 +216,7 @@ def _state(raw: str) -> tuple[str, str | None]:
     return state or "UNKNOWN", rest or None
 
 
-def _exit_code(value: str) -> tuple[int | None, int | None]:
+def exit_code(value: str) -> tuple[int | None, int | None]:
     code, _, signal = value.partition(":")
     return _int(code), _int(signal)
 
@@ -233,8 +233,8 @@ def parse_rows(stdout: str) -> list[list[str]]:
 def _status(fields: list[str]) -> JobStatus:
     state, by = _state(fields[10])
     reason = fields[11] if fields[11] not in ("", "None") else by
-    exit_code, signal = _exit_code(fields[3])
-    return JobStatus(state=state, state_reason=reason, exit_code=exit_code, interrupt_signal=signal)
+    code, signal = exit_code(fields[3])
+    return JobStatus(state=state, state_reason=reason, exit_code=code, interrupt_signal=signal)
 
 
 def _time(fields: list[str], *, from_squeue: bool) -> JobTime:

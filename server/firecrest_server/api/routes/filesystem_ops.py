@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Header, Query, Request, Response, status
 from starlette.requests import ClientDisconnect
 from starlette.responses import StreamingResponse
-from starlette.types import Receive, Scope, Send
 
 from ...errors import BadRequest
 from ...filesystem import archives, changes, content, direct_transfer, listing
@@ -31,6 +30,7 @@ from ...models.filesystem import (
     TextResponse,
 )
 from ..deps import RemoteDep
+from ..download_response import DownloadResponse
 from ..upload_form import check_content_length, limited, read_file_part
 
 router = APIRouter(prefix="/filesystem/{system_name}/ops", tags=["filesystem"])
@@ -233,34 +233,24 @@ async def upload(remote: RemoteDep, request: Request, path: PathQuery) -> Respon
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-class _DownloadResponse(StreamingResponse):
-    """Streams a ``Download`` and releases its SFTP handle however the response ends."""
-
-    def __init__(self, source: direct_transfer.Download) -> None:
-        super().__init__(
-            source.chunks(),
-            media_type="application/octet-stream",
-            headers={"Content-Length": str(source.size)},
-        )
-        self._source = source
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            await self._source.aclose()
-
-
 @router.get(
     "/download",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/octet-stream": {}}}},
-    description="Download a small file as raw bytes.",
+    responses={
+        200: {"content": {"application/octet-stream": {}}},
+        206: {"description": "The byte range asked for with a Range header"},
+    },
+    description="Download a file as raw bytes. Supports one HTTP Range (to resume).",
 )
-async def download(remote: RemoteDep, path: PathQuery) -> StreamingResponse:
+async def download(
+    remote: RemoteDep,
+    path: PathQuery,
+    range_header: Annotated[str | None, Header(alias="Range")] = None,
+) -> StreamingResponse:
     source = await direct_transfer.open_download(
         remote,
         checked_path(remote.system, path),
         remote.system.data_operation.max_ops_file_size,
+        range_header,
     )
-    return _DownloadResponse(source)
+    return DownloadResponse(source)

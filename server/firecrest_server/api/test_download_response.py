@@ -7,12 +7,14 @@ from collections.abc import AsyncIterator
 import pytest
 from starlette.requests import ClientDisconnect
 
-from .filesystem_ops import _DownloadResponse
+from .download_response import DownloadResponse
 
 
 class _Source:
     def __init__(self, size: int) -> None:
         self.size = size
+        self.length = size
+        self.byte_range = None
         self.closed = 0
 
     async def chunks(self) -> AsyncIterator[bytes]:
@@ -37,7 +39,7 @@ async def test_a_complete_download_releases_the_source() -> None:
     async def send(message: dict) -> None:
         sent.append(message)
 
-    await _DownloadResponse(source)(SCOPE, _receive, send)  # type: ignore[arg-type]
+    await DownloadResponse(source)(SCOPE, _receive, send)  # type: ignore[arg-type]
     headers = dict(sent[0]["headers"])
     assert headers[b"content-length"] == b"3"
     assert headers[b"content-type"] == b"application/octet-stream"
@@ -55,5 +57,5 @@ async def test_a_client_that_goes_away_releases_the_source() -> None:
         sent.append(message)
 
     with pytest.raises(ClientDisconnect):
-        await _DownloadResponse(source)(SCOPE, _receive, send)  # type: ignore[arg-type]
+        await DownloadResponse(source)(SCOPE, _receive, send)  # type: ignore[arg-type]
     assert source.closed == 1

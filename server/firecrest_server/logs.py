@@ -1,0 +1,95 @@
+"""JSON logs: one object per line, carrying the request and the user it was written for.
+
+The middleware opens a ``RequestContext`` per request and dependencies fill in the user and the
+system as they learn them; the formatter reads it, so a log line written anywhere during a
+request (SSH pool, credentials, an operation) names its request without passing ids around.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(slots=True)
+class RequestContext:
+    request_id: str
+    correlation_id: str | None = None
+    user: str | None = None
+    system: str | None = None
+
+
+# A ContextVar is process-wide by nature: each request's task sees its own value. The value is a
+# mutable object so that what a dependency learns (in the request task, or a worker thread with a
+# copied context) is visible to the middleware's access log afterwards.
+current_request: ContextVar[RequestContext | None] = ContextVar("current_request", default=None)
+
+# Attributes every LogRecord has; anything else on a record came from `extra=`. uvicorn adds
+# `color_message`, the message again with terminal colour codes.
+_STANDARD = frozenset(
+    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()
+    | {"message", "asctime", "color_message"}
+)
+_CONTEXT_FIELDS = ("request_id", "correlation_id", "user", "system")
+# Defence in depth: a credential must never reach a log line, even if a caller passes one in
+# `extra` by mistake.
+_SECRET_WORDS = ("token", "authorization", "secret", "password", "passphrase", "private_key")
+
+
+def _is_secret(key: str) -> bool:
+    lowered = key.lower()
+    return any(word in lowered for word in _SECRET_WORDS)
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        context = current_request.get()
+        for name in _CONTEXT_FIELDS:
+            # An explicit extra (the audit log passes its own request id) wins over the context.
+            value = record.__dict__.get(name)
+            if value is None and context is not None:
+                value = getattr(context, name)
+            entry[name] = value
+        for key, value in record.__dict__.items():
+            if key in _STANDARD or key in entry or key.startswith("_"):
+                continue
+            entry[key] = "[redacted]" if _is_secret(key) else value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def configure_logging(level: str) -> None:
+    """Send every log record, ours and uvicorn's, to stderr as JSON at ``level``."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    # The level is enforced by the handler, not by loggers, so that records below it still
+    # reach handlers attached to specific loggers (metrics count the audit log's info records).
+    handler.setLevel(level.upper())
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error"):
+        uvicorn_logger = logging.getLogger(name)
+        uvicorn_logger.handlers.clear()
+        uvicorn_logger.propagate = True
+    # Our middleware writes the access log (without query strings, with the user); uvicorn's
+    # would duplicate it and include query strings.
+    access = logging.getLogger("uvicorn.access")
+    access.handlers.clear()
+    access.propagate = False
+    access.disabled = True

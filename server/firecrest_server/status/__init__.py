@@ -1,0 +1,1 @@
+"""Status operations that ask the cluster: who the caller is there."""

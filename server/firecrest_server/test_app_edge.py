@@ -1,0 +1,179 @@
+"""The app's edge in process: rate limits, /metrics, liveness, access log and health 503s.
+
+No cluster is involved: the system's login node is a closed local port, so SSH fails at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+
+import asyncssh
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from .app import create_app
+from .config import parse_settings
+from .logs import JsonFormatter
+
+ISSUER = "https://idp.example"
+
+
+@pytest.fixture(scope="module")
+def signing_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture(scope="module")
+def token(signing_key) -> Callable[[str], str]:
+    def make(user: str) -> str:
+        now = int(time.time())
+        claims = {"iss": ISSUER, "preferred_username": user, "iat": now, "exp": now + 600}
+        return jwt.encode(claims, signing_key, algorithm="RS256")
+
+    return make
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def settings(signing_key, **server):
+    pem = signing_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    probe_key = asyncssh.generate_private_key("ssh-ed25519").export_private_key().decode()
+    return parse_settings(
+        {
+            "server": server,
+            "auth": {"public_keys": [pem.decode()], "issuer": ISSUER},
+            "rate_limit": {"requests_per_second": 0.5, "burst": 3, "max_concurrent_requests": 8},
+            "systems": [
+                {
+                    "name": "cluster",
+                    "ssh": {
+                        "host": "127.0.0.1",
+                        "port": closed_port(),
+                        "known_hosts": "/dev/null",
+                        "connect_timeout": 2,
+                        "credentials": {
+                            "type": "static_keys",
+                            "keys": {"svc": {"private_key": probe_key}},
+                        },
+                    },
+                    "file_systems": [{"path": "/home"}],
+                    "probe_user": "svc",
+                    "probe_interval": 3600,
+                }
+            ],
+        }
+    )
+
+
+@pytest.fixture
+async def client(signing_key) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings(signing_key))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            http.app = app  # type: ignore[attr-defined]
+            yield http
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_rate_limit_gives_429_with_retry_after_per_user(client, token) -> None:
+    alice, bob = bearer(token("alice")), bearer(token("bob"))
+    statuses = [(await client.get("/status/systems", headers=alice)).status_code for _ in range(3)]
+    assert statuses == [200, 200, 200]
+    refused = await client.get("/status/systems", headers=alice)
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert refused.json()["user"] == "alice"
+    assert refused.headers["F7T-AppVersion"]
+    assert (await client.get("/status/systems", headers=bob)).status_code == 200
+    # Unauthenticated endpoints are not limited (and cost no user budget).
+    for _ in range(10):
+        assert (await client.get("/status/liveness")).status_code == 200
+        assert (await client.get("/metrics")).status_code == 200
+    metrics = (await client.get("/metrics")).text
+    assert 'firecrest_rate_limited_requests_total{reason="rate"} 1.0' in metrics
+
+
+async def test_slots_are_released_after_errors(client, token) -> None:
+    alice = bearer(token("alice"))
+    assert (await client.get("/status/nosuch/userinfo", headers=alice)).status_code == 404
+    limiter = client.app.state.runtime.limiter  # type: ignore[attr-defined]
+    assert limiter.in_flight("alice") == 0
+
+
+async def test_metrics_count_requests_by_route_template(client, token) -> None:
+    alice = bearer(token("alice"))
+    await client.get("/status/systems", headers=alice)
+    await client.get("/no/such/route")
+    body = (await client.get("/metrics")).text
+    assert (
+        'firecrest_http_requests_total{method="GET",route="/status/systems",status="200"}' in body
+    )
+    assert 'route="<unmatched>",status="404"' in body
+    assert "/no/such/route" not in body
+    assert "firecrest_ssh_connections" in body
+    assert "firecrest_http_request_duration_seconds_bucket" in body
+
+
+async def test_metrics_can_be_turned_off(signing_key) -> None:
+    app = create_app(settings(signing_key, metrics=False))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            assert (await http.get("/metrics")).status_code == 404
+
+
+async def test_unreachable_login_node_gives_fast_503(client, token) -> None:
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    await runtime.health.probe("cluster")
+    live = (await client.get("/status/liveness")).json()
+    assert set(live["healthcheckRuns"]) == {"cluster"}
+    assert live["lastUpdate"] >= 0
+    systems = (await client.get("/status/systems", headers=bearer(token("alice")))).json()
+    health = {h["serviceType"]: h for h in systems["systems"][0]["servicesHealth"]}
+    assert health["ssh"]["healthy"] is False
+    assert health["filesystem"]["path"] == "/home"
+    started = time.monotonic()
+    refused = await client.get("/status/cluster/userinfo", headers=bearer(token("bob")))
+    assert refused.status_code == 503
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert time.monotonic() - started < 1
+    metrics = (await client.get("/metrics")).text
+    assert 'firecrest_service_healthy{path="",service="ssh",system="cluster"} 0.0' in metrics
+    assert 'program="true",result="error"' in metrics  # the probe went through the audit log
+
+
+async def test_access_log_has_user_and_no_query_or_token(client, token, caplog) -> None:
+    alice_token = token("alice")
+    with caplog.at_level(logging.DEBUG):
+        await client.get(
+            "/status/systems?secret=x", headers=bearer(alice_token) | {"X-Request-ID": "req-7"}
+        )
+    formatter = JsonFormatter()
+    lines = [json.loads(formatter.format(r)) for r in caplog.records]
+    access = [e for e in lines if e["logger"] == "firecrest_server.access"]
+    assert len(access) == 1
+    entry = access[0]
+    assert (entry["method"], entry["path"], entry["status"]) == ("GET", "/status/systems", 200)
+    assert (entry["user"], entry["request_id"]) == ("alice", "req-7")
+    assert entry["seconds"] >= 0
+    ours = [r for r in caplog.records if r.name.startswith("firecrest_server")]
+    everything = "\n".join(formatter.format(r) for r in ours)
+    assert alice_token not in everything
+    assert "secret=x" not in everything

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+from .logs import JsonFormatter, RequestContext, current_request
+
+
+def record(message: str = "hello %s", *args: object, **extra: object) -> logging.LogRecord:
+    rec = logging.LogRecord("firecrest_server.x", logging.INFO, "f.py", 1, message, args, None)
+    rec.__dict__.update(extra)
+    return rec
+
+
+def test_one_json_object_with_the_standard_fields() -> None:
+    line = JsonFormatter().format(record("hello %s", "world"))
+    assert "\n" not in line
+    entry = json.loads(line)
+    assert entry["message"] == "hello world"
+    assert entry["level"] == "info"
+    assert entry["logger"] == "firecrest_server.x"
+    assert entry["time"].endswith("Z")
+    for name in ("request_id", "correlation_id", "user", "system"):
+        assert entry[name] is None
+
+
+def test_request_context_fills_in_and_extras_win() -> None:
+    token = current_request.set(RequestContext("r1", "c1", user="alice", system="cluster"))
+    try:
+        entry = json.loads(JsonFormatter().format(record()))
+        assert (entry["request_id"], entry["correlation_id"]) == ("r1", "c1")
+        assert (entry["user"], entry["system"]) == ("alice", "cluster")
+        explicit = json.loads(JsonFormatter().format(record(request_id="r2", user="bob")))
+        assert (explicit["request_id"], explicit["user"]) == ("r2", "bob")
+    finally:
+        current_request.reset(token)
+
+
+def test_extra_fields_are_kept_and_credentials_redacted() -> None:
+    rec = record(argv=["ls", "-l"], exit_status=0, seconds=0.01, bearer_token="eyJ.secret")
+    rec.__dict__["Authorization"] = "Bearer eyJ.secret"
+    line = JsonFormatter().format(rec)
+    entry = json.loads(line)
+    assert entry["argv"] == ["ls", "-l"]
+    assert entry["exit_status"] == 0
+    assert "eyJ.secret" not in line
+    assert entry["bearer_token"] == "[redacted]"
+
+
+def test_exceptions_are_included() -> None:
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        rec = logging.LogRecord("x", logging.ERROR, "f.py", 1, "failed", None, sys.exc_info())
+    entry = json.loads(JsonFormatter().format(rec))
+    assert "ValueError: boom" in entry["exception"]

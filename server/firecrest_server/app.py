@@ -14,6 +14,7 @@ from .api.routes import (
     filesystem_extensions,
     filesystem_ops,
     filesystem_transfer,
+    staging,
     status,
     status_scheduler,
 )
@@ -48,6 +49,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(filesystem_transfer.router)
     app.include_router(status_scheduler.router)
     app.include_router(compute.router)
+    app.include_router(staging.router)
     if settings.server.metrics:
         app.add_api_route("/metrics", _metrics, methods=["GET"], include_in_schema=False)
     return app

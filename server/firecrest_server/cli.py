@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import sys
 
 import uvicorn
 
 from .app import CONFIG_ENV
 from .config import ConfigError, load_settings
+from .runtime import SIGNING_KEY_ENV
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"firecrest-server: {args.config} is valid ({len(settings.systems)} system(s))")
         return 0
     os.environ[CONFIG_ENV] = os.path.abspath(args.config)
+    if settings.server.url_signing_key is None:
+        # All workers of this process must verify the staging URLs any of them signed.
+        os.environ.setdefault(SIGNING_KEY_ENV, secrets.token_urlsafe(32))
     uvicorn.run(
         "firecrest_server.app:app_from_env",
         factory=True,

@@ -192,6 +192,11 @@ class SchedulerConfig(_Strict):
 
 class DataOperation(_Strict):
     max_ops_file_size: int = Field(default=5 * 1024 * 1024, ge=0)
+    # Large-file transfers staged through this server (transferMethod "s3"): part size, how
+    # long staging URLs stay valid, and how long an upload's transfer job waits for the parts.
+    staging_part_size: int = Field(default=64 * 1024 * 1024, ge=1024 * 1024)
+    staging_url_ttl: float = Field(default=24 * 3600, gt=0)
+    staging_upload_timeout: float = Field(default=6 * 3600, gt=0)
     transfer_job_directives: list[str] = []
 
 
@@ -227,6 +232,12 @@ class ServerConfig(_Strict):
     root_path: str = ""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     metrics: bool = True  # serve Prometheus metrics at /metrics (unauthenticated)
+    # Base URL clients reach this server at, for the staging URLs it hands out (S3-style
+    # large-file transfers). Default: the URL of the request that asked for them.
+    public_url: str | None = None
+    # HMAC key for staging URLs. Every replica behind one URL must share it; when unset, a
+    # random key is made at start-up and shared by the workers of that one process.
+    url_signing_key: Secret | None = None
 
 
 class Settings(_Strict):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -15,6 +17,10 @@ from .health import HealthMonitor
 from .metrics import Metrics
 from .ratelimit import RateLimiter
 from .ssh import RemoteRunner, SSHPool, build_credential_provider
+from .staging.tokens import UrlSigner
+
+# Set by the command line for its worker processes when the configuration has no key.
+SIGNING_KEY_ENV = "FIRECREST_SERVER_SIGNING_KEY"
 
 # Probes only need an exit status and a line of stderr.
 _PROBE_OUTPUT_LIMIT = 64 * 1024
@@ -30,6 +36,7 @@ class Runtime:
     limiter: RateLimiter
     health: HealthMonitor
     metrics: Metrics
+    signer: UrlSigner
 
 
 @contextlib.asynccontextmanager
@@ -74,9 +81,18 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
                 limiter=RateLimiter(settings.rate_limit),
                 health=health,
                 metrics=metrics,
+                signer=UrlSigner(_signing_key(settings)),
             )
         finally:
             await health.close()
             metrics.stop_counting()
             for pool in pools.values():
                 await pool.close()
+
+
+def _signing_key(settings: Settings) -> str:
+    configured = settings.server.url_signing_key
+    if configured is not None:
+        return configured.get_secret_value()
+    # An app built without the command line (tests, embedding): a key for this process only.
+    return os.environ.get(SIGNING_KEY_ENV) or secrets.token_urlsafe(32)

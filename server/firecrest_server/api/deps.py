@@ -99,10 +99,22 @@ async def get_remote(
     path = request.query_params.get("path")
     if path:
         runtime.health.ensure_path(system.name, path)
+    return make_remote(
+        runtime, request, system, principal.username, getattr(request.state, "bearer_token", None)
+    )
+
+
+def make_remote(
+    runtime: Runtime,
+    request: Request,
+    system: SystemConfig,
+    username: str,
+    bearer_token: str | None,
+) -> Remote:
     runner = RemoteRunner(
         runtime.pools[system.name],
-        principal.username,
-        getattr(request.state, "bearer_token", None),
+        username,
+        bearer_token,
         timeout=system.ssh.command_timeout,
         max_output=system.ssh.max_output_bytes,
         request_id=getattr(request.state, "request_id", None),

@@ -44,10 +44,23 @@ def upload_argv(path: str) -> list[str]:
     ]
 
 
-async def _require_directory(remote: Remote, path: str) -> None:
-    attrs = await remote.sftp(path, lambda sftp: sftp.stat(path))
-    if not stat_module.S_ISDIR(attrs.permissions or 0):
-        raise BadRequest(f"{path}: Not a directory")
+async def _require_directory(remote: Remote, path: str, readable: bool = False) -> None:
+    async def check(sftp: asyncssh.SFTPClient) -> None:
+        attrs = await sftp.stat(path)
+        if not stat_module.S_ISDIR(attrs.permissions or 0):
+            raise BadRequest(f"{path}: Not a directory")
+        if readable:
+            # Opening the directory checks read and search permission before any byte of a
+            # 200 response is sent.
+            async for _entry in sftp.scandir(path):
+                break
+
+    await remote.sftp(path, check)
+
+
+class TreeStreamFailed(Exception):
+    """tar failed after the response started: the connection is dropped, so the client sees a
+    broken transfer rather than a silently incomplete archive."""
 
 
 async def _stderr_tail(process: asyncssh.SSHClientProcess, limit: int = 64 * 1024) -> bytes:
@@ -59,7 +72,7 @@ async def _stderr_tail(process: asyncssh.SSHClientProcess, limit: int = 64 * 102
 
 async def download(remote: Remote, path: str, dereference: bool = False) -> AsyncIterator[bytes]:
     """Check ``path`` first (so errors are proper HTTP errors), then stream its tar archive."""
-    await _require_directory(remote, path)
+    await _require_directory(remote, path, readable=True)
 
     async def stream() -> AsyncIterator[bytes]:
         argv = download_argv(path, dereference)
@@ -69,11 +82,15 @@ async def download(remote: Remote, path: str, dereference: bool = False) -> Asyn
             try:
                 while chunk := await process.stdout.read(CHUNK):
                     yield chunk
-                await process.wait(check=False)
+                completed = await process.wait(check=False)
+                errors = await stderr
             finally:
                 stderr.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await stderr
+        if completed.exit_status != 0:
+            message = errors.decode("utf-8", "replace").strip()
+            raise TreeStreamFailed(f"tar of {path} failed: {message}")
 
     return stream()
 

@@ -50,3 +50,26 @@ class TransferExtractRequest(CamelModel):
     target_path: str
     compression: Compression = "gzip"
     account: str | None = None
+
+
+class TransferDirectives(CamelModel):
+    transfer_method: str = "s3"
+    file_size: int | None = None
+
+
+class TransferUploadRequest(CamelModel):
+    path: str = Field(validation_alias=AliasChoices("path", "targetPath", "target_path"))
+    transfer_directives: TransferDirectives = TransferDirectives()
+    account: str | None = None
+
+
+class TransferDownloadRequest(CamelModel):
+    path: str = Field(validation_alias=AliasChoices("path", "sourcePath", "source_path"))
+    transfer_directives: TransferDirectives = TransferDirectives()
+    account: str | None = None
+
+
+class StagedTransferResponse(CamelModel):
+    transfer_job: TransferJob
+    # S3 staging: partsUploadUrls, completeUploadUrl, maxPartSize (upload) or downloadUrl.
+    transfer_directives: dict

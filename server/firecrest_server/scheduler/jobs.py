@@ -23,7 +23,7 @@ from ..ssh import CommandResult
 from . import slurm_jobs as slurm
 
 # Relative SFTP paths resolve against the user's home directory.
-MARKER_DIR = ".firecrest-server/submitted"
+MARKER_ROOT = ".firecrest-server/submitted"
 # How long after its submission an id that Slurm does not list is still reported PENDING.
 UNLISTED_GRACE = 3600.0
 _NOT_FOUND = "Job not found"
@@ -75,26 +75,32 @@ async def submit(remote: Remote, job: JobDescription) -> str:
 
 
 async def _leave_marker(remote: Remote, job_id: str) -> None:
-    path = f"{MARKER_DIR}/{job_id}"
+    directory = _marker_dir(remote)
+    path = f"{directory}/{job_id}"
 
     async def write(sftp: asyncssh.SFTPClient) -> None:
         try:
             async with sftp.open(path, "w"):
                 pass
         except asyncssh.SFTPNoSuchFile:
-            await sftp.makedirs(MARKER_DIR, exist_ok=True)
+            await sftp.makedirs(directory, exist_ok=True)
             async with sftp.open(path, "w"):
                 pass
 
     await remote.sftp(path, write)
     if random.random() < 0.01:  # noqa: S311 - occasional housekeeping, not security
         await remote.run(
-            ["find", MARKER_DIR, "-type", "f", "-mmin", "+1440", "-delete"], check=False
+            ["find", directory, "-type", "f", "-mmin", "+1440", "-delete"], check=False
         )
 
 
+def _marker_dir(remote: Remote) -> str:
+    # Per system: clusters often share home directories, and their job ids overlap.
+    return f"{MARKER_ROOT}/{remote.system.name}"
+
+
 async def _marker_age(remote: Remote, job_id: str) -> float | None:
-    path = f"{MARKER_DIR}/{job_id}"
+    path = f"{_marker_dir(remote)}/{job_id}"
     try:
         attrs = await remote.sftp(path, lambda sftp: sftp.stat(path))
     except NotFound:
@@ -155,6 +161,10 @@ async def list_jobs(
         else {}
     )
     merged = slurm.merge(accounted, live)
+    if not all_users:
+        # sacct ignores --user when --jobs is given, and Slurm lets users see other users'
+        # jobs unless PrivateData says otherwise: without allusers, only the caller's own.
+        merged = [job for job in merged if job.user == remote.username]
     await _fill_exit_codes(remote, merged)
     return merged
 
@@ -181,11 +191,14 @@ async def _fill_exit_codes(remote: Remote, found: list[Job]) -> None:
     await asyncio.gather(*(fill(job) for job in missing[:50]))
 
 
-async def get_job(remote: Remote, job_id: str) -> list[Job]:
+async def get_job(remote: Remote, job_id: str, all_users: bool = False) -> list[Job]:
     job_id = slurm.checked_job_id(job_id)
-    jobs = await list_jobs(remote, job_ids=[job_id])
+    everyone = await list_jobs(remote, job_ids=[job_id], all_users=True)
+    jobs = everyone if all_users else [j for j in everyone if j.user == remote.username]
     if jobs:
         return jobs
+    if everyone:  # Slurm knows this id, and it is someone else's job
+        raise NotFound(f"{_NOT_FOUND}: {job_id}")
     age = await _marker_age(remote, job_id)
     if age is not None and age < UNLISTED_GRACE:
         return [_unlisted(remote, job_id)]

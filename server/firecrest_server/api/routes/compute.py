@@ -42,8 +42,8 @@ async def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobsResponse)
-async def get_job(remote: RemoteDep, job_id: JobId) -> JobsResponse:
-    return JobsResponse(jobs=await jobs.get_job(remote, job_id))
+async def get_job(remote: RemoteDep, job_id: JobId, allusers: bool = False) -> JobsResponse:
+    return JobsResponse(jobs=await jobs.get_job(remote, job_id, allusers))
 
 
 @router.get("/{job_id}/metadata", response_model=JobMetadataResponse)

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
+from ...errors import BadRequest
 from ...filesystem import archives, copying, transfer_jobs
 from ...filesystem.changes import rm_argv
 from ...filesystem.paths import checked_path
 from ...models.transfer import (
+    StagedTransferResponse,
     TransferCompressRequest,
     TransferCopyRequest,
+    TransferDownloadRequest,
     TransferExtractRequest,
     TransferJobResponse,
     TransferMoveRequest,
+    TransferUploadRequest,
 )
-from ..deps import RemoteDep
+from ...staging import s3
+from ..deps import RemoteDep, RuntimeDep
 
 router = APIRouter(prefix="/filesystem/{system_name}/transfer", tags=["filesystem"])
 
@@ -88,3 +93,46 @@ async def extract(remote: RemoteDep, body: TransferExtractRequest) -> TransferJo
         remote, "ExtractFiles", [argv], "Files were successfully extracted.", body.account
     )
     return TransferJobResponse(transfer_job=job)
+
+
+def _public_url(runtime, request: Request) -> str:
+    return runtime.settings.server.public_url or str(request.base_url)
+
+
+def _require_s3(method: str) -> None:
+    if method != "s3":
+        raise BadRequest(f"transfer method {method!r} is not supported here; use 's3'")
+
+
+@router.post("/upload", status_code=201, response_model=StagedTransferResponse)
+async def upload(
+    remote: RemoteDep, runtime: RuntimeDep, request: Request, body: TransferUploadRequest
+) -> StagedTransferResponse:
+    """Start a large upload: the parts go to the returned staging URLs, then a job moves the
+    assembled file to `path`."""
+    _require_s3(body.transfer_directives.transfer_method)
+    if body.transfer_directives.file_size is None:
+        raise BadRequest("`transferDirectives.fileSize` is required")
+    target = checked_path(remote.system, body.path)
+    job, directives = await s3.create_upload(
+        remote,
+        target,
+        body.transfer_directives.file_size,
+        runtime.signer,
+        _public_url(runtime, request),
+        body.account,
+    )
+    return StagedTransferResponse(transfer_job=job, transfer_directives=directives)
+
+
+@router.post("/download", status_code=201, response_model=StagedTransferResponse)
+async def download(
+    remote: RemoteDep, runtime: RuntimeDep, request: Request, body: TransferDownloadRequest
+) -> StagedTransferResponse:
+    """Start a large download: when the job has finished, GET the returned `downloadUrl`."""
+    _require_s3(body.transfer_directives.transfer_method)
+    source = checked_path(remote.system, body.path, "sourcePath")
+    job, directives = await s3.create_download(
+        remote, source, runtime.signer, _public_url(runtime, request), body.account
+    )
+    return StagedTransferResponse(transfer_job=job, transfer_directives=directives)

@@ -1,0 +1,208 @@
+"""The staging operations behind /transfer/upload, /transfer/download and the staging URLs.
+
+Upload: a staging directory ``<work dir>/.firecrest-staging/<id>`` (0700) holds ``data``, which
+each part is written into at its own offset, a ``part-NNNNN`` file per received part holding its
+ETag, and ``complete`` once the client's CompleteMultipartUpload matched every part. The
+transfer job waits for ``complete``, moves ``data`` onto the target (one rename: readers never
+see half a file) and removes the directory. Download: the job checks the file is readable; the
+signed URL then streams it straight from the cluster, with Range support.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import posixpath
+import stat as stat_module
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncssh
+from defusedxml import ElementTree
+
+from ..errors import ApiError, BadRequest, sftp_error
+from ..filesystem import transfer_jobs
+from ..models.transfer import TransferJob
+from ..remote import Remote
+from .tokens import StagingGrant, UrlSigner
+
+STAGING_DIR = ".firecrest-staging"
+UPLOAD_DONE = "Multipart file upload successfully completed"
+DOWNLOAD_READY = "File was successfully staged for download"
+MAX_COMPLETE_BODY = 4 * 1024 * 1024  # 10,000 parts of XML fit easily
+
+# $1 staging directory, $2 target path, $3 seconds to wait for the client's last part.
+_WAIT_AND_MOVE = (
+    "deadline=$(( $(date +%s) + $3 )); "
+    'until [ -e "$1/complete" ]; do '
+    'if [ "$(date +%s)" -ge "$deadline" ]; then '
+    'echo "the upload was not completed in time" >&2; rm -rf -- "$1"; exit 1; fi; '
+    "sleep 1; done; "
+    'mv -f -- "$1/data" "$2"; moved=$?; rm -rf -- "$1"; exit $moved'
+)
+
+
+class NoSuchUpload(ApiError):
+    status_code = 404
+
+
+def part_range(grant: StagingGrant, number: int) -> tuple[int, int]:
+    """(offset, length) of part ``number`` (1-based)."""
+    if not 1 <= number <= grant.parts:
+        raise BadRequest(f"part number must be between 1 and {grant.parts}")
+    offset = (number - 1) * grant.part_size
+    return offset, min(grant.part_size, grant.size - offset)
+
+
+def _wait_argv(staging: str, target: str, timeout: float) -> list[str]:
+    return ["bash", "-c", _WAIT_AND_MOVE, "bash", staging, target, str(int(timeout))]
+
+
+async def create_upload(
+    remote: Remote,
+    target: str,
+    size: int,
+    signer: UrlSigner,
+    base_url: str,
+    account: str | None,
+) -> tuple[TransferJob, dict]:
+    system = remote.system
+    if size < 0:
+        raise BadRequest("`fileSize` must not be negative")
+    parent = posixpath.dirname(target)
+    await remote.sftp(parent, lambda sftp: sftp.stat(parent))  # 404 before any job is queued
+    staging = (
+        f"{transfer_jobs.work_directory(system, remote.username)}/{STAGING_DIR}/{uuid.uuid4().hex}"
+    )
+
+    async def prepare(sftp: asyncssh.SFTPClient) -> None:
+        await sftp.makedirs(posixpath.dirname(staging), exist_ok=True)
+        await sftp.mkdir(staging, asyncssh.SFTPAttrs(permissions=0o700))
+        async with sftp.open(f"{staging}/data", "wb"):
+            pass
+
+    await remote.sftp(staging, prepare)
+    part_size = system.data_operation.staging_part_size
+    grant = StagingGrant(
+        kind="upload",
+        user=remote.username,
+        system=system.name,
+        path=staging,
+        size=size,
+        part_size=part_size,
+        parts=max(1, math.ceil(size / part_size)),
+    )
+    token = signer.sign(grant, system.data_operation.staging_url_ttl)
+    job = await transfer_jobs.submit(
+        remote,
+        "IngressFileTransfer",
+        [_wait_argv(staging, target, system.data_operation.staging_upload_timeout)],
+        UPLOAD_DONE,
+        account,
+    )
+    base = f"{base_url.rstrip('/')}/staging/{token}"
+    directives = {
+        "transferMethod": "s3",
+        "partsUploadUrls": [f"{base}/parts/{n}" for n in range(1, grant.parts + 1)],
+        "completeUploadUrl": f"{base}/complete",
+        "maxPartSize": part_size,
+    }
+    return job, directives
+
+
+async def write_part(
+    remote: Remote, grant: StagingGrant, number: int, body: AsyncIterator[bytes]
+) -> str:
+    """Write part ``number`` at its offset; its ETag (the MD5 of its bytes, as in S3)."""
+    offset, length = part_range(grant, number)
+    data_path = f"{grant.path}/data"
+    digest = hashlib.md5()  # noqa: S324 - S3's ETag definition, not a security measure
+    received = 0
+    async with remote.sftp_session() as sftp:
+        try:
+            async with await sftp.open(data_path, asyncssh.FXF_WRITE, encoding=None) as file:
+                async for chunk in body:
+                    if received + len(chunk) > length:
+                        raise BadRequest(f"part {number} must be {length} bytes")
+                    await file.write(chunk, offset + received)
+                    digest.update(chunk)
+                    received += len(chunk)
+        except asyncssh.SFTPNoSuchFile:
+            raise NoSuchUpload("The upload does not exist (expired or completed)") from None
+        except asyncssh.SFTPError as exc:
+            raise sftp_error(exc, data_path) from None
+        if received != length:
+            raise BadRequest(f"part {number} must be {length} bytes, got {received}")
+        etag = f'"{digest.hexdigest()}"'
+        try:
+            async with await sftp.open(f"{grant.path}/part-{number:05d}", "w") as marker:
+                await marker.write(etag)
+        except asyncssh.SFTPError as exc:
+            raise sftp_error(exc, grant.path) from None
+    return etag
+
+
+def parse_complete_request(body: bytes) -> dict[int, str]:
+    """PartNumber -> ETag from an S3 CompleteMultipartUpload document (namespace optional)."""
+    if len(body) > MAX_COMPLETE_BODY:
+        raise BadRequest("CompleteMultipartUpload document too large")
+    try:
+        root = ElementTree.fromstring(body)
+    except Exception:  # defusedxml raises several types for malformed or hostile XML
+        raise BadRequest("Malformed CompleteMultipartUpload document") from None
+    parts: dict[int, str] = {}
+    for element in root.iter():
+        if element.tag.rsplit("}", 1)[-1] != "Part":
+            continue
+        fields = {child.tag.rsplit("}", 1)[-1]: (child.text or "").strip() for child in element}
+        try:
+            parts[int(fields["PartNumber"])] = fields["ETag"].strip('"')
+        except (KeyError, ValueError):
+            raise BadRequest("Each Part needs a PartNumber and an ETag") from None
+    return parts
+
+
+async def complete_upload(remote: Remote, grant: StagingGrant, body: bytes) -> None:
+    claimed = parse_complete_request(body)
+
+    async def finish(sftp: asyncssh.SFTPClient) -> None:
+        try:
+            names = {n.filename for n in await sftp.readdir(grant.path)}
+        except asyncssh.SFTPNoSuchFile:
+            raise NoSuchUpload("The upload does not exist (expired or completed)") from None
+        expected = set(range(1, grant.parts + 1))
+        received = {int(n[5:]) for n in names if n.startswith("part-") and n[5:].isdigit()}
+        if received != expected or set(claimed) != expected:
+            missing = sorted(expected - received)
+            raise BadRequest(f"Parts missing or not listed: {missing[:20]}")
+        for number in sorted(expected):
+            async with await sftp.open(f"{grant.path}/part-{number:05d}", "r") as marker:
+                stored = (await marker.read()).strip('"')
+            if stored != claimed[number]:
+                raise BadRequest(f"ETag of part {number} does not match")
+        async with await sftp.open(f"{grant.path}/complete", "w"):
+            pass
+
+    await remote.sftp(grant.path, finish)
+
+
+async def create_download(
+    remote: Remote, source: str, signer: UrlSigner, base_url: str, account: str | None
+) -> tuple[TransferJob, dict]:
+    system = remote.system
+    attrs = await remote.sftp(source, lambda sftp: sftp.stat(source))
+    if stat_module.S_ISDIR(attrs.permissions or 0):
+        raise BadRequest(f"{source}: Is a directory")
+    job = await transfer_jobs.submit(
+        remote,
+        "OutgressFileTransfer",
+        [["head", "--bytes=0", "--", source]],  # fails the job if the file cannot be read
+        DOWNLOAD_READY,
+        account,
+    )
+    grant = StagingGrant(
+        kind="download", user=remote.username, system=system.name, path=source, size=attrs.size or 0
+    )
+    token = signer.sign(grant, system.data_operation.staging_url_ttl)
+    url = f"{base_url.rstrip('/')}/staging/{token}/object"
+    return job, {"transferMethod": "s3", "downloadUrl": url}

@@ -22,6 +22,11 @@ def test_scheduler_entry_point_is_a_scheduler() -> None:
     assert issubclass(_load("aiida.schedulers", "firecrest"), Scheduler)
 
 
-@pytest.mark.xfail(reason="the transport is not implemented yet (AiiDA plugin issue)", strict=True)
 def test_transport_can_be_instantiated() -> None:
-    _load("aiida.transports", "firecrest")(machine="cluster")
+    transport_class = _load("aiida.transports", "firecrest")
+    transport = transport_class(
+        machine="cluster", url="http://localhost", compute_resource="cluster", static_token="t"
+    )
+    assert not transport.is_open
+    with pytest.raises(ValueError, match="verdi computer configure"):
+        transport_class(machine="cluster")

@@ -1,0 +1,53 @@
+"""An async client for FirecREST v2 compatible APIs, in layers.
+
+* ``auth``: where access tokens come from (client credentials, static token, token command);
+* ``retry``: which failed requests are sent again, and when;
+* ``errors``: HTTP failures as ``OSError`` subclasses;
+* ``session``: one HTTP session (auth, concurrency cap, retries, error mapping);
+* ``api``: ``FirecrestClient``, typed methods per endpoint; ``jobs``: job states and polling;
+  ``staging``: large files via S3.
+"""
+
+from .api import FirecrestClient
+from .auth import RefreshingToken, StaticToken, TokenSource, client_credentials, token_command
+from .errors import (
+    AuthenticationError,
+    FirecrestError,
+    JobNotFoundError,
+    TransferJobError,
+)
+from .jobs import is_final_state
+from .models import (
+    CAPABILITY_OPS_CP,
+    CAPABILITY_OPS_MV,
+    CAPABILITY_TREE,
+    FileEntry,
+    StatResult,
+    SystemInfo,
+    TransferJob,
+    UserInfo,
+)
+from .retry import RetryPolicy
+
+__all__ = [
+    "CAPABILITY_OPS_CP",
+    "CAPABILITY_OPS_MV",
+    "CAPABILITY_TREE",
+    "AuthenticationError",
+    "FileEntry",
+    "FirecrestClient",
+    "FirecrestError",
+    "JobNotFoundError",
+    "RefreshingToken",
+    "RetryPolicy",
+    "StatResult",
+    "StaticToken",
+    "SystemInfo",
+    "TokenSource",
+    "TransferJob",
+    "TransferJobError",
+    "UserInfo",
+    "client_credentials",
+    "is_final_state",
+    "token_command",
+]

@@ -1,0 +1,596 @@
+"""``FirecrestClient``: typed methods for the FirecREST v2 endpoints the AiiDA plugin uses.
+
+Each method is one request (or one documented sequence, such as a transfer job and its wait) and
+returns typed values or raises an ``OSError`` subclass (see ``errors``). The client is async,
+shares one HTTP session, and is safe to use from many coroutines at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import posixpath
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from . import staging
+from .auth import TokenSource
+from .errors import (
+    FirecrestError,
+    FirecrestFileNotFoundError,
+    FirecrestTimeoutError,
+    JobNotFoundError,
+)
+from .jobs import (
+    TRANSFER_SUCCESS_PHRASES,
+    is_final_state,
+    job_state,
+    poll_intervals,
+    transfer_failure,
+)
+from .localfiles import CHUNK_SIZE, AsyncFileWriter, file_range, file_size, read_bytes
+from .models import Compression, FileEntry, StatResult, SystemInfo, TransferJob, UserInfo
+from .retry import RetryPolicy
+from .session import DEFAULT_MAX_CONCURRENT, DEFAULT_TIMEOUT, ApiSession
+
+
+class FirecrestClient:
+    """An async client for one FirecREST v2 server (all systems behind it)."""
+
+    def __init__(
+        self,
+        url: str,
+        auth: TokenSource,
+        *,
+        max_concurrent: int = DEFAULT_MAX_CONCURRENT,
+        retry: RetryPolicy | None = None,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        verify: bool | str = True,
+        transport: httpx.AsyncBaseTransport | None = None,
+        job_not_found_timeout: float = 20.0,
+        max_poll_interval: float = 5.0,
+        s3_parallel_parts: int = 4,
+    ) -> None:
+        self.session = ApiSession(
+            url,
+            auth,
+            max_concurrent=max_concurrent,
+            retry=retry,
+            timeout=timeout,
+            verify=verify,
+            transport=transport,
+        )
+        self.job_not_found_timeout = job_not_found_timeout
+        self.max_poll_interval = max_poll_interval
+        self.s3_parallel_parts = s3_parallel_parts
+        self._systems: dict[str, SystemInfo] | None = None
+
+    @property
+    def url(self) -> str:
+        return self.session.base_url
+
+    async def aclose(self) -> None:
+        await self.session.aclose()
+
+    async def __aenter__(self) -> FirecrestClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # -------------------------------------------------------------------------------- status
+
+    async def systems(self) -> list[dict[str, Any]]:
+        response = await self.session.request("GET", "/status/systems", idempotent=True)
+        return response.json()["systems"]
+
+    async def system_info(self, system: str, *, refresh: bool = False) -> SystemInfo:
+        """Capabilities and limits of ``system``, asked once per client."""
+        if self._systems is None or refresh:
+            self._systems = {raw["name"]: SystemInfo.from_wire(raw) for raw in await self.systems()}
+        try:
+            return self._systems[system]
+        except KeyError:
+            known = ", ".join(sorted(self._systems)) or "none"
+            raise FirecrestError(
+                f"System {system!r} is not served by {self.url} (systems: {known})"
+            ) from None
+
+    async def userinfo(self, system: str) -> UserInfo:
+        response = await self.session.request("GET", f"/status/{system}/userinfo", idempotent=True)
+        return UserInfo.from_wire(response.json())
+
+    # ------------------------------------------------------------------- filesystem: reading
+
+    def _ops(self, system: str, operation: str) -> str:
+        return f"/filesystem/{system}/ops/{operation}"
+
+    async def ls(
+        self,
+        system: str,
+        path: str,
+        *,
+        show_hidden: bool = True,
+        recursive: bool = False,
+        numeric_uid: bool = False,
+        dereference: bool = False,
+    ) -> list[FileEntry]:
+        response = await self.session.request(
+            "GET",
+            self._ops(system, "ls"),
+            params={
+                "path": path,
+                "showHidden": show_hidden,
+                "recursive": recursive,
+                "numericUid": numeric_uid,
+                "dereference": dereference,
+            },
+            idempotent=True,
+        )
+        return [FileEntry.from_wire(raw) for raw in response.json()["output"] or []]
+
+    async def stat(self, system: str, path: str, *, dereference: bool = False) -> StatResult:
+        response = await self.session.request(
+            "GET",
+            self._ops(system, "stat"),
+            params={"path": path, "dereference": dereference},
+            idempotent=True,
+        )
+        return StatResult.from_wire(response.json()["output"])
+
+    async def view(
+        self, system: str, path: str, *, size: int | None = None, offset: int | None = None
+    ) -> str:
+        response = await self.session.request(
+            "GET",
+            self._ops(system, "view"),
+            params={"path": path, "size": size, "offset": offset},
+            idempotent=True,
+        )
+        return response.json()["output"]
+
+    async def head(
+        self, system: str, path: str, *, num_bytes: int | None = None, lines: int | None = None
+    ) -> str:
+        response = await self.session.request(
+            "GET",
+            self._ops(system, "head"),
+            params={"path": path, "bytes": num_bytes, "lines": lines},
+            idempotent=True,
+        )
+        output = response.json()["output"]
+        return output["content"] if isinstance(output, dict) else output
+
+    async def checksum(self, system: str, path: str) -> str:
+        """The SHA-256 of a remote file, in hex."""
+        response = await self.session.request(
+            "GET", self._ops(system, "checksum"), params={"path": path}, idempotent=True
+        )
+        return response.json()["output"]["checksum"]
+
+    async def file_type(self, system: str, path: str) -> str:
+        """``file -b``'s description of a remote file."""
+        response = await self.session.request(
+            "GET", self._ops(system, "file"), params={"path": path}, idempotent=True
+        )
+        return response.json()["output"]
+
+    # ------------------------------------------------------------------ filesystem: changing
+
+    async def mkdir(self, system: str, path: str, *, parents: bool = False) -> None:
+        await self.session.request(
+            "POST",
+            self._ops(system, "mkdir"),
+            json={"path": path, "parent": parents},
+            idempotent=parents,  # mkdir -p may be repeated; plain mkdir fails the second time
+            expected=(201,),
+        )
+
+    async def rm(self, system: str, path: str) -> None:
+        await self.session.request(
+            "DELETE",
+            self._ops(system, "rm"),
+            params={"path": path},
+            idempotent=False,  # a repeat after success would report "No such file"
+            expected=(204,),
+        )
+
+    async def symlink(self, system: str, target: str, link_path: str) -> None:
+        await self.session.request(
+            "POST",
+            self._ops(system, "symlink"),
+            json={"path": target, "linkPath": link_path},
+            idempotent=False,
+            expected=(201,),
+        )
+
+    async def chmod(self, system: str, path: str, mode: int | str) -> None:
+        """``mode`` as an int (0o755) or as chmod(1) text ("755", "u+x")."""
+        text = f"{mode & 0o7777:o}" if isinstance(mode, int) else mode
+        await self.session.request(
+            "PUT",
+            self._ops(system, "chmod"),
+            json={"path": path, "mode": text},
+            idempotent=True,
+        )
+
+    async def compress(
+        self,
+        system: str,
+        source: str,
+        target: str,
+        *,
+        compression: Compression = "gzip",
+        dereference: bool = False,
+        match_pattern: str | None = None,
+    ) -> None:
+        """``tar -c -C dirname(source) basename(source)`` into ``target``, on the login node."""
+        body: dict[str, Any] = {
+            "path": source,
+            "targetPath": target,
+            "compression": compression,
+            "dereference": dereference,
+        }
+        if match_pattern is not None:
+            body["matchPattern"] = match_pattern
+        await self.session.request(
+            "POST", self._ops(system, "compress"), json=body, idempotent=True, expected=(204,)
+        )
+
+    async def extract(
+        self, system: str, source: str, target: str, *, compression: Compression = "gzip"
+    ) -> None:
+        """``tar -x -f source -C target``, on the login node."""
+        await self.session.request(
+            "POST",
+            self._ops(system, "extract"),
+            json={"path": source, "targetPath": target, "compression": compression},
+            idempotent=True,
+            expected=(204,),
+        )
+
+    async def ops_cp(
+        self, system: str, source: str, target: str, *, dereference: bool = False
+    ) -> None:
+        """Synchronous ``cp -R`` (extension ``filesystem.ops.cp`` of this project's server)."""
+        await self.session.request(
+            "POST",
+            self._ops(system, "cp"),
+            json={"sourcePath": source, "targetPath": target, "dereference": dereference},
+            idempotent=False,  # into an existing directory, a repeat would nest the copy
+            expected=(204,),
+        )
+
+    async def ops_mv(self, system: str, source: str, target: str) -> None:
+        """Synchronous ``mv`` (extension ``filesystem.ops.mv`` of this project's server)."""
+        await self.session.request(
+            "POST",
+            self._ops(system, "mv"),
+            json={"sourcePath": source, "targetPath": target},
+            idempotent=False,
+            expected=(204,),
+        )
+
+    # ------------------------------------------------------------ filesystem: direct transfer
+
+    async def upload_bytes(self, system: str, directory: str, filename: str, data: bytes) -> None:
+        """``ops/upload``: ``data`` becomes ``directory/filename`` (replacing a file there)."""
+        await self.session.request(
+            "POST",
+            self._ops(system, "upload"),
+            params={"path": directory},
+            files={"file": (filename, data, "application/octet-stream")},
+            idempotent=True,  # writing the same bytes again gives the same file
+            expected=(204,),
+        )
+
+    async def download_to(self, system: str, path: str, local_path: str | Path) -> None:
+        """``ops/download`` streamed into ``local_path``."""
+        async with (
+            self.session.stream(
+                "GET", self._ops(system, "download"), params={"path": path}
+            ) as response,
+            AsyncFileWriter(local_path) as out,
+        ):
+            async for chunk in response.aiter_bytes(CHUNK_SIZE):
+                await out.write(chunk)
+
+    async def upload(
+        self,
+        system: str,
+        local_path: str | Path,
+        remote_path: str,
+        *,
+        account: str | None = None,
+    ) -> None:
+        """Upload a local file to ``remote_path``: directly when small, else through staging."""
+        size = await file_size(local_path)
+        info = await self.system_info(system)
+        directory, filename = posixpath.split(remote_path)
+        if size < info.max_ops_file_size:
+            await self.upload_bytes(system, directory, filename, await read_bytes(local_path))
+        else:
+            await staging.upload_large(self, system, local_path, remote_path, size, account=account)
+
+    async def download(
+        self,
+        system: str,
+        remote_path: str,
+        local_path: str | Path,
+        *,
+        size: int | None = None,
+        account: str | None = None,
+    ) -> None:
+        """Download ``remote_path``: directly when small, else through staging.
+
+        With ``size`` (the caller listed the file) the way is chosen up front; without, the
+        direct download is tried first and a 413 (too large) switches to staging, which saves
+        a ``stat`` request for the usual, small file.
+        """
+        if size is None:
+            try:
+                await self.download_to(system, remote_path, local_path)
+                return
+            except FirecrestError as exc:
+                if exc.status_code != 413:
+                    raise
+        elif size < (await self.system_info(system)).max_ops_file_size:
+            await self.download_to(system, remote_path, local_path)
+            return
+        await staging.download_large(self, system, remote_path, local_path, account=account)
+
+    # ------------------------------------------------- whole trees (extension filesystem.tree)
+
+    async def tree_download(
+        self, system: str, path: str, local_tar: str | Path, *, dereference: bool = False
+    ) -> None:
+        """The contents of directory ``path`` as one tar archive (members ``./...``), saved to
+        ``local_tar``."""
+        async with (
+            self.session.stream(
+                "GET",
+                self._ops(system, "tree"),
+                params={"path": path, "dereference": dereference},
+            ) as response,
+            AsyncFileWriter(local_tar) as out,
+        ):
+            async for chunk in response.aiter_bytes(CHUNK_SIZE):
+                await out.write(chunk)
+
+    async def tree_upload(self, system: str, path: str, local_tar: str | Path) -> None:
+        """Unpack the tar archive ``local_tar`` into the existing directory ``path``."""
+        size = await file_size(local_tar)
+        await self.session.request(
+            "PUT",
+            self._ops(system, "tree"),
+            params={"path": path},
+            content=lambda: file_range(local_tar, 0, size),
+            headers={"Content-Type": "application/x-tar", "Content-Length": str(size)},
+            idempotent=True,  # unpacking the same archive again gives the same tree
+            expected=(204,),
+        )
+
+    # ---------------------------------------------------------------------- transfer jobs
+
+    def _transfer(self, system: str, operation: str) -> str:
+        return f"/filesystem/{system}/transfer/{operation}"
+
+    async def _submit_transfer(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        expected: tuple[int, ...] = (201,),
+    ) -> TransferJob:
+        response = await self.session.request(
+            method, path, json=json, params=params, idempotent=False, expected=expected
+        )
+        return TransferJob.from_wire(response.json()["transferJob"])
+
+    async def transfer_cp(
+        self,
+        system: str,
+        source: str,
+        target: str,
+        *,
+        dereference: bool = False,
+        account: str | None = None,
+    ) -> TransferJob:
+        body = {"sourcePath": source, "targetPath": target, "dereference": dereference}
+        if account:
+            body["account"] = account
+        return await self._submit_transfer("POST", self._transfer(system, "cp"), json=body)
+
+    async def transfer_mv(
+        self, system: str, source: str, target: str, *, account: str | None = None
+    ) -> TransferJob:
+        body = {"sourcePath": source, "targetPath": target}
+        if account:
+            body["account"] = account
+        return await self._submit_transfer("POST", self._transfer(system, "mv"), json=body)
+
+    async def transfer_rm(
+        self, system: str, path: str, *, account: str | None = None
+    ) -> TransferJob:
+        # DELETE transfer/rm answers 200, not 201 (FirecREST v2).
+        return await self._submit_transfer(
+            "DELETE",
+            self._transfer(system, "rm"),
+            params={"path": path, "account": account or None},
+            expected=(200, 201),
+        )
+
+    async def transfer_compress(
+        self,
+        system: str,
+        source: str,
+        target: str,
+        *,
+        compression: Compression = "gzip",
+        dereference: bool = False,
+        account: str | None = None,
+    ) -> TransferJob:
+        body: dict[str, Any] = {
+            "path": source,
+            "targetPath": target,
+            "compression": compression,
+            "dereference": dereference,
+        }
+        if account:
+            body["account"] = account
+        return await self._submit_transfer("POST", self._transfer(system, "compress"), json=body)
+
+    async def transfer_extract(
+        self,
+        system: str,
+        source: str,
+        target: str,
+        *,
+        compression: Compression = "gzip",
+        account: str | None = None,
+    ) -> TransferJob:
+        body: dict[str, Any] = {"path": source, "targetPath": target, "compression": compression}
+        if account:
+            body["account"] = account
+        return await self._submit_transfer("POST", self._transfer(system, "extract"), json=body)
+
+    async def wait_for_transfer(self, job: TransferJob, *, timeout: float | None = None) -> str:
+        """Wait for a transfer job, then check its output log for FirecREST's success phrase.
+
+        Returns the log. A failed job raises the error its error log describes (a missing
+        source is ``FileNotFoundError``, as for the synchronous operations).
+        """
+        final = await self.wait_for_job(job.system, job.job_id, timeout=timeout)
+        output = await self._read_log(job.system, job.output_log)
+        if output is not None and any(p in output for p in TRANSFER_SUCCESS_PHRASES):
+            return output
+        errors = await self._read_log(job.system, job.error_log)
+        state = job_state(final)
+        detail = (errors or output or "").strip() or "no output"
+        raise transfer_failure(job, state, detail)
+
+    async def _read_log(self, system: str, path: str | None) -> str | None:
+        if not path:
+            return None
+        try:
+            return await self.view(system, path)
+        except FirecrestFileNotFoundError:
+            return None
+
+    # ---------------------------------------------------------------------------- compute
+
+    def _jobs(self, system: str) -> str:
+        return f"/compute/{system}/jobs"
+
+    async def submit_job(
+        self,
+        system: str,
+        *,
+        working_directory: str,
+        script: str | None = None,
+        script_path: str | None = None,
+        env: dict[str, str] | None = None,
+        account: str | None = None,
+        partition: str | None = None,
+        reservation: str | None = None,
+        name: str | None = None,
+        standard_input: str | None = None,
+        standard_output: str | None = None,
+        standard_error: str | None = None,
+        constraints: str | None = None,
+    ) -> str:
+        """Submit a batch job from an inline ``script`` or a ``script_path`` on the cluster."""
+        if (script is None) == (script_path is None):
+            raise ValueError("give exactly one of script and script_path")
+        job: dict[str, Any] = {"workingDirectory": working_directory}
+        optional = {
+            "script": script,
+            "scriptPath": script_path,
+            "env": env or None,
+            "account": account,
+            "partition": partition,
+            "reservation": reservation,
+            "name": name,
+            "standardInput": standard_input,
+            "standardOutput": standard_output,
+            "standardError": standard_error,
+            "constraints": constraints,
+        }
+        job.update({key: value for key, value in optional.items() if value is not None})
+        response = await self.session.request(
+            "POST", self._jobs(system), json={"job": job}, idempotent=False, expected=(201,)
+        )
+        return str(response.json()["jobId"])
+
+    async def get_job(self, system: str, job_id: str) -> list[dict[str, Any]]:
+        """The job's records (Slurm may report more than one); ``JobNotFoundError`` if unknown."""
+        response = await self.session.request(
+            "GET", f"{self._jobs(system)}/{job_id}", idempotent=True
+        )
+        return response.json().get("jobs") or []
+
+    async def list_jobs(
+        self,
+        system: str,
+        *,
+        all_users: bool = False,
+        account: str | None = None,
+        name: str | None = None,
+        time_window: str | None = None,
+    ) -> list[dict[str, Any]]:
+        response = await self.session.request(
+            "GET",
+            self._jobs(system),
+            params={
+                "allusers": all_users,
+                "account": account,
+                "name": name,
+                "time_window": time_window,
+            },
+            idempotent=True,
+        )
+        return response.json().get("jobs") or []
+
+    async def job_metadata(self, system: str, job_id: str) -> list[dict[str, Any]]:
+        response = await self.session.request(
+            "GET", f"{self._jobs(system)}/{job_id}/metadata", idempotent=True
+        )
+        return response.json().get("jobs") or []
+
+    async def cancel_job(self, system: str, job_id: str) -> None:
+        await self.session.request(
+            "DELETE", f"{self._jobs(system)}/{job_id}", idempotent=False, expected=(204, 200)
+        )
+
+    async def wait_for_job(
+        self, system: str, job_id: str, *, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Poll until the job reaches a final state; return its record.
+
+        A job the scheduler does not list yet ("Job not found") is polled for
+        ``job_not_found_timeout`` seconds before giving up. On ``timeout`` the job is cancelled
+        and ``TimeoutError`` raised.
+        """
+        started = time.monotonic()
+        intervals = poll_intervals(cap=self.max_poll_interval)
+        while True:
+            try:
+                jobs = await self.get_job(system, job_id)
+            except JobNotFoundError:
+                if time.monotonic() - started > self.job_not_found_timeout:
+                    raise
+                jobs = []
+            if jobs and is_final_state(job_state(jobs[0])):
+                return jobs[0]
+            if timeout is not None and time.monotonic() - started > timeout:
+                with contextlib.suppress(OSError):  # the timeout is what to report
+                    await self.cancel_job(system, job_id)
+                raise FirecrestTimeoutError(
+                    f"Job {job_id} on {system} did not finish within {timeout:g} s; cancelled it"
+                )
+            await asyncio.sleep(next(intervals))

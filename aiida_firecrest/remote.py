@@ -1,0 +1,264 @@
+"""The cluster's file system as the transport sees it: one place that knows *how* each operation
+is done on the server at hand.
+
+A server that advertises an extension (``filesystem.ops.cp``/``mv``, ``filesystem.tree``) gets
+the fast synchronous request; a plain FirecREST gets the standard way (a transfer job for cp and
+mv). A synchronous operation that times out on the login node (HTTP 408) is retried as a transfer
+job, as pyfirecrest does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import posixpath
+import uuid
+from pathlib import Path
+
+from . import local_tar
+from .client import (
+    CAPABILITY_OPS_CP,
+    CAPABILITY_OPS_MV,
+    CAPABILITY_TREE,
+    FileEntry,
+    FirecrestClient,
+    FirecrestError,
+    StatResult,
+    SystemInfo,
+)
+from .client.localfiles import file_size, scratch_directory, sha256_of
+from .client.models import Compression
+
+log = logging.getLogger(__name__)
+
+# Errors that mean "there is nothing (reachable) at this path".
+ABSENT = (FileNotFoundError, NotADirectoryError, PermissionError)
+
+
+class RemoteFileSystem:
+    def __init__(
+        self,
+        client: FirecrestClient,
+        system: str,
+        *,
+        account: str | None = None,
+        temp_directory: str | None = None,
+        checksum_check: bool = False,
+    ) -> None:
+        self.client = client
+        self.system = system
+        self.account = account
+        self.temp_directory = temp_directory
+        self.checksum_check = checksum_check
+        self._info: SystemInfo | None = None
+
+    async def info(self) -> SystemInfo:
+        if self._info is None:
+            self._info = await self.client.system_info(self.system)
+        return self._info
+
+    async def supports(self, capability: str) -> bool:
+        return (await self.info()).supports(capability)
+
+    # ------------------------------------------------------------------------------ looking
+
+    async def stat(self, path: str, *, dereference: bool = True) -> StatResult:
+        return await self.client.stat(self.system, path, dereference=dereference)
+
+    async def stat_or_none(self, path: str, *, dereference: bool = True) -> StatResult | None:
+        """None for a path that is not there, or that the API will not look at (a 400 for a
+        path outside the system's file systems): for the transport, neither exists."""
+        try:
+            return await self.stat(path, dereference=dereference)
+        except ABSENT:
+            return None
+        except FirecrestError as exc:
+            if exc.status_code == 400:
+                return None
+            raise
+
+    async def exists(self, path: str) -> bool:
+        return await self.stat_or_none(path) is not None
+
+    async def isdir(self, path: str) -> bool:
+        found = await self.stat_or_none(path)
+        return found is not None and found.is_dir
+
+    async def isfile(self, path: str) -> bool:
+        found = await self.stat_or_none(path)
+        return found is not None and found.is_file
+
+    async def listdir(self, path: str, *, numeric_uid: bool = False) -> list[FileEntry]:
+        """The entries of directory ``path`` (following ``path`` itself if it is a symlink)."""
+        entries = await self.client.ls(self.system, path, numeric_uid=numeric_uid)
+        if len(entries) == 1 and entries[0].name == path:
+            only = entries[0]
+            if only.is_link and only.link_target:
+                # `ls -l LINK` describes the link: list what it points to instead.
+                target = posixpath.join(posixpath.dirname(path), only.link_target)
+                return await self.listdir(posixpath.normpath(target), numeric_uid=numeric_uid)
+            if not only.is_dir:
+                raise NotADirectoryError(f"{path}: Not a directory")
+        return entries
+
+    async def walk(self, path: str, *, dereference: bool = True) -> list[FileEntry]:
+        """Every entry below ``path``, names relative to it, in one request."""
+        entries = await self.client.ls(self.system, path, recursive=True, dereference=dereference)
+        # Some FirecREST versions name recursive entries by their full path.
+        prefix = path.rstrip("/") + "/"
+        return [
+            dataclasses.replace(e, name=e.name[len(prefix) :]) if e.name.startswith(prefix) else e
+            for e in entries
+        ]
+
+    # ----------------------------------------------------------------------------- changing
+
+    async def mkdir(self, path: str, *, parents: bool = False) -> None:
+        await self.client.mkdir(self.system, path, parents=parents)
+
+    async def rm(self, path: str) -> None:
+        """``rm -r``; as a transfer job when it takes too long on the login node."""
+        try:
+            await self.client.rm(self.system, path)
+        except TimeoutError:
+            log.info("rm %s timed out on the login node; running it as a transfer job", path)
+            job = await self.client.transfer_rm(self.system, path, account=self.account)
+            await self.client.wait_for_transfer(job)
+
+    async def cp(self, source: str, target: str, *, dereference: bool = False) -> None:
+        """``cp -R`` (so ``target`` may be an existing directory to copy into)."""
+        if await self.supports(CAPABILITY_OPS_CP):
+            try:
+                await self.client.ops_cp(self.system, source, target, dereference=dereference)
+                return
+            except TimeoutError:
+                log.info("cp %s timed out on the login node; using a transfer job", source)
+        job = await self.client.transfer_cp(
+            self.system, source, target, dereference=dereference, account=self.account
+        )
+        await self.client.wait_for_transfer(job)
+
+    async def mv(self, source: str, target: str) -> None:
+        if await self.supports(CAPABILITY_OPS_MV):
+            try:
+                await self.client.ops_mv(self.system, source, target)
+                return
+            except TimeoutError:
+                log.info("mv %s timed out on the login node; using a transfer job", source)
+        job = await self.client.transfer_mv(self.system, source, target, account=self.account)
+        await self.client.wait_for_transfer(job)
+
+    async def symlink(self, target: str, link_path: str) -> None:
+        await self.client.symlink(self.system, target, link_path)
+
+    async def chmod(self, path: str, mode: int) -> None:
+        await self.client.chmod(self.system, path, mode)
+
+    # ----------------------------------------------------------------------------- archives
+
+    async def compress(
+        self,
+        source: str,
+        target: str,
+        *,
+        compression: Compression,
+        dereference: bool = False,
+    ) -> None:
+        try:
+            await self.client.compress(
+                self.system, source, target, compression=compression, dereference=dereference
+            )
+        except TimeoutError:
+            log.info("compress %s timed out on the login node; using a transfer job", source)
+            job = await self.client.transfer_compress(
+                self.system,
+                source,
+                target,
+                compression=compression,
+                dereference=dereference,
+                account=self.account,
+            )
+            await self.client.wait_for_transfer(job)
+
+    async def extract(self, source: str, target: str, *, compression: Compression) -> None:
+        try:
+            await self.client.extract(self.system, source, target, compression=compression)
+        except TimeoutError:
+            log.info("extract %s timed out on the login node; using a transfer job", source)
+            job = await self.client.transfer_extract(
+                self.system, source, target, compression=compression, account=self.account
+            )
+            await self.client.wait_for_transfer(job)
+
+    async def compression_of(self, path: str) -> Compression:
+        """The compression of a tar archive on the cluster, from ``file``'s description."""
+        description = (await self.client.file_type(self.system, path)).lower()
+        for marker, compression in (("gzip", "gzip"), ("bzip2", "bzip2"), ("xz", "xz")):
+            if marker in description:
+                return compression  # type: ignore[return-value]
+        return "none"
+
+    # ---------------------------------------------------------------------------- transfers
+
+    async def upload(self, local_path: str | Path, remote_path: str) -> None:
+        """A file up: directly when small; above the direct-transfer limit, as a one-file tar
+        stream when the server has ``filesystem.tree``, else through FirecREST's S3 staging."""
+        info = await self.info()
+        if info.supports(CAPABILITY_TREE) and await file_size(local_path) >= info.max_ops_file_size:
+            async with scratch_directory() as scratch:
+                archive = scratch / "file.tar"
+                name = posixpath.basename(remote_path)
+                await asyncio.to_thread(local_tar.build_single, local_path, archive, name)
+                await self.tree_upload(posixpath.dirname(remote_path) or "/", archive)
+        else:
+            await self.client.upload(self.system, local_path, remote_path, account=self.account)
+        if self.checksum_check:
+            await self._verify(local_path, remote_path)
+
+    async def download(
+        self, remote_path: str, local_path: str | Path, *, size: int | None = None
+    ) -> None:
+        await self.client.download(
+            self.system, remote_path, local_path, size=size, account=self.account
+        )
+        if self.checksum_check:
+            await self._verify(local_path, remote_path)
+
+    async def _verify(self, local_path: str | Path, remote_path: str) -> None:
+        local, remote = await asyncio.gather(
+            sha256_of(local_path), self.client.checksum(self.system, remote_path)
+        )
+        if local != remote:
+            raise FirecrestError(
+                f"Checksum mismatch between {local_path} (sha256 {local}) "
+                f"and {remote_path} (sha256 {remote})"
+            )
+
+    async def has_tree_transfer(self) -> bool:
+        return await self.supports(CAPABILITY_TREE)
+
+    async def tree_download(self, path: str, local_tar: str | Path, *, dereference: bool) -> None:
+        await self.client.tree_download(self.system, path, local_tar, dereference=dereference)
+
+    async def tree_upload(self, path: str, local_tar: str | Path) -> None:
+        await self.client.tree_upload(self.system, path, local_tar)
+
+    # ------------------------------------------------------------------------------ staging
+
+    def staging_path(self, near: str, suffix: str = "") -> str:
+        """A fresh name for a staging file or directory: in ``temp_directory`` when configured,
+        else next to ``near`` (a place the caller is writing to anyway)."""
+        base = self.temp_directory or posixpath.dirname(near.rstrip("/")) or "/"
+        return posixpath.join(base, f".aiida-firecrest-{uuid.uuid4().hex}{suffix}")
+
+    async def ensure_staging_directory(self) -> None:
+        if self.temp_directory:
+            await self.mkdir(self.temp_directory, parents=True)
+
+    async def remove_quietly(self, path: str) -> None:
+        """Clean-up that must not hide the error being reported."""
+        try:
+            await self.rm(path)
+        except OSError as exc:
+            log.warning("could not remove staging path %s: %s", path, exc)

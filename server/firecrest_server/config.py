@@ -162,7 +162,8 @@ class SSHConfig(_Strict):
     credentials: Credentials
     # Channels per connection, kept below sshd's MaxSessions; another connection is opened
     # for the same user when all are busy.
-    max_channels_per_connection: int = Field(default=32, ge=1, le=1024)
+    # OpenSSH's default MaxSessions is 10: the default stays below it. Raise both together.
+    max_channels_per_connection: int = Field(default=8, ge=1, le=1024)
     max_connections_per_user: int = Field(default=4, ge=1, le=64)
     connect_timeout: float = Field(default=10.0, gt=0)
     command_timeout: float = Field(default=30.0, gt=0)

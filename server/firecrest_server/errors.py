@@ -190,6 +190,15 @@ _STDERR_STATUS: tuple[tuple[str, type[ApiError]], ...] = (
     ("not in gzip format", BadRequest),
     ("is not a bzip2 file", BadRequest),
     ("File format not recognized", BadRequest),
+    # requests that can never succeed as asked: the client must change them
+    ("File name too long", BadRequest),
+    ("Too many levels of symbolic links", BadRequest),
+    ("Argument list too long", BadRequest),
+    ("are the same file", BadRequest),  # cp/mv onto itself
+    ("into itself", BadRequest),  # cp of a directory into itself
+    ("to a subdirectory of itself", BadRequest),  # mv of a directory into itself
+    ("invalid number of", BadRequest),  # head/tail counts beyond what they can represent
+    ("failed to compile regular expression", BadRequest),  # compress matchPattern
 )
 
 
@@ -222,5 +231,9 @@ def sftp_error(exc: Exception, path: str) -> ApiError:
         return BadRequest(f"{path}: Is a directory")
     if isinstance(exc, asyncssh.SFTPDirNotEmpty):
         return BadRequest(f"{path}: Directory not empty")
+    if isinstance(exc, asyncssh.SFTPBadMessage):
+        # OpenSSH's sftp-server answers a name longer than NAME_MAX, or a read at an offset
+        # beyond any file, with SSH_FX_BAD_MESSAGE: a request that cannot succeed as asked.
+        return BadRequest(f"{path}: Invalid argument or file name too long")
     reason = getattr(exc, "reason", "") or type(exc).__name__
     return ApiError(f"{path}: {reason}")

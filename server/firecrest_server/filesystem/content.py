@@ -22,6 +22,8 @@ from ..remote import Remote
 DEFAULT_LINES = 10
 # What view returns when no size is asked for (FirecREST v2's default), capped by the system limit.
 DEFAULT_VIEW_SIZE = 5 * 1024 * 1024
+# The largest file offset (off_t is a signed 64-bit integer); SFTP cannot even encode more.
+MAX_OFFSET = 2**63 - 1
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 # `file -b` reports an unreadable path on stdout, with exit status 0: "cannot open `P' (REASON)".
@@ -88,6 +90,8 @@ def view_size(size: int | None, offset: int, limit: int) -> int:
     """The number of bytes view reads, or 400 for a range the request may not ask for."""
     if offset < 0:
         raise BadRequest("`offset` value must be an integer value equal or greater than 0")
+    if offset > MAX_OFFSET:
+        raise BadRequest(f"`offset` value must be at most {MAX_OFFSET}")
     if size is None:
         size = min(DEFAULT_VIEW_SIZE, limit)
     if size <= 0:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from ..errors import BadRequest, Forbidden, NotFound
-from .content import DEFAULT_VIEW_SIZE, Slice, parse_file_type, parse_sha256sum, view_size
+from .content import (
+    DEFAULT_VIEW_SIZE,
+    MAX_OFFSET,
+    Slice,
+    parse_file_type,
+    parse_sha256sum,
+    view_size,
+)
 
 DIGEST = "e5b00209ffdf76f4db2895a419bd49cbfdf9350eb9546b73019413a41acd9455"
 
@@ -96,6 +103,14 @@ def test_view_size_refusals(size, offset, message) -> None:
 
 
 # ---------------------------------------------------------------------------------- checksum
+
+
+def test_view_offsets_beyond_any_file_are_refused() -> None:
+    # SFTP encodes offsets in 64 bits: a larger one used to fail inside asyncssh with a 500.
+    assert view_size(10, MAX_OFFSET, limit=1000) == 10
+    for offset in (MAX_OFFSET + 1, 2**64, 2**70):
+        with pytest.raises(BadRequest, match="offset"):
+            view_size(10, offset, limit=1000)
 
 
 def test_sha256sum_output() -> None:

@@ -2,7 +2,10 @@
 
 import subprocess
 
-from .transfer_jobs import transfer_script
+import pytest
+
+from ..errors import BadRequest
+from .transfer_jobs import _directives, transfer_script
 
 
 def test_script_quotes_every_value_and_runs_as_written(tmp_path) -> None:
@@ -25,3 +28,35 @@ def test_failure_means_no_success_phrase(tmp_path) -> None:
     result = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode != 0
     assert "successfully" not in result.stdout
+
+
+def _system_with_account_directive():
+    from ..config import SystemConfig
+
+    return SystemConfig.model_validate(
+        {
+            "name": "c",
+            "ssh": {
+                "host": "h",
+                "known_hosts": "/k",
+                "credentials": {"type": "ca", "ca_key": "KEY"},
+            },
+            "file_systems": [{"path": "/home", "default_work_dir": True}],
+            "data_operation": {"transfer_job_directives": ["#SBATCH --account={account}"]},
+        }
+    )
+
+
+def test_account_directive_takes_a_plain_name() -> None:
+    assert _directives(_system_with_account_directive(), "proj-1.a_b") == [
+        "#SBATCH --account=proj-1.a_b"
+    ]
+
+
+@pytest.mark.parametrize(
+    "account", ["a --output=/home/bob/x", "a\n#SBATCH --uid=0", "a'b", 'a"b', "a\tb", "a#b"]
+)
+def test_account_directive_refuses_what_sbatch_would_split(account: str) -> None:
+    # sbatch splits #SBATCH lines into words itself: a space would smuggle in an option.
+    with pytest.raises(BadRequest, match="Invalid account"):
+        _directives(_system_with_account_directive(), account)

@@ -8,6 +8,7 @@ ever script text. The last line prints the phrase clients look for in the job's 
 
 from __future__ import annotations
 
+import re
 import shlex
 import uuid
 from collections.abc import Sequence
@@ -29,12 +30,19 @@ def transfer_script(
     return "\n".join(lines) + "\n"
 
 
+# What an account name may contain where it is put into an `#SBATCH` directive line: sbatch
+# splits those lines into words itself, so whitespace or quotes would add options of their own.
+_DIRECTIVE_VALUE = re.compile(r"[^\s'\"\\#]+")
+
+
 def _directives(system: SystemConfig, account: str | None) -> list[str]:
     directives = []
     for line in system.data_operation.transfer_job_directives:
         if "{account}" in line:
             if not account:
                 raise BadRequest("`account` is required for transfer jobs on this system")
+            if not _DIRECTIVE_VALUE.fullmatch(account):
+                raise BadRequest(f"Invalid account {account!r}")
             line = line.replace("{account}", account)
         directives.append(line)
     return directives

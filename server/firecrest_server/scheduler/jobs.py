@@ -42,6 +42,8 @@ def _submit_error(result: CommandResult) -> ApiError:
         "Invalid feature specification",
         "Invalid directive",
         "unrecognized option",
+        "too long",  # "Pathname of a file, directory or other parameter too long"
+        "Unable to open file",  # scriptPath missing or unreadable
     ):
         if phrase.lower() in stderr.lower():
             return BadRequest(f"Job submission refused: {stderr.strip()}")
@@ -234,6 +236,10 @@ async def metadata(remote: Remote, job_id: str) -> JobMetadata:
     )
     if shown.exit_status == 0:
         fields = slurm.parse_scontrol_job(shown.stdout_text)
+        # `scontrol show job 0` (and ids that wrap to 0) lists every job, other users' too:
+        # answer only for the job asked about.
+        if not slurm.shows_job(fields, job_id):
+            raise NotFound(f"{_NOT_FOUND}: {job_id}")
         if fields.get("UserId", "").split("(")[0] not in (remote.username, ""):
             raise NotFound(f"{_NOT_FOUND}: {job_id}")
         return JobMetadata(
@@ -286,7 +292,12 @@ async def attach(remote: Remote, job_id: str, command: str) -> None:
         idempotent=False,
         check=False,
     )
-    if "Invalid job id" in result.stderr_text:
+    # srun refuses ids it cannot parse (0, beyond 32 bits, array task ids) before asking the
+    # controller: no job it could attach to exists under that id.
+    if any(
+        phrase in result.stderr_text
+        for phrase in ("Invalid job id", "Invalid numeric value", "for --jobid")
+    ):
         raise NotFound(f"{_NOT_FOUND}: {job_id}")
     if result.exit_status != 0:
         raise command_error(result.exit_status, result.stderr_text)

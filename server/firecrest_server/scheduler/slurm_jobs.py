@@ -327,6 +327,24 @@ def parse_scontrol_job(stdout: str) -> dict[str, str]:
     return fields
 
 
+def _same_id(shown: str | None, wanted: str) -> bool:
+    return shown is not None and shown.isdigit() and int(shown) == int(wanted)
+
+
+def shows_job(fields: dict[str, str], job_id: str) -> bool:
+    """Whether ``scontrol show job`` output parsed into ``fields`` is about ``job_id``.
+
+    ``ID_TASK`` names one task of an array job; a plain ID is the job itself or, for an array
+    job, its tasks (listed under ``ArrayJobId``).
+    """
+    main, _, task = job_id.partition("_")
+    if task:
+        return _same_id(fields.get("ArrayJobId"), main) and _same_id(
+            fields.get("ArrayTaskId"), task
+        )
+    return _same_id(fields.get("JobId"), main) or _same_id(fields.get("ArrayJobId"), main)
+
+
 def expand_output_path(pattern: str | None, job_id: str, fields: dict[str, str]) -> str | None:
     """Slurm's filename patterns (%j, %u, %x, %%) as they resolve for this job."""
     if not pattern:

@@ -104,3 +104,32 @@ def test_scontrol_fields_with_spaces_and_output_patterns() -> None:
     assert fields["WorkDir"] == "/home/alice/a b"
     assert slurm.expand_output_path(fields["StdErr"], "5", fields) == "/home/alice/a b/err-5.txt"
     assert slurm.expand_output_path(fields["StdOut"], "5", fields) == "/home/alice/my job-5.out"
+
+
+# `scontrol show -o job 0` lists every job (ids beyond 32 bits wrap to 0): one line per job.
+SCONTROL_ALL = (
+    "JobId=1 JobName=a UserId=alice(1001) GroupId=alice(1001) StdOut=/home/alice/a.out\n"
+    "JobId=16 JobName=b UserId=bob(1002) GroupId=bob(1002) StdOut=/home/bob/secret.out\n"
+)
+SCONTROL_TASK = (
+    "JobId=21 ArrayJobId=20 ArrayTaskId=1 JobName=arr UserId=alice(1001) StdOut=/home/alice/o\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("stdout", "job_id", "shown"),
+    [
+        (SCONTROL_ALL, "0", False),
+        (SCONTROL_ALL, "4294967296", False),
+        (SCONTROL_ALL, "1", True),
+        (SCONTROL_ALL, "01", True),
+        (SCONTROL_TASK, "21", True),
+        (SCONTROL_TASK, "20", True),  # an array job, through its task
+        (SCONTROL_TASK, "20_1", True),
+        (SCONTROL_TASK, "20_2", False),
+        (SCONTROL_TASK, "21_1", False),
+        ("", "5", False),
+    ],
+)
+def test_shows_job_only_for_the_job_asked_about(stdout: str, job_id: str, shown: bool) -> None:
+    assert slurm.shows_job(slurm.parse_scontrol_job(stdout), job_id) is shown

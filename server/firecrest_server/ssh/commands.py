@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import asyncssh
 
-from ..errors import PayloadTooLarge, RequestTimeout
-from .pool import ConnectionLost, SSHPool
+from ..errors import FailedDependency, PayloadTooLarge, RequestTimeout
+from .pool import Connection, ConnectionLost, SSHPool
 
 audit = logging.getLogger("firecrest_server.audit")
 
@@ -95,13 +95,7 @@ class RemoteRunner:
         process = None
         try:
             async with self.pool.connection(self.username, self.bearer_token) as entry:
-                try:
-                    process = await entry.conn.create_process(command, encoding=None)
-                except (asyncssh.ChannelOpenError, asyncssh.ConnectionLost, OSError) as exc:
-                    entry.close()
-                    raise ConnectionLost(
-                        f"SSH channel to {self.pool.system_name} failed: {exc}"
-                    ) from None
+                process = await self._spawn(entry, command)
                 try:
                     yield process
                 finally:
@@ -138,13 +132,7 @@ class RemoteRunner:
         exit_status: int | None = None
         try:
             async with self.pool.connection(self.username, self.bearer_token) as entry:
-                try:
-                    process = await entry.conn.create_process(command, encoding=None)
-                except (asyncssh.ChannelOpenError, asyncssh.ConnectionLost, OSError) as exc:
-                    entry.close()
-                    raise ConnectionLost(
-                        f"SSH channel to {self.pool.system_name} failed: {exc}"
-                    ) from None
+                process = await self._spawn(entry, command)
                 try:
                     # The remote `timeout` normally ends the command; this local deadline covers a
                     # login node that stops answering altogether.
@@ -173,6 +161,22 @@ class RemoteRunner:
             return CommandResult(tuple(argv), exit_status, stdout, stderr)
         finally:
             self._audit(argv, exit_status, t0)
+
+    async def _spawn(self, entry: Connection, command: str) -> asyncssh.SSHClientProcess:
+        try:
+            return await entry.conn.create_process(command, encoding=None)
+        except asyncssh.ChannelOpenError as exc:
+            # The connection is alive but sshd refused one more session on it (MaxSessions):
+            # closing it would kill the operations in flight on its other channels.
+            raise FailedDependency(
+                f"{self.pool.system_name} refused another SSH session ({exc.reason}); "
+                "ssh.max_channels_per_connection may exceed the login node's MaxSessions"
+            ) from None
+        except (asyncssh.ConnectionLost, OSError) as exc:
+            entry.close()
+            raise ConnectionLost(
+                f"SSH connection to {self.pool.system_name} failed: {exc}"
+            ) from None
 
     def _audit(self, argv: Sequence[str], exit_status: int | None, t0: float) -> None:
         audit.info(

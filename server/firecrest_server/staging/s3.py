@@ -11,7 +11,6 @@ signed URL then streams it straight from the cluster, with Range support.
 from __future__ import annotations
 
 import hashlib
-import math
 import posixpath
 import stat as stat_module
 import uuid
@@ -30,6 +29,8 @@ STAGING_DIR = ".firecrest-staging"
 UPLOAD_DONE = "Multipart file upload successfully completed"
 DOWNLOAD_READY = "File was successfully staged for download"
 MAX_COMPLETE_BODY = 4 * 1024 * 1024  # 10,000 parts of XML fit easily
+# S3's limit on the parts of one upload, and the highest part number the staging route takes.
+MAX_PARTS = 10_000
 
 # $1 staging directory, $2 target path, $3 seconds to wait for the client's last part.
 _WAIT_AND_MOVE = (
@@ -54,6 +55,23 @@ def part_range(grant: StagingGrant, number: int) -> tuple[int, int]:
     return offset, min(grant.part_size, grant.size - offset)
 
 
+def upload_parts(size: int, part_size: int) -> int:
+    """How many parts an upload of ``size`` bytes takes; 400 for a size this server cannot take.
+
+    Checked before anything is created: the answer lists one URL per part, so an unchecked
+    size would have the server build an unbounded list (a 10**30 byte "file" is 6 * 10**22 URLs).
+    """
+    if size < 0:
+        raise BadRequest("`fileSize` must not be negative")
+    parts = max(1, -(-size // part_size))  # integer ceiling: no float overflow for huge sizes
+    if parts > MAX_PARTS:
+        raise BadRequest(
+            f"`fileSize` must be at most {MAX_PARTS * part_size} bytes "
+            f"({MAX_PARTS} parts of {part_size} bytes)"
+        )
+    return parts
+
+
 def _wait_argv(staging: str, target: str, timeout: float) -> list[str]:
     return ["bash", "-c", _WAIT_AND_MOVE, "bash", staging, target, str(int(timeout))]
 
@@ -67,8 +85,8 @@ async def create_upload(
     account: str | None,
 ) -> tuple[TransferJob, dict]:
     system = remote.system
-    if size < 0:
-        raise BadRequest("`fileSize` must not be negative")
+    part_size = system.data_operation.staging_part_size
+    parts = upload_parts(size, part_size)
     parent = posixpath.dirname(target)
     await remote.sftp(parent, lambda sftp: sftp.stat(parent))  # 404 before any job is queued
     staging = (
@@ -82,7 +100,6 @@ async def create_upload(
             pass
 
     await remote.sftp(staging, prepare)
-    part_size = system.data_operation.staging_part_size
     grant = StagingGrant(
         kind="upload",
         user=remote.username,
@@ -90,7 +107,7 @@ async def create_upload(
         path=staging,
         size=size,
         part_size=part_size,
-        parts=max(1, math.ceil(size / part_size)),
+        parts=parts,
     )
     token = signer.sign(grant, system.data_operation.staging_url_ttl)
     job = await transfer_jobs.submit(

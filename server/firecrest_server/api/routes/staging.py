@@ -39,7 +39,7 @@ async def put_part(
     runtime: RuntimeDep,
     request: Request,
     token: Token,
-    number: Annotated[int, Path(ge=1, le=10000)],
+    number: Annotated[int, Path(ge=1, le=s3.MAX_PARTS)],
 ) -> Response:
     remote, grant = _remote(runtime, request, token, "upload")
     etag = await s3.write_part(remote, grant, number, request.stream())

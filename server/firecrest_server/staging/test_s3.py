@@ -1,0 +1,31 @@
+"""S3 staging: how many parts an upload takes, refused before anything is created."""
+
+from __future__ import annotations
+
+import pytest
+
+from ..errors import BadRequest
+from .s3 import MAX_PARTS, upload_parts
+
+MIB = 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("size", "parts"),
+    [(0, 1), (1, 1), (MIB, 1), (MIB + 1, 2), (MAX_PARTS * MIB, MAX_PARTS)],
+)
+def test_parts(size: int, parts: int) -> None:
+    assert upload_parts(size, MIB) == parts
+
+
+@pytest.mark.parametrize("size", [MAX_PARTS * MIB + 1, 10**15, 10**30, 10**400])
+def test_sizes_beyond_the_part_limit_are_refused(size: int) -> None:
+    # One URL per part goes into the answer: 10**30 bytes used to mean 6 * 10**22 URLs,
+    # built in memory until the worker died.
+    with pytest.raises(BadRequest, match="fileSize"):
+        upload_parts(size, MIB)
+
+
+def test_negative_size_is_refused() -> None:
+    with pytest.raises(BadRequest, match="negative"):
+        upload_parts(-1, MIB)

@@ -1,19 +1,20 @@
-"""ops/stat through the API vs. the same answer straight over SSH, measured side by side.
+"""API requests vs. the same answers straight over SSH, measured side by side in one run.
 
-    .venv/bin/python benchmarks/ops_stat.py [--stack DIR/stack.json] [--seconds 10]
-                                            [--clients 1,10,100] [--json out.json]
+    .venv/bin/python benchmarks/api.py [--stack DIR/stack.json] [--seconds 10]
+        [--clients 1,10,100,500] [--endpoints stat,ls,systems] [--json out.json]
 
-For each concurrency level it measures, in one run on the same stack:
+For each endpoint and concurrency level it measures, on the same stack:
 
-- **api**: `GET /filesystem/{system}/ops/stat` with `wrk` (a C load generator, so the client
-  is not the bottleneck), each connection its own client;
-- **raw exec**: `stat -c ...` over ONE already-open asyncssh connection, that many channels at
-  once (a process spawned per request, FirecREST v2's way);
-- **raw sftp**: an SFTP stat over the same connection (no process; the physical floor).
+- **api**: the HTTP request with `wrk` (a C load generator, so the client is not the
+  bottleneck), each connection its own client: `ops/stat`, `ops/ls` of a directory of 20
+  entries, `status/systems` (no SSH at all: the cost of auth and the framework);
+- **raw exec**: the program FirecREST v2 would spawn (`stat -c ...`, `ls -l ...`) over ONE
+  already-open asyncssh connection, that many channels at once;
+- **raw sftp**: the SFTP request over the same connection (no process; the physical floor).
 
-and prints requests/s with P50/P99 latency, plus the ratio api / raw exec. Without --stack it
-starts a stack of its own and stops it afterwards. This machine is shared: absolute numbers
-drift, the ratios measured in the same run are what to compare.
+and prints requests/s with P50/P99 latency and errors, plus api / raw exec ratios. Without
+--stack it starts a stack of its own and stops it afterwards. This machine is shared: absolute
+numbers drift; the ratios measured in the same run are what to compare.
 """
 
 from __future__ import annotations
@@ -34,7 +35,16 @@ import asyncssh
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.stack import StackInfo, new_stack_dir, stack_down, stack_up
 
-STAT_ARGV = "stat -c '%f %i %d %h %u %g %s %X %Y %Z' -- /home/alice/.bashrc"
+BENCH_DIR = "/home/alice/.bench-ls"
+RAW_COMMANDS = {
+    "stat": "stat -c '%f %i %d %h %u %g %s %X %Y %Z' -- /home/alice/.bashrc",
+    "ls": f"ls -l --quoting-style=c --time-style=+%Y-%m-%dT%H:%M:%S -- {BENCH_DIR}",
+}
+API_PATHS = {
+    "stat": "/filesystem/{system}/ops/stat?path=/home/alice/.bashrc",
+    "ls": "/filesystem/{system}/ops/ls?path=" + BENCH_DIR,
+    "systems": "/status/systems",
+}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -44,7 +54,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def _raw(stack: StackInfo, clients: int, seconds: float, mode: str) -> dict:
+async def _raw(stack: StackInfo, clients: int, seconds: float, endpoint: str, mode: str) -> dict:
     ca = asyncssh.read_private_key(str(stack.ca_key))
     key = asyncssh.generate_private_key("ssh-ed25519")
     now = int(time.time())
@@ -69,10 +79,12 @@ async def _raw(stack: StackInfo, clients: int, seconds: float, mode: str) -> dic
             while time.monotonic() < deadline:
                 t0 = time.monotonic()
                 try:
-                    if sftp is not None:
+                    if sftp is not None and endpoint == "stat":
                         await sftp.stat("/home/alice/.bashrc")
+                    elif sftp is not None:
+                        await sftp.readdir(BENCH_DIR)
                     else:
-                        result = await conn.run(STAT_ARGV, check=True)
+                        result = await conn.run(RAW_COMMANDS[endpoint], check=True)
                         assert result.stdout
                 except (asyncssh.Error, OSError):
                     errors += 1
@@ -101,8 +113,8 @@ def _ms(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
-def _api(stack: StackInfo, token: str, clients: int, seconds: float) -> dict:
-    url = f"{stack.url}/filesystem/{stack.system}/ops/stat?path=/home/alice/.bashrc"
+def _api(stack: StackInfo, token: str, endpoint: str, clients: int, seconds: float) -> dict:
+    url = stack.url + API_PATHS[endpoint].format(system=stack.system)
     threads = max(1, min(2, clients))
     argv = [
         "wrk",
@@ -131,25 +143,49 @@ def _api(stack: StackInfo, token: str, clients: int, seconds: float) -> dict:
     }
 
 
-def run(stack: StackInfo, levels: list[int], seconds: float) -> list[dict]:
+def _prepare(stack: StackInfo) -> None:
+    """A directory of 20 entries for the ls measurements, owned by alice."""
+    import os
+    import pwd
+
+    user = pwd.getpwnam("alice")
+    os.makedirs(BENCH_DIR, exist_ok=True)
+    os.chown(BENCH_DIR, user.pw_uid, user.pw_gid)
+    for i in range(20):
+        path = f"{BENCH_DIR}/file-{i:02d}.txt"
+        with open(path, "w") as fh:
+            fh.write("x" * i)
+        os.chown(path, user.pw_uid, user.pw_gid)
+
+
+def run(stack: StackInfo, endpoints: list[str], levels: list[int], seconds: float) -> list[dict]:
+    _prepare(stack)
     token = stack.fetch_token("alice")
     rows = []
-    for clients in levels:
-        # warm the server's pooled connection and the login node's caches
-        _api(stack, token, min(clients, 4), 1)
-        api = _api(stack, token, clients, seconds)
-        raw_exec = asyncio.run(_raw(stack, clients, seconds, "exec"))
-        raw_sftp = asyncio.run(_raw(stack, clients, seconds, "sftp"))
-        rows.append({"clients": clients, "api": api, "raw_exec": raw_exec, "raw_sftp": raw_sftp})
-        print(_format_row(rows[-1]), flush=True)
+    for endpoint in endpoints:
+        for clients in levels:
+            # warm the server's pooled connections and the login node's caches
+            _api(stack, token, endpoint, min(clients, 4), 1)
+            row = {"endpoint": endpoint, "clients": clients}
+            row["api"] = _api(stack, token, endpoint, clients, seconds)
+            if endpoint in RAW_COMMANDS:
+                row["raw_exec"] = asyncio.run(_raw(stack, clients, seconds, endpoint, "exec"))
+                row["raw_sftp"] = asyncio.run(_raw(stack, clients, seconds, endpoint, "sftp"))
+            rows.append(row)
+            print(_format_row(row), flush=True)
     return rows
 
 
 def _format_row(row: dict) -> str:
-    a, e, s = row["api"], row["raw_exec"], row["raw_sftp"]
-    return (
-        f"{row['clients']:>7} | {a['rps']:8.0f} {a['p50_ms']:7.1f} {a['p99_ms']:7.1f}"
-        f" {a['errors']:>4}"
+    a = row["api"]
+    line = (
+        f"{row['endpoint']:>7} {row['clients']:>7} | {a['rps']:8.0f} {a['p50_ms']:7.1f}"
+        f" {a['p99_ms']:7.1f} {a['errors']:>5}"
+    )
+    if "raw_exec" not in row:
+        return line
+    e, s = row["raw_exec"], row["raw_sftp"]
+    return line + (
         f" | {e['rps']:8.0f} {e['p50_ms']:7.1f} {e['p99_ms']:7.1f}"
         f" | {s['rps']:8.0f} {s['p50_ms']:7.1f} {s['p99_ms']:7.1f}"
         f" | {a['rps'] / e['rps']:6.2f}x {a['p99_ms'] / e['p99_ms']:6.2f}x"
@@ -157,8 +193,8 @@ def _format_row(row: dict) -> str:
 
 
 HEADER = (
-    "clients |      api req/s  p50ms  p99ms  err | raw exec req/s p50 p99  "
-    "| raw sftp req/s p50 p99 | api/exec rps, p99\n" + "-" * 118
+    "endpoint clients |   api req/s   p50ms   p99ms  errs | raw exec req/s p50 p99 "
+    "| raw sftp req/s p50 p99 | api/exec rps, p99\n" + "-" * 126
 )
 
 
@@ -166,7 +202,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack", help="stack.json of a running stack (default: start one)")
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--clients", default="1,10,100")
+    parser.add_argument("--clients", default="1,10,100,500")
+    parser.add_argument("--endpoints", default="stat,ls,systems")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     if not shutil.which("wrk"):
@@ -180,17 +217,19 @@ def main() -> int:
         directory = new_stack_dir()
         stack, _ = stack_up(directory)
     try:
-        print(f"ops/stat on {stack.url}, {args.seconds:.0f} s per measurement\n{HEADER}")
-        rows = run(stack, levels, args.seconds)
+        print(f"API on {stack.url}, {args.seconds:.0f} s per measurement\n{HEADER}")
+        rows = run(stack, args.endpoints.split(","), levels, args.seconds)
     finally:
         if directory is not None:
             stack_down(directory)
             shutil.rmtree(directory, ignore_errors=True)
     summary = {
-        "benchmark": "ops_stat",
+        "benchmark": "api",
         "seconds": args.seconds,
         "rows": rows,
-        "median_rps_ratio": statistics.median(r["api"]["rps"] / r["raw_exec"]["rps"] for r in rows),
+        "median_rps_ratio": statistics.median(
+            r["api"]["rps"] / r["raw_exec"]["rps"] for r in rows if "raw_exec" in r
+        ),
     }
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2))

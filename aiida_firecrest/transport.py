@@ -9,16 +9,21 @@ and ``extract`` speak tar with a root directory. How each is done on the server 
 There is no shell: ``exec_command_wait`` and ``gotocomputer_command`` raise
 ``NotImplementedError``, which AiiDA treats as "not available". Jobs go through the ``firecrest``
 scheduler, which uses this transport's ``client``.
+
+Failures are ``OSError`` subclasses, except that ``mkdir``, ``copy``, ``compress`` and ``extract``
+raise ``FirecrestUnavailableError`` when the API could not be used at all (see there).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fnmatch
 import glob as local_glob
 import os
 import posixpath
 import stat
+from collections.abc import Iterator
 from typing import Any
 
 from aiida.common.exceptions import InvalidOperation
@@ -28,6 +33,7 @@ from aiida.transports.util import FileAttribute
 
 from . import archives, remote_glob, trees
 from .client import FileEntry, FirecrestClient
+from .client.errors import is_unavailable
 from .options import AUTH_OPTIONS, TransportSettings
 from .remote import RemoteFileSystem
 from .remote_glob import has_magic
@@ -35,6 +41,29 @@ from .remote_glob import has_magic
 
 def _str(path: TransportPath) -> str:
     return str(path)
+
+
+class FirecrestUnavailableError(TransportInternalError):
+    """The API could not be used at all (unreachable, the connection broke, no answer in time,
+    or 429/502/503/504 after the client's own retries).
+
+    Deliberately not an ``OSError``, where AiiDA's engine reads an ``OSError`` as an answer about
+    the files: from ``mkdir`` as "the directory exists" (it then moves the calculation's
+    directory to lost+found), from ``compress``/``extract``/``copy`` in stashing and unstashing
+    as "cannot be done" (it then logs and skips them, and the calculation finishes without its
+    stash). Any other exception makes the engine retry the step with its exponential backoff,
+    which is what an outage needs, and what happens when an SSH connection drops.
+    """
+
+
+@contextlib.contextmanager
+def _unavailable_is_not_an_answer(operation: str) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        if is_unavailable(exc):
+            raise FirecrestUnavailableError(f"{operation}: {exc}") from exc
+        raise
 
 
 class FirecrestTransport(AsyncTransport):
@@ -199,12 +228,13 @@ class FirecrestTransport(AsyncTransport):
 
     async def mkdir_async(self, path: TransportPath, ignore_existing: bool = False) -> None:
         path = _str(path)
-        try:
-            await self.fs.mkdir(path)
-        except FileExistsError:
-            if ignore_existing and await self.fs.isdir(path):
-                return
-            raise
+        with _unavailable_is_not_an_answer(f"mkdir {path}"):
+            try:
+                await self.fs.mkdir(path)
+            except FileExistsError:
+                if ignore_existing and await self.fs.isdir(path):
+                    return
+                raise
 
     async def makedirs_async(self, path: TransportPath, ignore_existing: bool = False) -> None:
         path = _str(path)
@@ -282,6 +312,12 @@ class FirecrestTransport(AsyncTransport):
             raise ValueError("remotesource must be a non empty string")
         if has_magic(destination):
             raise ValueError("Pathname patterns are not allowed in the destination")
+        with _unavailable_is_not_an_answer(f"copy {source} to {destination}"):
+            await self._copy(source, destination, dereference, recursive)
+
+    async def _copy(
+        self, source: str, destination: str, dereference: bool, recursive: bool
+    ) -> None:
         if not has_magic(source):
             await self._copy_one(source, destination, dereference, recursive)
             return
@@ -563,16 +599,17 @@ class FirecrestTransport(AsyncTransport):
         sources = (
             list(remotesources) if isinstance(remotesources, list | tuple) else [remotesources]
         )
-        await archives.compress(
-            self.fs,
-            self.glob_async,
-            format,
-            [_str(s) for s in sources],
-            _str(remotedestination),
-            _str(root_dir),
-            overwrite=overwrite,
-            dereference=dereference,
-        )
+        with _unavailable_is_not_an_answer(f"compress to {remotedestination}"):
+            await archives.compress(
+                self.fs,
+                self.glob_async,
+                format,
+                [_str(s) for s in sources],
+                _str(remotedestination),
+                _str(root_dir),
+                overwrite=overwrite,
+                dereference=dereference,
+            )
 
     async def extract_async(
         self,
@@ -581,13 +618,14 @@ class FirecrestTransport(AsyncTransport):
         overwrite: bool = True,
         strip_components: int = 0,
     ) -> None:
-        await archives.extract(
-            self.fs,
-            _str(remotesource),
-            _str(remotedestination),
-            overwrite=overwrite,
-            strip_components=strip_components,
-        )
+        with _unavailable_is_not_an_answer(f"extract {remotesource}"):
+            await archives.extract(
+                self.fs,
+                _str(remotesource),
+                _str(remotedestination),
+                overwrite=overwrite,
+                strip_components=strip_components,
+            )
 
 
 async def _local_kind(path: str) -> str | None:

@@ -124,3 +124,19 @@ def stack_down(directory: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(STACK), "down", str(directory)], capture_output=True, text=True
     )
+
+
+def restart_server(directory: Path, *, down: float = 0.0, signal: str = "KILL") -> int:
+    """`dev/stack restart-server`: kill the API server and its workers (SIGKILL: a crash), stay
+    down ``down`` seconds, start it again on the same configuration; returns its new PID (also
+    recorded in DIR/pids.json, so `dev/stack down` stops it)."""
+    argv = [
+        sys.executable, str(STACK), "restart-server", str(directory),
+        "--signal", signal, "--down", str(down),
+    ]  # fmt: skip
+    result = subprocess.run(argv, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"{shlex.join(argv)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+        )
+    return StackInfo.load(directory / "stack.json").pids["server"]

@@ -1,10 +1,14 @@
 """HTTP errors from a FirecREST server, as Python's ``OSError`` family.
 
 AiiDA reacts to exception *types* (``FileNotFoundError`` is warned about and skipped in remote
-copies, ``OSError`` stops a stash quietly, anything else pauses the process), so every failure
-is one of the builtin ``OSError`` subclasses, chosen from the status code and the server's
-message. The message is kept exactly as the server wrote it; status and request id are
-attributes, for logs and for callers that need them.
+copies, ``OSError`` stops a stash quietly, anything else is retried and then pauses the
+process), so every failure is one of the builtin ``OSError`` subclasses, chosen from the status
+code and the server's message. The message is kept exactly as the server wrote it; status and
+request id are attributes, for logs and for callers that need them.
+
+``is_unavailable`` tells the failures that say nothing about the files (the API could not be
+used at all) from the others; the transport turns those into a non-``OSError`` where the engine
+would otherwise read them as an answer (see ``FirecrestUnavailableError`` in ``transport``).
 """
 
 from __future__ import annotations
@@ -170,3 +174,25 @@ def error_from_network(exc: httpx.HTTPError, url: str) -> FirecrestError:
     return FirecrestConnectionError(
         f"The connection to {url} broke: {reason}", errno_value=errno.ECONNRESET
     )
+
+
+# The gateway or the server is failing or overloaded: nothing was learnt about the files.
+UNAVAILABLE_STATUSES = frozenset({429, 502, 503, 504})
+
+
+def is_unavailable(exc: BaseException | None) -> bool:
+    """Whether ``exc``, or an error it was raised from, means that the API could not be used at
+    all (unreachable, the connection broke, no answer in time, 429/502/503/504 after the
+    client's retries), rather than being an answer about the files."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, FirecrestConnectionError):
+            return True
+        if isinstance(exc, FirecrestError):
+            if exc.status_code is None and isinstance(exc, TimeoutError):
+                return True
+            if exc.status_code in UNAVAILABLE_STATUSES:
+                return True
+        exc = exc.__cause__
+    return False

@@ -197,6 +197,7 @@ _STDERR_STATUS: tuple[tuple[str, type[ApiError]], ...] = (
     ("are the same file", BadRequest),  # cp/mv onto itself
     ("into itself", BadRequest),  # cp of a directory into itself
     ("to a subdirectory of itself", BadRequest),  # mv of a directory into itself
+    ("cannot overwrite", BadRequest),  # cp/mv: a directory by a file, or the other way round
     ("invalid number of", BadRequest),  # head/tail counts beyond what they can represent
     ("failed to compile regular expression", BadRequest),  # compress matchPattern
 )

@@ -53,7 +53,8 @@ class Remote:
         async with pool.connection(self.username, self.runner.bearer_token) as entry:
             try:
                 yield await entry.sftp()
-            except (asyncssh.ConnectionLost, asyncssh.ChannelOpenError, BrokenPipeError) as exc:
+            # ConnectionError: the socket broke (reset, broken pipe) under an SFTP request.
+            except (asyncssh.ConnectionLost, asyncssh.ChannelOpenError, ConnectionError) as exc:
                 entry.close()
                 raise ConnectionLost(
                     f"SSH connection to {pool.system_name} failed: {exc}"

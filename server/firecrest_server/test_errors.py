@@ -31,6 +31,8 @@ from .errors import (
         ("mv: '/a/x' and '/a/x' are the same file", BadRequest),
         ("cp: cannot copy a directory, '/a/d', into itself, '/a/d/d'", BadRequest),
         ("mv: cannot move '/a/d' to a subdirectory of itself, '/a/d/sub'", BadRequest),
+        ("mv: cannot overwrite directory '/a/d' with non-directory", BadRequest),
+        ("cp: cannot overwrite non-directory '/a/f' with directory '/a/d'", BadRequest),
         (
             "head: invalid number of bytes: '1180591620717411303424': "
             "Value too large for defined data type",

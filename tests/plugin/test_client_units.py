@@ -106,6 +106,29 @@ def test_network_errors_are_oserrors() -> None:
     assert isinstance(slow, TimeoutError)
 
 
+def test_unavailable_means_the_api_could_not_be_used_at_all() -> None:
+    refused = errors.error_from_network(httpx.ConnectError("refused"), "http://x")
+    broke = errors.error_from_network(httpx.RemoteProtocolError("gone"), "http://x")
+    slow = errors.error_from_network(httpx.ReadTimeout("slow"), "http://x")
+    assert errors.is_unavailable(refused)
+    assert errors.is_unavailable(broke)
+    assert errors.is_unavailable(slow)
+    for status in (429, 502, 503, 504):
+        assert errors.is_unavailable(errors.error_from_response(httpx.Response(status)))
+    # Wrapped (archives.py says what it was doing, `from` the cause).
+    wrapped = OSError("Error while creating the tar archive")
+    wrapped.__cause__ = refused
+    assert errors.is_unavailable(wrapped)
+    # Answers about the files, or about the request, are not.
+    missing = httpx.Response(404, json={"message": "x: No such file or directory"})
+    assert not errors.is_unavailable(errors.error_from_response(missing))
+    remote_timeout = httpx.Response(408, json={"message": "Remote process failed"})
+    assert not errors.is_unavailable(errors.error_from_response(remote_timeout))
+    assert not errors.is_unavailable(errors.error_from_response(httpx.Response(500)))
+    assert not errors.is_unavailable(OSError("local"))
+    assert not errors.is_unavailable(None)
+
+
 # ------------------------------------------------------------------------------------ retry
 
 

@@ -32,14 +32,28 @@ def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+class OwnServer(str):
+    """The server's URL (a ``str``, so callers use it as one), with its process id in ``pid``.
+
+    With one worker, uvicorn serves in that very process: ``pid`` is the process that handles
+    the requests (for RSS sampling or a profiler).
+    """
+
+    pid: int
+
+    @property
+    def url(self) -> str:
+        return str(self)
+
+
 @contextlib.contextmanager
 def own_server(
     stack: StackInfo,
     directory: Path,
     overrides: dict[str, Any] | None = None,
     system_overrides: dict[str, Any] | None = None,
-) -> Iterator[str]:
-    """Run a one-worker server until the block ends; yields its URL."""
+) -> Iterator[OwnServer]:
+    """Run a one-worker server until the block ends; yields its URL (with its ``pid``)."""
     config = json.loads((stack.dir / "server" / "config.yaml").read_text())
     port = free_ports(1)[0]
     config = _merge(config, {"server": {"port": port, "workers": 1}} | (overrides or {}))
@@ -65,7 +79,9 @@ def own_server(
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"server did not start: {log_file.read_text()[-3000:]}")
                 time.sleep(0.1)
-            yield url
+            server = OwnServer(url)
+            server.pid = process.pid
+            yield server
         finally:
             process.terminate()
             try:

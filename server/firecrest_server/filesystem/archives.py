@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import posixpath
 
+from ..errors import BadRequest
 from ..models.filesystem import Compression
 from ..remote import Remote
 
@@ -45,6 +46,8 @@ def compress_argv(
     dereference: bool = False,
     match_pattern: str | None = None,
 ) -> list[str]:
+    if match_pattern and "\x00" in match_pattern:
+        raise BadRequest("`matchPattern` must not contain NUL characters")
     directory, name = split_source(source)
     tar_options = ["-c", *COMPRESSION_FLAGS[compression]]
     if dereference:

@@ -142,6 +142,16 @@ def parse_file_type(stdout: str) -> str:
     return text
 
 
+# `file` echoes the name of a path it cannot open into a fixed buffer; a long one overflows it
+# and `file` fails with this on stdout (exit status 1, nothing on stderr).
+_FILE_OVERFLOW = "Output buffer space exceeded"
+
+
 async def file_type(remote: Remote, path: str) -> str:
-    result = await remote.run(["file", "-b", "--", path])
+    result = await remote.run(["file", "-b", "--", path], check=False)
+    if result.exit_status != 0:
+        if _FILE_OVERFLOW in result.stdout_text:
+            # The path could not be opened: SFTP tells why, as the usual 404, 403 or 400.
+            await remote.sftp(path, lambda sftp: sftp.stat(path))
+        raise command_error(result.exit_status, result.stderr_text or result.stdout_text)
     return parse_file_type(result.stdout_text)

@@ -199,3 +199,9 @@ async def test_not_an_archive_is_400() -> None:
     runner = _Runner(2, b"tar: This does not look like a tar archive\n")
     with pytest.raises(BadRequest, match="does not look like a tar archive"):
         await extract(_remote(runner), "/h/f.txt", "/h/out", "none")
+
+
+def test_compress_argv_refuses_a_nul_in_the_pattern() -> None:
+    # it would reach the SSH exec request, and sshd drops the connection on a NUL
+    with pytest.raises(BadRequest, match="matchPattern"):
+        compress_argv("/h/src", "/h/a.tar", match_pattern="x\x00y")

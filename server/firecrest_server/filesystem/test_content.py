@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from ..errors import BadRequest, Forbidden, NotFound
+from ..errors import ApiError, BadRequest, Forbidden, NotFound
+from ..ssh import CommandResult
 from .content import (
     DEFAULT_VIEW_SIZE,
     MAX_OFFSET,
     Slice,
+    file_type,
     parse_file_type,
     parse_sha256sum,
     view_size,
@@ -149,3 +151,33 @@ def test_file_cannot_open_denied_is_403() -> None:
 
 def test_file_type_mentioning_cannot_open_in_a_name_is_not_an_error() -> None:
     assert parse_file_type("ASCII text, cannot open (x)") == "ASCII text, cannot open (x)"
+
+
+class _FileRemote:
+    """Answers `file` as file 5.44 does for a long path it cannot open; SFTP says why."""
+
+    def __init__(self, stdout: bytes, exit_status: int, sftp_error: Exception | None) -> None:
+        self.stdout, self.exit_status, self.sftp_error = stdout, exit_status, sftp_error
+
+    async def run(self, argv, **kwargs):
+        return CommandResult(tuple(argv), self.exit_status, self.stdout, b"")
+
+    async def sftp(self, path, operation):
+        if self.sftp_error is not None:
+            raise self.sftp_error
+
+
+@pytest.mark.parametrize(
+    ("sftp_error", "status"),
+    [(NotFound("x: No such file or directory"), 404), (BadRequest("x: too long"), 400)],
+)
+async def test_file_on_a_long_path_it_cannot_open_is_not_a_server_error(sftp_error, status):
+    remote = _FileRemote(b"ERROR: Output buffer space exceeded 3048+0\n", 1, sftp_error)
+    with pytest.raises(ApiError) as raised:
+        await file_type(remote, "/home/alice/" + "a" * 3000)  # type: ignore[arg-type]
+    assert raised.value.status_code == status
+
+
+async def test_file_type_of_a_readable_file() -> None:
+    remote = _FileRemote(b"ASCII text\n", 0, None)
+    assert await file_type(remote, "/home/alice/x") == "ASCII text"  # type: ignore[arg-type]

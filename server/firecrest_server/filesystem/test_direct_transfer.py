@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import posixpath
 import stat as stat_module
@@ -159,6 +160,29 @@ async def test_upload_writes_in_bounded_batches() -> None:
     assert sum(remote.server.writes) == 10 * len(piece)
 
 
+async def test_a_failing_body_waits_for_the_write_in_flight_before_removing(monkeypatch) -> None:
+    # One batch is written while the next arrives: when the body then fails, that write ends
+    # before the partial file is closed and removed (a late write would find no file).
+    written = FakeFile.write
+
+    async def slow_write(self: FakeFile, data: bytes) -> None:
+        await asyncio.sleep(0.05)
+        await written(self, data)
+
+    monkeypatch.setattr(FakeFile, "write", slow_write)
+    remote = FakeRemote()
+
+    async def broken() -> AsyncIterator[bytes]:
+        yield b"x" * CHUNK
+        raise BadRequest("Invalid multipart data")
+
+    with pytest.raises(BadRequest):
+        await upload(remote, "/home/a", "f", broken(), limit=2 * CHUNK)
+    assert remote.server.writes == [CHUNK]
+    assert remote.server.files == {}
+    assert remote.sessions_open == 0
+
+
 async def test_upload_replaces_a_file_keeping_its_permissions() -> None:
     remote = FakeRemote()
     remote.server.files["/home/a/run.sh"] = bytearray(b"old")
@@ -236,6 +260,19 @@ async def test_download_streams_exactly_the_size_it_announced() -> None:
     await source.aclose()
     assert remote.sessions_open == 0
     assert remote.server.opened[-1].closed
+
+
+async def test_an_abandoned_download_finishes_its_read_ahead_before_closing() -> None:
+    remote = FakeRemote()
+    remote.server.files["/home/a/f"] = bytearray(b"x" * (3 * CHUNK))
+    source = await open_download(remote, "/home/a/f", limit=None)
+    chunks = source.chunks()
+    assert await anext(chunks) == b"x" * CHUNK  # the next chunk is being read meanwhile
+    await source.aclose()  # the client went away
+    assert source._reading is None
+    assert remote.server.opened[-1].closed
+    assert remote.sessions_open == 0
+    await chunks.aclose()
 
 
 async def test_download_of_a_file_that_shrank_ends_early() -> None:

@@ -5,7 +5,7 @@ import subprocess
 import pytest
 
 from ..errors import BadRequest
-from .transfer_jobs import _directives, transfer_script
+from .transfer_jobs import _directives, script_word, transfer_script
 
 
 def test_script_quotes_every_value_and_runs_as_written(tmp_path) -> None:
@@ -60,3 +60,34 @@ def test_account_directive_refuses_what_sbatch_would_split(account: str) -> None
     # sbatch splits #SBATCH lines into words itself: a space would smuggle in an option.
     with pytest.raises(BadRequest, match="Invalid account"):
         _directives(_system_with_account_directive(), account)
+
+
+HOSTILE_WORDS = [
+    "plain",
+    "",
+    "a b'c\"d",
+    "x\r\ntouch CANARY",
+    "x\ntouch CANARY\n",
+    "\\'; touch CANARY; #",
+    "tab\there\x1b[31m\x7f",
+    "\\x41\\n$'\\'",
+    "ünï✓\r数据",
+    "\r",
+    "'",
+]
+
+
+def test_script_words_reach_bash_unchanged_and_keep_the_script_free_of_cr(tmp_path) -> None:
+    script = transfer_script([["printf", "%s\\0", *HOSTILE_WORDS]], "done")
+    # sbatch refuses scripts with CR LF ("DOS line breaks"): none may be left raw
+    assert "\r" not in script
+    result = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True)
+    assert result.returncode == 0, result.stderr
+    printed = result.stdout.decode().removesuffix("done\n")
+    assert printed.split("\0")[:-1] == HOSTILE_WORDS
+    assert not (tmp_path / "CANARY").exists()
+
+
+def test_script_word_uses_plain_quoting_when_it_can() -> None:
+    assert script_word("/home/a b") == "'/home/a b'"
+    assert script_word("x\ny") == "$'x\\x0ay'"

@@ -1,7 +1,8 @@
 """Transfer jobs: cp, mv, rm, compress and extract as Slurm batch jobs (FirecREST v2 /transfer).
 
 For work too long for a synchronous request. The job script is generated: every command is an
-argv list joined with ``shlex.join`` (single-quoted, newlines included), so no user value is
+argv list whose words are quoted one by one (``script_word``: single quotes, or bash's ``$'...'``
+for values with control characters, which sbatch would otherwise refuse), so no user value is
 ever script text. The last line prints the phrase clients look for in the job's output log
 ("Files were successfully ..."); with ``set -e`` it is printed only if every command succeeded.
 """
@@ -21,11 +22,33 @@ from ..remote import Remote
 from ..scheduler import jobs
 
 
+def script_word(value: str) -> str:
+    """``value`` as one bash word that keeps the script free of control characters.
+
+    ``shlex.quote`` would leave a CR or LF of a file name raw in the script, and sbatch refuses
+    any script with a CR LF in it ("DOS line breaks"). Such values use bash's ANSI-C quoting
+    instead, in which only a backslash and a single quote are special besides the escapes.
+    """
+    if not any(ord(c) < 32 or ord(c) == 127 for c in value):
+        return shlex.quote(value)
+    escaped = "".join(
+        "\\\\"
+        if c == "\\"
+        else "\\'"
+        if c == "'"
+        else f"\\x{ord(c):02x}"
+        if ord(c) < 32 or ord(c) == 127
+        else c
+        for c in value
+    )
+    return f"$'{escaped}'"
+
+
 def transfer_script(
     commands: Sequence[Sequence[str]], success: str, directives: Sequence[str] = ()
 ) -> str:
     lines = ["#!/bin/bash", *directives, "set -euo pipefail"]
-    lines += [shlex.join(argv) for argv in commands]
+    lines += [" ".join(map(script_word, argv)) for argv in commands]
     lines.append(shlex.join(["echo", success]))
     return "\n".join(lines) + "\n"
 

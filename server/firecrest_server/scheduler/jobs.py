@@ -27,6 +27,10 @@ MARKER_ROOT = ".firecrest-server/submitted"
 # How long after its submission an id that Slurm does not list is still reported PENDING.
 UNLISTED_GRACE = 3600.0
 _NOT_FOUND = "Job not found"
+# sacct's report of MySQL error 1267 ("Illegal mix of collations") from slurmdbd: a filter
+# value (job name, account) with characters the accounting tables' character set lacks. The
+# scheduler is fine and a retry cannot help.
+_ACCOUNTING_CHARSET = "Unknown error 1267"
 _QUOTA = ("QOSMax", "QOSMin", "AssocMax", "AssocMin", "Job violates accounting/QOS policy")
 
 
@@ -44,6 +48,8 @@ def _submit_error(result: CommandResult) -> ApiError:
         "unrecognized option",
         "too long",  # "Pathname of a file, directory or other parameter too long"
         "Unable to open file",  # scriptPath missing or unreadable
+        "DOS line breaks",  # a script saved with CR LF line ends
+        "Batch script is empty",  # scriptPath names an empty file or a directory
     ):
         if phrase.lower() in stderr.lower():
             return BadRequest(f"Job submission refused: {stderr.strip()}")
@@ -117,6 +123,11 @@ async def _query(remote: Remote, argv: list[str]) -> CommandResult:
         result = await remote.run(argv, env=slurm.TIME_ENV, timeout=timeout, check=False)
         if result.exit_status == 0 or "Invalid job id" in result.stderr_text:
             return result
+        if _ACCOUNTING_CHARSET in result.stderr_text:
+            raise BadRequest(
+                "The scheduler's accounting database cannot compare this job name or account "
+                "(it holds characters outside the database's character set)"
+            )
         if attempt == 1:
             await asyncio.sleep(0.5)
     raise ServiceUnavailable(f"The scheduler did not answer: {result.stderr_text.strip()}")
@@ -299,5 +310,7 @@ async def attach(remote: Remote, job_id: str, command: str) -> None:
         for phrase in ("Invalid job id", "Invalid numeric value", "for --jobid")
     ):
         raise NotFound(f"{_NOT_FOUND}: {job_id}")
+    if "Access/permission denied" in result.stderr_text:  # another user's job
+        raise Forbidden(f"Not allowed to attach to job {job_id}")
     if result.exit_status != 0:
         raise command_error(result.exit_status, result.stderr_text)

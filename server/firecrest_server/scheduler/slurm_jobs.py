@@ -195,9 +195,14 @@ def _int(value: str) -> int | None:
         return None
 
 
+def _digits(value: str) -> bool:
+    """ASCII digits only: str.isdigit() is also true for "¹" and the like, which int() refuses."""
+    return value.isascii() and value.isdigit()
+
+
 def _duration(value: str) -> int | None:
     """Seconds from ``[days-][hh:]mm:ss`` (squeue's %M / %l), None for UNLIMITED and the like."""
-    if value.isdigit():
+    if _digits(value):
         return int(value)
     match = re.fullmatch(r"(?:(\d+)-)?(?:(\d+):)?(\d+):(\d+)", value)
     if not match:
@@ -223,7 +228,10 @@ def exit_code(value: str) -> tuple[int | None, int | None]:
 
 def parse_rows(stdout: str) -> list[list[str]]:
     rows = []
-    for line in stdout.splitlines():
+    # Only "\n" ends a row: str.splitlines() also splits at \x0b, \x0c, \x1c-\x1e, \x85 and
+    # \u2028/\u2029, which job names and working directories may contain; such a row would be
+    # cut, fail the field count, and its job would vanish from every listing.
+    for line in stdout.split("\n"):
         fields = line.split(SEP)
         if len(fields) == N_FIELDS:
             rows.append(fields)
@@ -328,7 +336,7 @@ def parse_scontrol_job(stdout: str) -> dict[str, str]:
 
 
 def _same_id(shown: str | None, wanted: str) -> bool:
-    return shown is not None and shown.isdigit() and int(shown) == int(wanted)
+    return shown is not None and _digits(shown) and int(shown) == int(wanted)
 
 
 def shows_job(fields: dict[str, str], job_id: str) -> bool:

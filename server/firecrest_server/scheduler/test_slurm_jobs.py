@@ -133,3 +133,18 @@ SCONTROL_TASK = (
 )
 def test_shows_job_only_for_the_job_asked_about(stdout: str, job_id: str, shown: bool) -> None:
     assert slurm.shows_job(slurm.parse_scontrol_job(stdout), job_id) is shown
+
+
+@pytest.mark.parametrize("odd", ["\u2028", "\u2029", "\x85", "\x0c", "\x1c", "\x1e"])
+def test_a_job_whose_name_holds_a_unicode_line_break_is_still_listed(odd: str) -> None:
+    # str.splitlines() splits at these too: the row was cut and the job vanished.
+    row = SACCT.splitlines()[0].split(S)
+    row[6], row[19] = f"name{odd}x", f"/home/alice/w{odd}d"
+    job = slurm.jobs_from_rows(slurm.parse_rows(S.join(row) + "\n"), from_squeue=False, cluster="c")
+    assert job["2"].name == f"name{odd}x"
+    assert job["2"].working_directory == f"/home/alice/w{odd}d"
+
+
+def test_non_ascii_digits_are_not_numbers() -> None:
+    assert slurm._duration("¹") is None
+    assert not slurm.shows_job({"JobId": "1", "ArrayJobId": "¹"}, "2")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import asyncssh
 
-from ..errors import FailedDependency, PayloadTooLarge, RequestTimeout
+from ..errors import BadRequest, FailedDependency, PayloadTooLarge, RequestTimeout
 from .pool import Connection, ConnectionLost, SSHPool
 
 audit = logging.getLogger("firecrest_server.audit")
@@ -43,7 +43,14 @@ class CommandResult:
 
 
 def remote_command(argv: Sequence[str], timeout: float, env: dict[str, str] | None = None) -> str:
-    """The exact string sent to the remote shell. ``env`` values are quoted like everything else."""
+    """The exact string sent to the remote shell. ``env`` values are quoted like everything else.
+
+    An SSH exec request cannot carry a NUL byte: OpenSSH's sshd answers one by dropping the
+    whole connection, and with it every other operation in flight on it. Fields are checked
+    where they are read; this is the guard for any that was not.
+    """
+    if any("\x00" in value for value in (*argv, *(env or {}).keys(), *(env or {}).values())):
+        raise BadRequest("Values sent to the cluster must not contain NUL characters")
     prefix = ["env", *(f"{k}={v}" for k, v in (env or {}).items())] if env else []
     # -k: if the program ignores SIGTERM, SIGKILL follows 5 s later.
     return shlex.join(["timeout", "-k", "5", f"{max(1, round(timeout))}", *prefix, *argv])

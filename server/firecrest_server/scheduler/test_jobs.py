@@ -1,0 +1,106 @@
+"""Job operations over a stand-in runner: how Slurm's answers become HTTP statuses."""
+
+from __future__ import annotations
+
+import pytest
+
+from ..errors import ApiError, BadRequest, Forbidden, NotFound
+from ..filesystem.names import IdNames
+from ..remote import Remote
+from ..ssh import CommandResult
+from . import jobs
+
+
+class _Runner:
+    """Answers each program (argv[0], or `scontrol show`/`scontrol write`) with fixed output."""
+
+    def __init__(self, answers: dict[str, tuple[int, str, str]]) -> None:
+        self.answers = answers
+        self.username = "alice"
+
+    async def run(self, argv, *, stdin=None, env=None, timeout=None, idempotent=True):
+        key = " ".join(argv[:2]) if argv[0] == "scontrol" else argv[0]
+        status, out, err = self.answers.get(key, (0, "", ""))
+        return CommandResult(tuple(argv), status, out.encode(), err.encode())
+
+
+class _System:
+    class scheduler:  # mirrors the config attribute
+        command_timeout = 30
+
+
+def _remote(**answers: tuple[int, str, str]) -> Remote:
+    runner = _Runner({k.replace("_", " "): v for k, v in answers.items()})
+    return Remote(system=_System(), runner=runner, names=IdNames())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "stderr",
+    [
+        "sbatch: error: Batch job submission failed: Pathname of a file, directory or other "
+        "parameter too long",
+        "sbatch: error: Unable to open file /home/alice/nonexist.sh",
+        "sbatch: error: Batch script contains DOS line breaks (\\r\\n)\n"
+        "sbatch: error: instead of expected UNIX line breaks (\\n).",
+        "sbatch: error: Batch script is empty!",
+        "/bin/bash: Argument list too long",
+    ],
+)
+def test_submissions_sbatch_refuses_are_400(stderr: str) -> None:
+    error = jobs._submit_error(CommandResult(("sbatch",), 1, b"", stderr.encode()))
+    assert isinstance(error, BadRequest)
+
+
+def test_an_unknown_sbatch_failure_stays_a_server_error() -> None:
+    error = jobs._submit_error(CommandResult(("sbatch",), 1, b"", b"sbatch: error: odd"))
+    assert type(error) is ApiError
+
+
+@pytest.mark.parametrize(
+    ("stderr", "error"),
+    [
+        ("srun: error: Unable to create step for job 5: Access/permission denied", Forbidden),
+        ('srun: error: Invalid numeric value "0" for --jobid.', NotFound),
+        ("srun: error: Numeric argument (9223372036854775807) to big for --jobid.", NotFound),
+        ("srun: error: Unable to confirm allocation for job 5: Invalid job id specified", NotFound),
+    ],
+)
+async def test_attach_refusals(stderr: str, error: type[ApiError]) -> None:
+    remote = _remote(srun=(1, "", stderr))
+    with pytest.raises(error):
+        await jobs.attach(remote, "5", "true")
+
+
+async def test_metadata_answers_only_for_the_job_asked_about() -> None:
+    # `scontrol show job 0` lists every job, bob's included
+    listing = (
+        "JobId=1 JobName=a UserId=alice(1001) StdOut=/home/alice/a.out\n"
+        "JobId=16 JobName=b UserId=bob(1002) StdOut=/home/bob/secret.out\n"
+    )
+    remote = _remote(scontrol_show=(0, listing, ""), scontrol_write=(0, "", ""))
+    with pytest.raises(NotFound, match="Job not found"):
+        await jobs.metadata(remote, "0")
+    shown = await jobs.metadata(remote, "1")
+    assert shown.standard_output == "/home/alice/a.out"
+
+
+async def test_metadata_of_another_users_job_is_not_found() -> None:
+    listing = "JobId=16 JobName=b UserId=bob(1002) StdOut=/home/bob/secret.out\n"
+    remote = _remote(scontrol_show=(0, listing, ""), scontrol_write=(1, "", "denied"))
+    with pytest.raises(NotFound):
+        await jobs.metadata(remote, "16")
+
+
+async def test_a_name_the_accounting_database_cannot_compare_is_400() -> None:
+    # slurmdbd on latin1 tables refuses a UTF-8 literal (MySQL 1267); it used to be a 503
+    # "the scheduler did not answer", with a Retry-After that could never help.
+    remote = _remote(sacct=(1, "", "sacct: error: Unknown error 1267\n"))
+    with pytest.raises(BadRequest, match="character set"):
+        await jobs.list_jobs(remote, name="\u00fcn\u00ef")
+
+
+async def test_a_scheduler_that_does_not_answer_is_still_503() -> None:
+    remote = _remote(sacct=(1, "", "sacct: error: Problem talking to the database"))
+    with pytest.raises(ApiError) as raised:
+        await jobs.list_jobs(remote)
+    assert raised.value.status_code == 503

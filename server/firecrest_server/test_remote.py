@@ -1,0 +1,46 @@
+"""SFTP through a pooled connection: a connection that breaks under a request is a 424."""
+
+from __future__ import annotations
+
+import contextlib
+from types import SimpleNamespace
+
+import pytest
+
+from .filesystem.names import IdNames
+from .remote import Remote
+from .ssh.pool import ConnectionLost
+
+
+class _BrokenEntry:
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+        self.closed = False
+
+    async def sftp(self):
+        raise self.exc
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _remote(entry: _BrokenEntry) -> Remote:
+    @contextlib.asynccontextmanager
+    async def connection(username, token):
+        yield entry
+
+    pool = SimpleNamespace(system_name="c", connection=connection)
+    runner = SimpleNamespace(pool=pool, username="alice", bearer_token=None)
+    return Remote(system=SimpleNamespace(name="c"), runner=runner, names=IdNames())
+
+
+@pytest.mark.parametrize(
+    "exc", [ConnectionResetError(104, "reset"), BrokenPipeError(32, "broken pipe")]
+)
+async def test_a_broken_socket_is_connection_lost_not_a_crash(exc: Exception) -> None:
+    # sshd resetting a connection used to surface as an unhandled ConnectionResetError (500)
+    # in every request in flight on it.
+    entry = _BrokenEntry(exc)
+    with pytest.raises(ConnectionLost):
+        await _remote(entry).sftp("/home/alice/x", lambda sftp: sftp.stat("/home/alice/x"))
+    assert entry.closed

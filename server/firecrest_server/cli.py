@@ -13,6 +13,12 @@ from .app import CONFIG_ENV
 from .config import ConfigError, load_settings
 from .runtime import SIGNING_KEY_ENV
 
+# How long an idle client connection stays open. uvicorn's default (5 s) equals httpx's default
+# keep-alive expiry (5 s), so clients such as pyfirecrest sometimes send a request on a
+# connection the server is closing at that moment and get a connection error. A server must
+# keep connections longer than its clients' pools do.
+KEEP_ALIVE_SECONDS = 75
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="firecrest-server", description=__doc__)
@@ -40,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         log_level=settings.server.log_level,
         proxy_headers=False,
         server_header=False,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
     return 0
 

@@ -176,7 +176,7 @@ async def wait_for_jobs(
     deadline = time.monotonic() + timeout
     pending = set(job_ids)
     while pending and time.monotonic() < deadline:
-        listed = await client.get(jobs_url(stack))
+        listed = await client.get(jobs_url(stack), params={"time_window": "1h"})
         listed.raise_for_status()
         for job in listed.json()["jobs"]:
             if job["jobId"] in pending and job["status"]["state"] in TERMINAL:

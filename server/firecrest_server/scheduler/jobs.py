@@ -56,13 +56,27 @@ def _submit_error(result: CommandResult) -> ApiError:
     return command_error(result.exit_status, stderr)
 
 
+def _listable(value: str, field: str) -> str:
+    """``value``, if a job carrying it can be listed: squeue and sacct print one job per line,
+    so a line break in its working directory or name (which sbatch takes from the script's
+    file name) would split its row, and the job would vanish from every listing."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise BadRequest(f"`{field}` must not contain control characters")
+    return value
+
+
 async def submit(remote: Remote, job: JobDescription) -> str:
-    working_directory = checked_path(remote.system, job.working_directory, "workingDirectory")
+    working_directory = _listable(
+        checked_path(remote.system, job.working_directory, "workingDirectory"), "workingDirectory"
+    )
     if (job.script is None) == (job.script_path is None):
         raise BadRequest("give exactly one of `script` or `scriptPath`")
     script_path = None
     if job.script_path is not None:
-        script_path = checked_path(remote.system, job.script_path, "scriptPath")
+        # Without --job-name, sbatch names the job after the script's file name.
+        script_path = _listable(
+            checked_path(remote.system, job.script_path, "scriptPath"), "scriptPath"
+        )
     argv = slurm.sbatch_argv(job, working_directory, script_path)
     env = slurm.job_environment(job.env)
     stdin = job.script.encode() if job.script is not None else None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from ..errors import ApiError, BadRequest, Forbidden, NotFound
@@ -17,8 +19,10 @@ class _Runner:
     def __init__(self, answers: dict[str, tuple[int, str, str]]) -> None:
         self.answers = answers
         self.username = "alice"
+        self.calls: list[list[str]] = []
 
     async def run(self, argv, *, stdin=None, env=None, timeout=None, idempotent=True):
+        self.calls.append(list(argv))
         key = " ".join(argv[:2]) if argv[0] == "scontrol" else argv[0]
         status, out, err = self.answers.get(key, (0, "", ""))
         return CommandResult(tuple(argv), status, out.encode(), err.encode())
@@ -104,3 +108,21 @@ async def test_a_scheduler_that_does_not_answer_is_still_503() -> None:
     with pytest.raises(ApiError) as raised:
         await jobs.list_jobs(remote)
     assert raised.value.status_code == 503
+
+
+@pytest.mark.parametrize("odd", ["\n", "\r\n", "\x1f", "\t"])
+async def test_values_that_would_make_the_job_unlistable_are_refused(odd: str) -> None:
+    from ..models.compute import JobDescription
+
+    remote = _remote()
+    remote.system = SimpleNamespace(  # type: ignore[assignment]
+        file_systems=[SimpleNamespace(path="/home")], name="c", scheduler=_System.scheduler
+    )
+    job = JobDescription(working_directory=f"/home/alice/a{odd}b", script="true")
+    with pytest.raises(BadRequest, match="workingDirectory"):
+        await jobs.submit(remote, job)
+    # sbatch names a job after its script file: the same for the script's path
+    job = JobDescription(working_directory="/home/alice", script_path=f"/home/alice/a{odd}b")
+    with pytest.raises(BadRequest, match="scriptPath"):
+        await jobs.submit(remote, job)
+    assert remote.runner.calls == []  # type: ignore[attr-defined]

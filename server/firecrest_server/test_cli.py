@@ -1,0 +1,42 @@
+"""The command line: what it hands to uvicorn."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from . import cli
+
+
+def test_idle_connections_outlive_client_keep_alive(tmp_path: Path, monkeypatch) -> None:
+    config = {
+        "auth": {"jwks_url": "https://idp/jwks"},
+        "systems": [
+            {
+                "name": "c",
+                "ssh": {
+                    "host": "h",
+                    "known_hosts": "/k",
+                    "credentials": {"type": "ca", "ca_key": "K"},
+                },
+            }
+        ],
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(json.dumps(config))
+    seen: dict = {}
+    monkeypatch.setattr(cli.uvicorn, "run", lambda *args, **kwargs: seen.update(kwargs))
+    monkeypatch.delenv(cli.CONFIG_ENV, raising=False)
+    assert cli.main(["--config", str(path)]) == 0
+    # Longer than httpx's (and so pyfirecrest's) pool expiry, with a wide margin: otherwise a
+    # client reuses a connection the server is closing at that very moment.
+    assert seen["timeout_keep_alive"] > 2 * httpx.Limits().keepalive_expiry
+    assert seen["proxy_headers"] is False
+
+
+@pytest.fixture(autouse=True)
+def _restore_env(monkeypatch) -> None:
+    monkeypatch.delenv(cli.SIGNING_KEY_ENV, raising=False)

@@ -126,12 +126,13 @@ def stack_down(directory: Path) -> subprocess.CompletedProcess:
     )
 
 
-def restart_server(directory: Path, *, down: float = 0.0, signal: str = "KILL") -> int:
+def restart_server(stack: StackInfo, *, down: float = 0.0, signal: str = "KILL") -> int:
     """`dev/stack restart-server`: kill the API server and its workers (SIGKILL: a crash), stay
-    down ``down`` seconds, start it again on the same configuration; returns its new PID (also
-    recorded in DIR/pids.json, so `dev/stack down` stops it)."""
+    down ``down`` seconds, start it again on the same configuration. Returns its new PID, which
+    is also recorded in DIR/pids.json (so `dev/stack down` stops it) and in ``stack.pids``
+    (updated in place: the session's StackInfo stays right for later tests)."""
     argv = [
-        sys.executable, str(STACK), "restart-server", str(directory),
+        sys.executable, str(STACK), "restart-server", str(stack.dir),
         "--signal", signal, "--down", str(down),
     ]  # fmt: skip
     result = subprocess.run(argv, capture_output=True, text=True)
@@ -139,4 +140,5 @@ def restart_server(directory: Path, *, down: float = 0.0, signal: str = "KILL") 
         raise RuntimeError(
             f"{shlex.join(argv)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
         )
-    return StackInfo.load(directory / "stack.json").pids["server"]
+    stack.pids.update(StackInfo.load(stack.dir / "stack.json").pids)
+    return stack.pids["server"]

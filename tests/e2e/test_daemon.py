@@ -271,7 +271,8 @@ def test_calculations_survive_a_server_crash(e2e: E2E) -> None:
     before = states(pks)
     running = [pk for pk, (state, _) in before.items() if state not in ("finished", "excepted")]
     t_kill = time.monotonic()
-    restart_server(e2e.stack.dir, down=3)
+    old_pid = e2e.stack.pids["server"]
+    new_pid = restart_server(e2e.stack, down=3)
     downtime = time.monotonic() - t_kill
     wall = wait_terminated(e2e.profile, pks, timeout=1200)
     wrong = _check_sums(submitted)
@@ -287,4 +288,5 @@ def test_calculations_survive_a_server_crash(e2e: E2E) -> None:
     for (task, error), count in failures.most_common():
         print(f"  {count:3d} x {task}: {error}")
     assert running, "every calculation had finished before the server was killed"
+    assert new_pid != old_pid
     assert not wrong, "\n".join(wrong)

@@ -21,7 +21,10 @@ between transport opens (`firecrest` has none; `core.ssh_async`'s ``safe_interva
 ``--ssh-safe-interval``, 0 by default). After ``--warmup`` unmeasured calculations on each,
 for each configuration in turn ``--count`` `core.arithmetic.add` calculations are submitted at
 once and waited for; printed are the wall time from the first submission to the last
-calculation's end, and calculations per minute.
+calculation's end, calculations per minute, and the CPU time per calculation of each part
+(from /proc: the daemon with what it runs, the API server, sshd with the sessions and commands
+run over SSH, the Slurm daemons), which depends much less on the machine's load than the wall
+time.
 Without --stack a stack is started for the run and stopped afterwards. This machine is shared:
 absolute numbers drift; compare the ratios of the same run.
 """
@@ -98,6 +101,59 @@ def ssh_home(stack: StackInfo, home: Path) -> None:
         wrapper.chmod(0o755)
 
 
+# ------------------------------------------------------------------------------------ CPU time
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2 :].split()  # from field 3 (state) on
+
+
+def _tree(roots: list[int]) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := _stat_fields(int(entry.name))):
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    tree, todo = [], list(roots)
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo += children.get(pid, [])
+    return tree
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time of the live processes ``pids`` and of their children already reaped
+    (utime + stime + cutime + cstime): with every live process of a tree, nothing is counted
+    twice, and children that end between two samples stay counted in their parent."""
+    ticks = 0
+    for pid in pids:
+        fields = _stat_fields(pid)
+        if fields:
+            ticks += sum(int(v) for v in fields[11:15])
+    return ticks / CLOCK_TICKS
+
+
+def cpu_sample(profile: AiidaProfile, stack: StackInfo) -> dict[str, float]:
+    """CPU seconds so far of each part: the AiiDA daemon (circus, workers and what they run,
+    e.g. openssh's ssh processes), the API server (with its workers), sshd (with the sessions
+    and the commands run over SSH) and the Slurm daemons."""
+    return {
+        "daemon": cpu_seconds(profile._processes()),
+        "api_server": cpu_seconds(_tree([stack.pids["server"]])),
+        "sshd": cpu_seconds(_tree([stack.pids["sshd"]])),
+        "slurm": cpu_seconds(_tree([stack.pids[n] for n in ("slurmctld", "slurmd", "slurmdbd")])),
+    }
+
+
+# ---------------------------------------------------------------------------------- the run
+
+
 def setup_computers(
     profile: AiidaProfile, stack: StackInfo, names: list[str], safe_interval: float
 ) -> None:
@@ -129,11 +185,14 @@ def setup_computers(
         )
 
 
-def run_batch(profile: AiidaProfile, name: str, count: int, offset: int) -> dict[str, Any]:
+def run_batch(
+    profile: AiidaProfile, stack: StackInfo, name: str, count: int, offset: int
+) -> dict[str, Any]:
     from aiida import orm
 
     code = orm.load_code(f"bash-installed@{name}")
     log_offset = profile.daemon_log_offset()
+    cpu_before = cpu_sample(profile, stack)
     started = time.monotonic()
     submitted = submit_additions(code, count, offset=offset)
     submit_seconds = time.monotonic() - started
@@ -146,6 +205,9 @@ def run_batch(profile: AiidaProfile, name: str, count: int, offset: int) -> dict
             break
         time.sleep(0.5)
     wall = time.monotonic() - started
+    cpu_after = cpu_sample(profile, stack)
+    cpu_ms = {part: 1000 * (cpu_after[part] - cpu_before[part]) / count for part in cpu_after}
+    cpu_ms["total"] = sum(cpu_ms.values())
     failures = profile.task_failures(since=log_offset)
     ok = 0
     for node, expected in submitted:
@@ -164,6 +226,7 @@ def run_batch(profile: AiidaProfile, name: str, count: int, offset: int) -> dict
         "submit_seconds": round(submit_seconds, 2),
         "wall_seconds": round(wall, 2),
         "calcs_per_minute": round(60 * count / wall, 1),
+        "cpu_ms_per_calc": {part: round(ms, 1) for part, ms in cpu_ms.items()},
         "task_retries": dict(Counter(f"{task}: {error}" for task, error in failures)),
     }
 
@@ -218,15 +281,21 @@ def main() -> int:
             # calculations, which would count against whichever configuration runs first.
             for i, name in enumerate(names):
                 if args.warmup:
-                    run_batch(profile, name, args.warmup, offset=-(i + 1) * args.warmup)
-            print(f"{'config':<10} {'ok':>5} {'failed':>6} {'wall s':>8} {'calcs/min':>10}")
+                    run_batch(profile, stack, name, args.warmup, offset=-(i + 1) * args.warmup)
+            print(
+                f"{'config':<10} {'ok':>5} {'failed':>6} {'wall s':>8} {'calcs/min':>10}   "
+                "CPU ms per calculation: daemon / API server / sshd / Slurm = total"
+            )
             for i, name in enumerate(names):
-                row = run_batch(profile, name, args.count, offset=i * args.count)
+                row = run_batch(profile, stack, name, args.count, offset=i * args.count)
                 results.append(row)
                 retries = sum(row["task_retries"].values())
+                cpu = row["cpu_ms_per_calc"]
                 print(
                     f"{name:<10} {row['ok']:>5} {row['failed']:>6} "
-                    f"{row['wall_seconds']:>8.1f} {row['calcs_per_minute']:>10.1f}"
+                    f"{row['wall_seconds']:>8.1f} {row['calcs_per_minute']:>10.1f}   "
+                    f"{cpu['daemon']:.0f} / {cpu['api_server']:.0f} / {cpu['sshd']:.0f} / "
+                    f"{cpu['slurm']:.0f} = {cpu['total']:.0f}"
                     + (f"  ({retries} task retries)" if retries else "")
                     + (f"  ({row['paused']} PAUSED)" if row["paused"] else ""),
                     flush=True,
@@ -247,8 +316,17 @@ def main() -> int:
         for other in by_name
         if other != "firecrest" and "firecrest" in by_name
     }
+    cpu_ratios = {
+        f"firecrest/{other}": round(
+            by_name["firecrest"]["cpu_ms_per_calc"]["total"]
+            / by_name[other]["cpu_ms_per_calc"]["total"],
+            2,
+        )
+        for other in by_name
+        if other != "firecrest" and "firecrest" in by_name
+    }
     for label, ratio in ratios.items():
-        print(f"calcs/min {label}: {ratio:.2f}x")
+        print(f"calcs/min {label}: {ratio:.2f}x; CPU per calculation: {cpu_ratios[label]:.2f}x")
     if args.json:
         summary = {
             "benchmark": "aiida_calcjobs",
@@ -258,6 +336,7 @@ def main() -> int:
             "ssh_safe_interval": args.ssh_safe_interval,
             "results": results,
             "ratios": ratios,
+            "cpu_ratios": cpu_ratios,
         }
         Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
     return 0 if all(row["failed"] == 0 for row in results) else 1

@@ -19,6 +19,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -214,8 +215,7 @@ class AiidaProfile:
         """Undo everything, as far as possible; returns what could not be undone."""
         problems: list[str] = []
         if (self.aiida_path / ".aiida" / "config.json").exists():
-            with contextlib.suppress(Exception):
-                self.verdi("daemon", "stop", check=False, timeout=120)
+            problems += self._stop_daemon()
         for path in self.remote_dirs:
             shutil.rmtree(path, ignore_errors=True)
         if self.database:
@@ -230,6 +230,52 @@ class AiidaProfile:
             problems += _delete_broker_objects(self.broker, self.broker_prefix)
         shutil.rmtree(self.aiida_path, ignore_errors=True)
         return problems
+
+    def _stop_daemon(self) -> list[str]:
+        """``verdi daemon stop``; then whatever still runs with this profile's AIIDA_PATH (the
+        daemon's circus and workers, and what they started: the stop can time out on a loaded
+        machine) is terminated by PID."""
+        with contextlib.suppress(Exception):
+            self.verdi("daemon", "stop", "--timeout", "60", check=False, timeout=120)
+        left = _wait_gone(self._processes(), 30)
+        for signum in (signal.SIGTERM, signal.SIGKILL):
+            left = [pid for pid in left if pid in self._processes()]  # not a reused PID
+            if not left:
+                return []
+            for pid in left:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signum)
+            left = _wait_gone(left, 15)
+        return [f"daemon processes {left} would not end"] if left else []
+
+    def _processes(self) -> list[int]:
+        """Processes started with this profile's AIIDA_PATH in their environment (the daemon
+        gives its workers the ``.aiida`` directory inside it); not this process, which sets it
+        later if at all."""
+        markers = {f"AIIDA_PATH={self.aiida_path}{tail}".encode() for tail in ("", "/.aiida")}
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            with contextlib.suppress(OSError):
+                if markers & set((entry / "environ").read_bytes().split(b"\0")):
+                    found.append(int(entry.name))
+        return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def _wait_gone(pids: list[int], timeout: float) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while (left := [pid for pid in pids if _alive(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return left
 
 
 def _psql(sql: str) -> subprocess.CompletedProcess:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from ..stack import restart_server
-from .aiida_env import submit_additions, wait_terminated
+from .aiida_env import states, submit_additions, wait_terminated
 from .conftest import E2E
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
@@ -262,8 +262,6 @@ def test_calculations_survive_a_server_crash(e2e: E2E) -> None:
     """SIGKILL the API server (and its workers) a few seconds into 50 calculations, start it
     again on the same configuration: the plugin's retries and AiiDA's exponential backoff must
     carry every calculation through."""
-    from .aiida_env import states
-
     log_offset = e2e.profile.daemon_log_offset()
     submitted = submit_additions(e2e.code, COUNT, offset=1000)
     pks = [n.pk for n, _ in submitted]
@@ -289,4 +287,5 @@ def test_calculations_survive_a_server_crash(e2e: E2E) -> None:
         print(f"  {count:3d} x {task}: {error}")
     assert running, "every calculation had finished before the server was killed"
     assert new_pid != old_pid
+    assert failures, "no transport task failed: the calculations never met the dead server"
     assert not wrong, "\n".join(wrong)

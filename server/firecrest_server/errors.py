@@ -67,6 +67,10 @@ class RequestTimeout(ApiError):
     status_code = 408
 
 
+class Conflict(ApiError):
+    status_code = 409
+
+
 class PayloadTooLarge(ApiError):
     status_code = 413
 
@@ -200,6 +204,8 @@ _STDERR_STATUS: tuple[tuple[str, type[ApiError]], ...] = (
     ("cannot overwrite", BadRequest),  # cp/mv: a directory by a file, or the other way round
     ("invalid number of", BadRequest),  # head/tail counts beyond what they can represent
     ("failed to compile regular expression", BadRequest),  # compress matchPattern
+    # tar: something else wrote to the tree while it was archived; trying again may succeed
+    ("file changed as we read it", Conflict),
 )
 
 

@@ -6,6 +6,10 @@ which pyfirecrest retries the operation as a transfer job.
 With ``matchPattern`` the file list comes from ``find -regex``, piped into tar. That needs a
 pipe, hence a shell; the script is a constant and every user value reaches it as a positional
 parameter ("$1", "$2", ...), never as script text.
+
+tar writes the archive under a temporary name next to the target, renamed over it only when tar
+succeeded: a failed or interrupted compress never leaves a truncated archive at `targetPath`, nor
+destroys the file that was there before.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import posixpath
 from ..errors import BadRequest
 from ..models.filesystem import Compression
 from ..remote import Remote
+from .direct_transfer import temporary_name
 
 COMPRESSION_FLAGS: dict[str, list[str]] = {
     "none": [],
@@ -29,6 +34,13 @@ COMPRESSION_FLAGS: dict[str, list[str]] = {
 MATCHING_FILES_SCRIPT = (
     'set -o pipefail; cd -- "$1" || exit; '
     'find "$2" "$3" -type f -regex "$4" -print0 | tar --null -T - "${@:5}"'
+)
+
+# $1: the temporary name tar writes; $2: the target; $3...: the command that writes $1.
+# mv -T: a directory at the target is an error (400), never a directory to move the archive into.
+WRITE_THEN_RENAME_SCRIPT = (
+    'partial=$1; target=$2; shift 2; "$@" && mv -f -T -- "$partial" "$target" && exit 0; '
+    'status=$?; rm -f -- "$partial"; exit "$status"'
 )
 
 
@@ -46,28 +58,39 @@ def compress_argv(
     dereference: bool = False,
     match_pattern: str | None = None,
 ) -> list[str]:
+    """The command that archives ``source`` into ``target`` (both normalised absolute paths)."""
     if match_pattern and "\x00" in match_pattern:
         raise BadRequest("`matchPattern` must not contain NUL characters")
+    if target == source or target.startswith(source.rstrip("/") + "/"):
+        # tar would read its own growing output: the archive cannot be complete.
+        raise BadRequest(
+            f"`targetPath` {target!r} is inside `sourcePath` {source!r}, the directory being "
+            "archived; write the archive elsewhere"
+        )
     directory, name = split_source(source)
+    target_directory, target_name = posixpath.split(target)
+    partial = posixpath.join(target_directory, temporary_name(target_name))
     tar_options = ["-c", *COMPRESSION_FLAGS[compression]]
     if dereference:
         tar_options.append("--dereference")
-    tar_options += ["-f", target]
+    tar_options += ["-f", partial]
     if not match_pattern:
-        return ["tar", *tar_options, "-C", directory, "--", name]
-    # Members are ./NAME/..., as in FirecREST v2, whose find runs from the parent directory.
-    follow = "-L" if dereference else "-P"
-    return [
-        "bash",
-        "-c",
-        MATCHING_FILES_SCRIPT,
-        "bash",  # $0
-        directory,
-        follow,
-        f"./{name}",
-        match_pattern,
-        *tar_options,
-    ]
+        writer = ["tar", *tar_options, "-C", directory, "--", name]
+    else:
+        # Members are ./NAME/..., as in FirecREST v2, whose find runs from the parent directory.
+        follow = "-L" if dereference else "-P"
+        writer = [
+            "bash",
+            "-c",
+            MATCHING_FILES_SCRIPT,
+            "bash",  # $0
+            directory,
+            follow,
+            f"./{name}",
+            match_pattern,
+            *tar_options,
+        ]
+    return ["bash", "-c", WRITE_THEN_RENAME_SCRIPT, "bash", partial, target, *writer]
 
 
 def extract_argv(source: str, target: str, compression: Compression = "gzip") -> list[str]:

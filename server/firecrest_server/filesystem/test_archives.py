@@ -13,6 +13,7 @@ from ..remote import Remote
 from ..ssh import CommandResult
 from .archives import (
     MATCHING_FILES_SCRIPT,
+    WRITE_THEN_RENAME_SCRIPT,
     compress,
     compress_argv,
     extract,
@@ -28,24 +29,36 @@ def test_split_source() -> None:
     assert split_source("/") == ("/", ".")
 
 
+def _unwrap(argv: list[str], target: str) -> tuple[str, list[str]]:
+    """The temporary name and the command writing it, out of compress_argv's wrapper."""
+    assert argv[:4] == ["bash", "-c", WRITE_THEN_RENAME_SCRIPT, "bash"]
+    partial, renamed_to, writer = argv[4], argv[5], argv[6:]
+    assert renamed_to == target
+    directory, name = partial.rsplit("/", 1)
+    assert directory == target.rsplit("/", 1)[0] and name.startswith(".")
+    return partial, writer
+
+
 @pytest.mark.parametrize(
     ("compression", "flags"),
     [("none", []), ("gzip", ["-z"]), ("bzip2", ["-j"]), ("xz", ["-J"])],
 )
 def test_compress_argv(compression: str, flags: list[str]) -> None:
     argv = compress_argv("/home/a/src", "/home/a/out.tar", compression=compression)
-    assert argv == ["tar", "-c", *flags, "-f", "/home/a/out.tar", "-C", "/home/a", "--", "src"]
+    partial, writer = _unwrap(argv, "/home/a/out.tar")
+    assert writer == ["tar", "-c", *flags, "-f", partial, "-C", "/home/a", "--", "src"]
 
 
 def test_compress_argv_dereference() -> None:
     argv = compress_argv("/home/a/src", "/home/a/o.tgz", dereference=True)
-    assert argv == [
+    partial, writer = _unwrap(argv, "/home/a/o.tgz")
+    assert writer == [
         "tar",
         "-c",
         "-z",
         "--dereference",
         "-f",
-        "/home/a/o.tgz",
+        partial,
         "-C",
         "/home/a",
         "--",
@@ -53,8 +66,12 @@ def test_compress_argv_dereference() -> None:
     ]
 
 
+def test_compress_argv_temporary_names_differ() -> None:
+    assert compress_argv("/h/s", "/h/o.tar") != compress_argv("/h/s", "/h/o.tar")
+
+
 def test_compress_argv_empty_pattern_means_no_pattern() -> None:
-    assert compress_argv("/a/b", "/a/c", match_pattern="")[0] == "tar"
+    assert _unwrap(compress_argv("/a/b", "/a/c", match_pattern=""), "/a/c")[1][0] == "tar"
 
 
 def test_compress_argv_with_pattern_keeps_user_values_out_of_the_script() -> None:
@@ -62,8 +79,9 @@ def test_compress_argv_with_pattern_keeps_user_values_out_of_the_script() -> Non
     argv = compress_argv(
         "/home/a/$(id)", "/home/a/o.tar", compression="xz", dereference=True, match_pattern=pattern
     )
-    assert argv[:4] == ["bash", "-c", MATCHING_FILES_SCRIPT, "bash"]
-    assert argv[4:] == [
+    partial, writer = _unwrap(argv, "/home/a/o.tar")
+    assert writer[:4] == ["bash", "-c", MATCHING_FILES_SCRIPT, "bash"]
+    assert writer[4:] == [
         "/home/a",
         "-L",
         "./$(id)",
@@ -72,13 +90,26 @@ def test_compress_argv_with_pattern_keeps_user_values_out_of_the_script() -> Non
         "-J",
         "--dereference",
         "-f",
-        "/home/a/o.tar",
+        partial,
     ]
 
 
 def test_compress_argv_with_pattern_without_dereference_does_not_follow_links() -> None:
-    argv = compress_argv("/h/s", "/h/o", match_pattern=".*")
-    assert argv[5] == "-P"
+    writer = _unwrap(compress_argv("/h/s", "/h/o", match_pattern=".*"), "/h/o")[1]
+    assert writer[5] == "-P"
+
+
+@pytest.mark.parametrize(
+    ("source", "target"),
+    [("/h/src", "/h/src"), ("/h/src", "/h/src/a.tgz"), ("/h/src", "/h/src/sub/a.tgz"), ("/", "/a")],
+)
+def test_compress_argv_refuses_an_archive_inside_its_source(source: str, target: str) -> None:
+    with pytest.raises(BadRequest, match="inside `sourcePath`"):
+        compress_argv(source, target)
+
+
+def test_compress_argv_allows_a_sibling_with_the_same_prefix() -> None:
+    _unwrap(compress_argv("/h/src", "/h/src.tgz"), "/h/src.tgz")
 
 
 @pytest.mark.parametrize(
@@ -157,6 +188,41 @@ def test_plain_compress_and_extract_round_trip(tmp_path: Path) -> None:
     assert (out / "-n" / "--help").read_text() == "payload"
 
 
+def test_a_failed_compress_leaves_the_old_target_and_no_temporary_file(tmp_path: Path) -> None:
+    target = tmp_path / "a.tgz"
+    target.write_text("the archive from yesterday")
+    for pattern in (None, ".*"):
+        result = _run(compress_argv(str(tmp_path / "nope"), str(target), match_pattern=pattern))
+        assert result.returncode != 0
+        assert "No such file or directory" in result.stderr
+    assert target.read_text() == "the archive from yesterday"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tgz"]
+
+
+def test_compress_onto_a_directory_fails_without_moving_into_it(tmp_path: Path) -> None:
+    source, target = tmp_path / "src", tmp_path / "out"
+    source.mkdir()
+    (source / "f").write_text("x")
+    target.mkdir()
+    result = _run(compress_argv(str(source), str(target)))
+    assert result.returncode != 0
+    assert "cannot overwrite" in result.stderr  # mapped to 400
+    assert list(target.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "src"]
+
+
+def test_compress_replaces_an_existing_archive(tmp_path: Path) -> None:
+    source, target = tmp_path / "src", tmp_path / "a.tar"
+    source.mkdir()
+    (source / "f").write_text("new")
+    target.write_text("old")
+    result = _run(compress_argv(str(source), str(target), compression="none"))
+    assert result.returncode == 0, result.stderr
+    with tarfile.open(target) as tar:
+        assert tar.getnames() == ["src", "src/f"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tar", "src"]
+
+
 # ------------------------------------------------------------------------- through Remote.run
 
 
@@ -190,9 +256,8 @@ async def test_a_remote_timeout_is_408_so_pyfirecrest_falls_back_to_a_transfer_j
 async def test_compress_passes_its_arguments() -> None:
     runner = _Runner(0)
     await compress(_remote(runner), "/h/src", "/h/o.tar", compression="none", dereference=True)
-    assert runner.calls[0][0] == compress_argv(
-        "/h/src", "/h/o.tar", compression="none", dereference=True
-    )
+    partial, writer = _unwrap(runner.calls[0][0], "/h/o.tar")
+    assert writer == ["tar", "-c", "--dereference", "-f", partial, "-C", "/h", "--", "src"]
 
 
 async def test_not_an_archive_is_400() -> None:

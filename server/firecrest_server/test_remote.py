@@ -1,4 +1,4 @@
-"""SFTP through a pooled connection: a connection that breaks under a request is a 424."""
+"""SFTP through a pooled connection: a connection that breaks under a request is a 503."""
 
 from __future__ import annotations
 

@@ -142,7 +142,8 @@ async def test_unknown_host_key_is_refused(stack: StackInfo, tmp_path: Path) -> 
         with pytest.raises(ApiError) as excinfo:
             await _runner(pool, "alice").run(["true"])
         assert isinstance(excinfo.value, ConnectionLost)
-        assert excinfo.value.status_code == 424
+        assert excinfo.value.status_code == 503
+        assert excinfo.value.headers["Retry-After"] == "2"
     finally:
         await pool.close()
 

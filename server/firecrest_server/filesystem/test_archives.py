@@ -35,7 +35,8 @@ def _unwrap(argv: list[str], target: str) -> tuple[str, list[str]]:
     partial, renamed_to, writer = argv[4], argv[5], argv[6:]
     assert renamed_to == target
     directory, name = partial.rsplit("/", 1)
-    assert directory == target.rsplit("/", 1)[0] and name.startswith(".")
+    assert directory == target.rsplit("/", 1)[0]
+    assert name.startswith(".")
     return partial, writer
 
 

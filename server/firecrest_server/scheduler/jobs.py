@@ -15,7 +15,15 @@ import time
 
 import asyncssh
 
-from ..errors import ApiError, BadRequest, Forbidden, NotFound, ServiceUnavailable, command_error
+from ..errors import (
+    ApiError,
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    ServiceUnavailable,
+    command_error,
+)
 from ..filesystem.paths import checked_path
 from ..models.compute import Job, JobDescription, JobMetadata, JobStatus, JobTime
 from ..remote import Remote
@@ -301,6 +309,8 @@ async def cancel(remote: Remote, job_id: str) -> None:
         raise NotFound(f"{_NOT_FOUND}: {job_id}")
     if "Access/permission denied" in stderr or "Permission denied" in stderr:
         raise Forbidden(f"Not allowed to cancel job {job_id}")
+    if "already completing or completed" in stderr:
+        raise Conflict(f"Job {job_id} has already ended: nothing to cancel")
     if result.exit_status != 0 or "error:" in stderr:
         raise command_error(result.exit_status or 1, stderr)
 
@@ -326,5 +336,10 @@ async def attach(remote: Remote, job_id: str, command: str) -> None:
         raise NotFound(f"{_NOT_FOUND}: {job_id}")
     if "Access/permission denied" in result.stderr_text:  # another user's job
         raise Forbidden(f"Not allowed to attach to job {job_id}")
+    if any(
+        phrase in result.stderr_text
+        for phrase in ("has expired", "already completing or completed", "Job has already finished")
+    ):
+        raise Conflict(f"Job {job_id} is no longer running: nothing to attach to")
     if result.exit_status != 0:
         raise command_error(result.exit_status, result.stderr_text)

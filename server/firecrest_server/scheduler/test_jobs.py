@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from ..errors import ApiError, BadRequest, Forbidden, NotFound
+from ..errors import ApiError, BadRequest, Conflict, Forbidden, NotFound
 from ..filesystem.names import IdNames
 from ..remote import Remote
 from ..ssh import CommandResult
@@ -67,12 +67,40 @@ def test_an_unknown_sbatch_failure_stays_a_server_error() -> None:
         ('srun: error: Invalid numeric value "0" for --jobid.', NotFound),
         ("srun: error: Numeric argument (9223372036854775807) to big for --jobid.", NotFound),
         ("srun: error: Unable to confirm allocation for job 5: Invalid job id specified", NotFound),
+        (
+            "srun: error: Slurm job 5 has expired\n"
+            "srun: Check SLURM_JOB_ID environment variable. Expired or invalid job 5",
+            Conflict,
+        ),
     ],
 )
 async def test_attach_refusals(stderr: str, error: type[ApiError]) -> None:
     remote = _remote(srun=(1, "", stderr))
     with pytest.raises(error):
         await jobs.attach(remote, "5", "true")
+
+
+@pytest.mark.parametrize(
+    ("stderr", "error"),
+    [
+        ("scancel: error: Kill job error on job id 5: Invalid job id specified", NotFound),
+        ("scancel: error: Kill job error on job id 5: Access/permission denied", Forbidden),
+        (
+            "scancel: Terminating job 5\nscancel: error: Kill job error on job id 5: "
+            "Job/step already completing or completed",
+            Conflict,
+        ),
+    ],
+)
+async def test_cancel_refusals(stderr: str, error: type[ApiError]) -> None:
+    with pytest.raises(error):
+        await jobs.cancel(_remote(scancel=(1, "", stderr)), "5")
+
+
+async def test_cancel_of_a_running_job_succeeds() -> None:
+    remote = _remote(scancel=(0, "", "scancel: Terminating job 5\n"))
+    await jobs.cancel(remote, "5")
+    assert remote.runner.calls == [["scancel", "--verbose", "5"]]
 
 
 async def test_metadata_answers_only_for_the_job_asked_about() -> None:

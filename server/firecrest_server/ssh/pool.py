@@ -24,14 +24,21 @@ from dataclasses import dataclass, field
 import asyncssh
 
 from ..config import SSHConfig
-from ..errors import ApiError, FailedDependency, RequestTimeout
+from ..errors import ApiError, RequestTimeout, ServiceUnavailable
 from .credentials import CredentialProvider
 
 log = logging.getLogger("firecrest_server.ssh")
 
 
-class ConnectionLost(FailedDependency):
-    """The SSH connection to the cluster failed; safe to retry for idempotent operations."""
+class ConnectionLost(ServiceUnavailable):
+    """The SSH connection to the cluster failed or could not be opened: 503 with Retry-After.
+
+    FirecREST v2 answers 424 here, which no client retries. The cluster being unreachable is
+    the textbook 503: pyfirecrest and the AiiDA plugin wait ``Retry-After`` and try again, and
+    the pool opens a fresh connection for the next request."""
+
+    def __init__(self, message: str, retry_after: float = 2) -> None:
+        super().__init__(message, retry_after)
 
 
 @dataclass(eq=False)

@@ -105,6 +105,74 @@ def _names(client: httpx.Client, directory: str) -> list[str]:
     return sorted(e["name"] for e in response.json()["output"])
 
 
+# ---------------------------------------------------------------------------------------- ls
+
+
+def _ls(api: httpx.Client, path: str, **flags: bool) -> list[dict]:
+    response = api.get("/ls", params={"path": path, **flags})
+    assert response.status_code == 200, response.text
+    entries = response.json()["output"]
+    assert all(set(e) == ENTRY_KEYS for e in entries)
+    return entries
+
+
+def test_ls_links_recursion_and_flags(api: httpx.Client, work: str, bob_file: str) -> None:
+    """ls -l with -A, -R, -L and -n, on directories, files and symlinks of each kind."""
+    _upload(api, work, "f.txt", b"abc")
+    assert api.post("/mkdir", json={"path": f"{work}/d/sub", "parent": True}).status_code == 201
+    _upload(api, f"{work}/d", ".hidden", b"h")
+    _upload(api, f"{work}/d/sub", "z", b"zz")
+    links = {"to-file": f"{work}/f.txt", "to-dir": f"{work}/d", "dangling": f"{work}/none"}
+    for link, target in links.items():
+        response = api.post("/symlink", json={"path": target, "linkPath": f"{work}/{link}"})
+        assert response.status_code == 201, response.text
+
+    top = {e["name"]: e for e in _ls(api, work)}
+    assert sorted(top) == ["d", "dangling", "f.txt", "to-dir", "to-file"]
+    assert (top["d"]["type"], top["d"]["linkTarget"], top["d"]["user"]) == ("d", None, "alice")
+    assert (top["f.txt"]["type"], top["f.txt"]["size"], top["f.txt"]["group"]) == (
+        "-",
+        "3",
+        "alice",
+    )
+    for name, target in links.items():
+        assert (top[name]["type"], top[name]["linkTarget"]) == ("l", target)
+        assert top[name]["permissions"] == "rwxrwxrwx"
+        assert top[name]["size"] == str(len(target))
+
+    # -L: links show what they point to; a dangling link stays a link.
+    followed = {e["name"]: e for e in _ls(api, work, dereference=True)}
+    assert (followed["to-file"]["type"], followed["to-file"]["size"]) == ("-", "3")
+    assert (followed["to-dir"]["type"], followed["to-dir"]["linkTarget"]) == ("d", None)
+    assert followed["dangling"] == top["dangling"]
+
+    # -R names entries relative to the listed directory, depth after breadth, links not entered.
+    deep = [e["name"] for e in _ls(api, work, recursive=True, showHidden=True)]
+    assert deep == [
+        "d", "dangling", "f.txt", "to-dir", "to-file", "d/.hidden", "d/sub", "d/sub/z"
+    ]  # fmt: skip
+    assert [e["name"] for e in _ls(api, f"{work}/d")] == ["sub"]
+    assert [e["name"] for e in _ls(api, f"{work}/d", showHidden=True)] == [".hidden", "sub"]
+
+    # A path that is not a directory is one line named as given; a link to a directory too,
+    # unless -L lists the directory it points to.
+    for name in ["f.txt", "to-file", "to-dir", "dangling"]:
+        (entry,) = _ls(api, f"{work}/{name}")
+        assert entry == top[name] | {"name": f"{work}/{name}"}
+    assert [e["name"] for e in _ls(api, f"{work}/to-dir", dereference=True)] == ["sub"]
+    (file_followed,) = _ls(api, f"{work}/to-file", dereference=True)
+    assert (file_followed["type"], file_followed["linkTarget"]) == ("-", None)
+
+    numeric = _ls(api, work, numericUid=True)
+    assert {e["user"] for e in numeric} == {e["group"] for e in numeric} != {"alice"}
+    assert all(e["user"].isdigit() for e in numeric)
+
+    _error(api.get("/ls", params={"path": f"{work}/dangling", "dereference": True}), 404)
+    _error(api.get("/ls", params={"path": f"{work}/nope"}), 404, "No such file or directory")
+    _error(api.get("/ls", params={"path": bob_file.rsplit("/", 2)[0]}), 403, "Permission denied")
+    _error(api.get("/ls", params={"path": "/etc"}), 400, "not on a file system")
+
+
 # --------------------------------------------------------------------------------- head/tail
 
 

@@ -12,6 +12,7 @@ import posixpath
 import stat as stat_module
 import time
 from collections import deque
+from collections.abc import Sequence
 
 import asyncssh
 
@@ -122,32 +123,55 @@ async def list_path(
     """``ls -l [-A] [-n] [-R] [-L] -- path``."""
 
     async def walk(sftp: asyncssh.SFTPClient) -> list[tuple[str, asyncssh.SFTPAttrs, str | None]]:
-        top = await sftp.lstat(path)
+        # The top path is usually a directory: its lstat and its listing are sent together,
+        # saving a round trip. The listing is only used once lstat says it is what `ls` shows.
+        top, first = await asyncio.gather(
+            sftp.lstat(path), sftp.readdir(path), return_exceptions=True
+        )
+        if isinstance(top, BaseException):
+            raise top
         if _is_link(top) and dereference:
             top = await sftp.stat(path)
         if not _is_dir(top):
             # `ls -l FILE` (or a symlink, without -L) prints one line named as given.
             target = await sftp.readlink(path) if _is_link(top) else None
             return [(path, top, target)]
+        if isinstance(first, BaseException):
+            raise first
         rows: list[tuple[str, asyncssh.SFTPAttrs, str | None]] = []
         pending: deque[tuple[str, str]] = deque([(path, "")])
+        listed: Sequence[asyncssh.SFTPName] | None = first
         while pending:
             directory, prefix = pending.popleft()
-            names = await sftp.readdir(directory)
+            names = listed if listed is not None else await sftp.readdir(directory)
+            listed = None
             names = [
                 n
                 for n in names
                 if n.filename not in (".", "..") and (show_hidden or not n.filename.startswith("."))
             ]
             names.sort(key=lambda n: n.filename)
-            resolved = await asyncio.gather(
-                *(
-                    _resolve_entry(sftp, posixpath.join(directory, n.filename), n, dereference)
-                    for n in names
+            # Only symlinks need another request each (readlink, or stat with -L); resolve
+            # those concurrently, everything else is answered by the listing itself.
+            links = [i for i, n in enumerate(names) if _is_link(n.attrs)]
+            resolved: dict[int, tuple[asyncssh.SFTPAttrs, str | None]] = {}
+            if links:
+                results = await asyncio.gather(
+                    *(
+                        _resolve_entry(
+                            sftp,
+                            posixpath.join(directory, names[i].filename),
+                            names[i],
+                            dereference,
+                        )
+                        for i in links
+                    )
                 )
-            )
-            for n, (attrs, target) in zip(names, resolved, strict=True):
-                remote.names.learn(n.attrs.uid, n.attrs.gid, n.longname or "")
+                resolved = dict(zip(links, results, strict=True))
+            learn = remote.names.learn
+            for i, n in enumerate(names):
+                attrs, target = resolved.get(i, (n.attrs, None))
+                learn(n.attrs.uid, n.attrs.gid, n.longname or "")
                 rows.append((prefix + n.filename, attrs, target))
                 if recursive and _is_dir(attrs):
                     pending.append(

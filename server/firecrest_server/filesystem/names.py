@@ -24,6 +24,8 @@ class IdNames:
 
     def learn(self, uid: int | None, gid: int | None, longname: str) -> None:
         """Take the owner and group from an `ls -l` style longname."""
+        if uid in self.users and gid in self.groups:
+            return  # the common case: nothing new to learn, no need to split the line
         fields = longname.split(None, 4)
         if len(fields) < 4 or uid is None or gid is None:
             return

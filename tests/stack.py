@@ -126,19 +126,27 @@ def stack_down(directory: Path) -> subprocess.CompletedProcess:
     )
 
 
-def restart_server(stack: StackInfo, *, down: float = 0.0, signal: str = "KILL") -> int:
-    """`dev/stack restart-server`: kill the API server and its workers (SIGKILL: a crash), stay
-    down ``down`` seconds, start it again on the same configuration. Returns its new PID, which
-    is also recorded in DIR/pids.json (so `dev/stack down` stops it) and in ``stack.pids``
-    (updated in place: the session's StackInfo stays right for later tests)."""
-    argv = [
-        sys.executable, str(STACK), "restart-server", str(stack.dir),
-        "--signal", signal, "--down", str(down),
-    ]  # fmt: skip
+def restart_part(
+    stack: StackInfo, part: str, *, down: float = 0.0, signal: str | None = None
+) -> int:
+    """`dev/stack restart DIR PART`: stop one part of the stack with every process it started
+    (by default SIGKILL, a crash, for the server, sshd and the identity provider; SIGTERM for
+    the Slurm daemons and the databases), stay down ``down`` seconds, start it again as `up`
+    did. Returns its new PID, which is also recorded in DIR/pids.json (so `dev/stack down`
+    stops it) and in ``stack.pids`` (updated in place: the session's StackInfo stays right for
+    later tests)."""
+    argv = [sys.executable, str(STACK), "restart", str(stack.dir), part, "--down", str(down)]
+    if signal:
+        argv += ["--signal", signal]
     result = subprocess.run(argv, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(
             f"{shlex.join(argv)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
         )
     stack.pids.update(StackInfo.load(stack.dir / "stack.json").pids)
-    return stack.pids["server"]
+    return stack.pids[part]
+
+
+def restart_server(stack: StackInfo, *, down: float = 0.0, signal: str = "KILL") -> int:
+    """Crash the API server and its workers and start it again (see `restart_part`)."""
+    return restart_part(stack, "server", down=down, signal=signal)

@@ -38,8 +38,8 @@ from .ssh.pool import ConnectionLost
 
 log = logging.getLogger("firecrest_server.health")
 
-# After a failed SSH probe, probe again sooner than the interval, so an outage that has ended
-# stops costing users 503s quickly.
+# After a failed probe (SSH, scheduler or a file system), probe again sooner than the interval,
+# so an outage that has ended stops costing users 503s quickly.
 _RETRY_AFTER_FAILURE = 15.0
 _MAX_MESSAGE = 300
 
@@ -77,6 +77,12 @@ class _SystemHealth:
         self.filesystems = {
             fs.path: ProbeResult("filesystem", path=fs.path) for fs in self.system.file_systems
         }
+
+    @property
+    def failing(self) -> bool:
+        """Whether the last probe found any service of the system down."""
+        results = [self.ssh, self.scheduler, *self.filesystems.values()]
+        return any(result.healthy is False for result in results)
 
 
 def _short(text: str) -> str:
@@ -127,9 +133,7 @@ class HealthMonitor:
                     await self.probe(state.system.name)
                 except Exception:  # a bug in a probe must not end the probing
                     log.exception("health probe failed", extra={"system": state.system.name})
-            delay = (
-                interval if state.ssh.healthy is not False else min(interval, _RETRY_AFTER_FAILURE)
-            )
+            delay = min(interval, _RETRY_AFTER_FAILURE) if state.failing else interval
             state.next_run = self._monotonic() + delay
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(state.wake.wait(), delay)

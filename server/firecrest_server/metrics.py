@@ -11,6 +11,7 @@ so counting those records cannot drift from what is audited.
 from __future__ import annotations
 
 import logging
+import os
 import posixpath
 from collections.abc import Callable, Iterable, Mapping
 
@@ -53,6 +54,13 @@ class _PoolCollector(Collector):
         users = GaugeMetricFamily(
             "firecrest_ssh_users", "Users with SSH connections in the pool", labels=["system"]
         )
+        # Which worker answered this scrape: with several workers behind one port, this tells
+        # the scrapes apart (and lets a check visit each worker's pool).
+        worker = GaugeMetricFamily(
+            "firecrest_worker", "The worker process that answered (its pid)", labels=["pid"]
+        )
+        worker.add_metric([str(os.getpid())], 1.0)
+        yield worker
         for system, stats in self._pool_stats().items():
             connections.add_metric([system], stats.get("connections", 0))
             busy.add_metric([system], stats.get("channels_busy", 0))

@@ -179,6 +179,34 @@ async def test_scheduler_down_is_reported(cluster, clock) -> None:
     health.ensure_available("cluster", "ssh")
 
 
+async def test_a_failing_service_is_probed_again_sooner(cluster, clock) -> None:
+    health = monitor(cluster, clock, probe_user="svc", probe_interval=3600)
+    state = health._systems["cluster"]
+    await health.probe("cluster")
+    assert not state.failing
+    cluster.answers["scontrol"] = 1  # the scheduler alone
+    await health.probe("cluster")
+    assert state.failing
+    cluster.answers["scontrol"] = 0
+    await health.probe("cluster")
+    assert not state.failing
+
+
+async def test_the_probe_loop_retries_a_failed_scheduler_within_the_short_delay(
+    cluster, monkeypatch
+) -> None:
+    monkeypatch.setattr("firecrest_server.health._RETRY_AFTER_FAILURE", 0.02)
+    health = HealthMonitor([system(probe_interval=3600, probe_user="svc")], cluster.runner_for)
+    cluster.answers["scontrol"] = 1
+    health.start()
+    try:
+        await asyncio.sleep(0.2)
+        probes = sum(1 for _, argv in cluster.calls if argv[0] == "scontrol")
+        assert probes >= 3  # with the 3600 s interval there would be one
+    finally:
+        await health.close()
+
+
 async def test_first_user_wakes_the_probe_loop(cluster) -> None:
     health = HealthMonitor([system(probe_interval=3600)], cluster.runner_for)
     health.start()

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -83,6 +84,7 @@ def test_pool_and_health_gauges_are_read_at_scrape_time() -> None:
     assert (healthy, (("path", "/home"), ("service", "filesystem"), ("system", "c"))) not in values
     stats["c"]["connections"] = 0
     assert samples(metrics)[("firecrest_ssh_connections", (("system", "c"),))] == 0
+    assert values[("firecrest_worker", (("pid", str(os.getpid())),))] == 1
 
 
 def test_each_app_has_its_own_registry() -> None:

@@ -104,6 +104,12 @@ async def get_remote(
     )
 
 
+async def require_scheduler(runtime: RuntimeDep, system: SystemDep) -> None:
+    """503 at once while the last probe found the system's scheduler down (compute requests
+    and transfer jobs would each wait for Slurm's own connect timeouts, then fail)."""
+    runtime.health.ensure_available(system.name, "scheduler")
+
+
 def make_remote(
     runtime: Runtime,
     request: Request,

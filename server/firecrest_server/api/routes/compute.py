@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from ...models.compute import (
     AttachRequest,
@@ -15,9 +15,13 @@ from ...models.compute import (
     TimeWindow,
 )
 from ...scheduler import jobs
-from ..deps import RemoteDep
+from ..deps import RemoteDep, require_scheduler
 
-router = APIRouter(prefix="/compute/{system_name}/jobs", tags=["compute"])
+router = APIRouter(
+    prefix="/compute/{system_name}/jobs",
+    tags=["compute"],
+    dependencies=[Depends(require_scheduler)],
+)
 
 JobId = Annotated[str, Path(pattern=r"^[0-9]+(_[0-9]+)?$", description="Slurm job id")]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from ...errors import BadRequest
 from ...filesystem import archives, copying, transfer_jobs
@@ -21,9 +21,14 @@ from ...models.transfer import (
     TransferUploadRequest,
 )
 from ...staging import s3
-from ..deps import RemoteDep, RuntimeDep
+from ..deps import RemoteDep, RuntimeDep, require_scheduler
 
-router = APIRouter(prefix="/filesystem/{system_name}/transfer", tags=["filesystem"])
+# Every transfer endpoint submits a job: none can work while the scheduler is down.
+router = APIRouter(
+    prefix="/filesystem/{system_name}/transfer",
+    tags=["filesystem"],
+    dependencies=[Depends(require_scheduler)],
+)
 
 
 @router.post("/cp", status_code=201, response_model=TransferJobResponse)

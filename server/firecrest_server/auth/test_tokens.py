@@ -474,3 +474,55 @@ def test_private_key_in_public_keys_is_a_config_error(make_validator, key1):
 def test_public_key_unfit_for_algorithms_is_a_config_error(make_validator, key1):
     with pytest.raises(ConfigError, match="fits none"):
         make_validator(jwks_url=None, public_keys=[public_pem(key1)], algorithms=["ES256"])
+
+
+# ------------------------------------------------------------------- validated-token cache
+
+
+async def test_a_validated_token_is_not_verified_again(validator, key1, monkeypatch):
+    decoded: list[str] = []
+    decode = validator._decode
+    monkeypatch.setattr(validator, "_decode", lambda *a: decoded.append("x") or decode(*a))
+    token = make_token(key1)
+    first = await validator.validate(token)
+    for _ in range(3):
+        assert await validator.validate(token) is first
+    assert len(decoded) == 1
+    # Any other string, even the same claims signed again, is verified in full.
+    assert await rejected(validator, token[:-2] + ("AA" if token[-2:] != "AA" else "BB"))
+    await validator.validate(make_token(key1, jti=uuid.uuid4().hex))
+    assert len(decoded) == 3
+
+
+async def test_a_cached_token_is_verified_again_after_the_cache_ttl(
+    validator, key1, clock, monkeypatch
+):
+    decoded: list[str] = []
+    decode = validator._decode
+    monkeypatch.setattr(validator, "_decode", lambda *a: decoded.append("x") or decode(*a))
+    token = make_token(key1)
+    await validator.validate(token)
+    clock.advance(59)
+    await validator.validate(token)
+    assert len(decoded) == 1
+    clock.advance(2)
+    await validator.validate(token)
+    assert len(decoded) == 2
+
+
+async def test_a_cached_token_still_expires(make_validator, key1):
+    validator = make_validator(leeway=0)
+    exp = int(time.time()) + 2
+    token = make_token(key1, exp=exp)
+    await validator.validate(token)
+    await asyncio.sleep(exp - time.time() + 0.1)
+    assert await rejected(validator, token) == "Token has expired"
+
+
+async def test_a_cached_token_is_refused_once_it_expires_too_soon(make_validator, key1):
+    validator = make_validator(min_token_ttl=5)
+    exp = int(time.time()) + 7
+    token = make_token(key1, exp=exp)
+    await validator.validate(token)
+    await asyncio.sleep(exp - 5 - time.time() + 0.1)
+    assert await rejected(validator, token) == "Access token expires too soon"

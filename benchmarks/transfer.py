@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/transfer.py [--stack DIR/stack.json] [--quick] [--size 2G]
                                             [--big-repeat N] [--files 1000] [--concurrency 16]
-                                            [--tree-repeat 3] [--json out.json]
+                                            [--tree-repeat 3] [--json out.json] [--plot out.png]
 
 In one run, on the same stack, as user alice:
 
@@ -64,6 +64,18 @@ CLIENT_CHUNK = 1 * MiB
 SIZE_UNITS = {"": 1, "k": 1024, "m": MiB, "g": 1024 * MiB}
 FILE_MODES = (0o644, 0o600, 0o640, 0o755, 0o444)
 DIR_MODES = (0o755, 0o750, 0o700)
+
+
+# The cipher preference of the server's SSH pool (firecrest_server/ssh/pool.py), so that the raw
+# side pays the same encryption cost per byte.
+SERVER_CIPHERS = [
+    "aes256-gcm@openssh.com",
+    "aes128-gcm@openssh.com",
+    "chacha20-poly1305@openssh.com",
+    "aes256-ctr",
+    "aes192-ctr",
+    "aes128-ctr",
+]
 
 
 def parse_size(text: str) -> int:
@@ -203,7 +215,7 @@ class Meter:
 @contextlib.asynccontextmanager
 async def raw_connection(stack: StackInfo) -> AsyncIterator[asyncssh.SSHClientConnection]:
     """One SSH connection as alice, with a certificate minted from the stack's CA (as the
-    server does), and the same algorithm defaults as the server's pool."""
+    server does), and the same cipher preference as the server's pool."""
     ca = asyncssh.read_private_key(str(stack.ca_key))
     key = asyncssh.generate_private_key("ssh-ed25519")
     now = int(time.time())
@@ -217,6 +229,7 @@ async def raw_connection(stack: StackInfo) -> AsyncIterator[asyncssh.SSHClientCo
         client_keys=[(key, cert)],
         known_hosts=str(stack.known_hosts),
         agent_path=None,
+        encryption_algs=SERVER_CIPHERS,
         config=None,
     ) as conn:
         yield conn
@@ -900,6 +913,7 @@ def main() -> int:
     parser.add_argument("--tree-repeat", type=int, default=3, help="tree runs (median)")
     parser.add_argument("--workdir", default="/tmp", help="where local files go")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--plot", help="also draw them into this PNG file (needs matplotlib)")
     args = parser.parse_args()
     if args.size is None:
         args.size = 64 * MiB if args.quick else 2048 * MiB
@@ -931,6 +945,10 @@ def main() -> int:
     print_report(result)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
+    if args.plot:
+        from benchmarks.plots import transfer_figure
+
+        transfer_figure(result, Path(args.plot))
     return 0
 
 

@@ -1,0 +1,146 @@
+"""PNG figures of the benchmark results (matplotlib, imported only when a plot is asked for).
+
+Each function takes the JSON summary that its benchmark writes, so a figure can also be made
+again later from a saved file:
+
+    .venv/bin/python benchmarks/plots.py api.json api.png
+    .venv/bin/python benchmarks/plots.py transfer.json transfer.png
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+COLORS = {"api": "#1f77b4", "raw_exec": "#ff7f0e", "raw_sftp": "#2ca02c"}
+LABELS = {
+    "api": "API (wrk over HTTP)",
+    "raw_exec": "raw exec (process per request, one SSH connection)",
+    "raw_sftp": "raw SFTP (one SSH connection)",
+}
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: write files only
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def api_figure(summary: dict, path: Path) -> None:
+    """Requests/s and P50/P99 latency against concurrent clients, one column per endpoint."""
+    plt = _pyplot()
+    rows = summary["rows"]
+    endpoints = list(dict.fromkeys(r["endpoint"] for r in rows))
+    fig, axes = plt.subplots(
+        2, len(endpoints), figsize=(4.6 * len(endpoints), 7.2), squeeze=False, sharex=True
+    )
+    for column, endpoint in enumerate(endpoints):
+        mine = [r for r in rows if r["endpoint"] == endpoint]
+        clients = [r["clients"] for r in mine]
+        top, bottom = axes[0][column], axes[1][column]
+        for way in ("api", "raw_exec", "raw_sftp"):
+            if way not in mine[0]:
+                continue
+            color = COLORS[way]
+            top.plot(clients, [r[way]["rps"] for r in mine], "o-", color=color, label=LABELS[way])
+            bottom.plot(
+                clients, [r[way]["p99_ms"] for r in mine], "o-", color=color, label=f"{way} P99"
+            )
+            bottom.plot(
+                clients, [r[way]["p50_ms"] for r in mine], "x--", color=color, label=f"{way} P50"
+            )
+        errors = sum(r["api"]["errors"] for r in mine)
+        top.set_title(f"{endpoint}" + (f" ({errors} errors)" if errors else ""))
+        top.set_ylabel("requests/s")
+        top.set_ylim(bottom=0)
+        bottom.set_ylabel("latency, ms (log)")
+        bottom.set_yscale("log")
+        bottom.set_xlabel("concurrent clients")
+        for ax in (top, bottom):
+            ax.set_xscale("log")
+            ax.set_xticks(clients, [str(c) for c in clients])
+            ax.minorticks_off()
+            ax.grid(True, which="major", alpha=0.3)
+        if column == 0:
+            top.legend(fontsize=7, loc="best")
+            bottom.legend(fontsize=7, loc="best", ncol=2)
+    fig.suptitle(
+        f"API vs. raw SSH, {summary.get('seconds', 0):.0f} s per point"
+        + (f" ({summary['label']})" if summary.get("label") else ""),
+        fontsize=11,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def transfer_figure(result: dict, path: Path) -> None:
+    """Big-file MiB/s and CPU per GiB, api vs. raw SFTP; tree times of the three ways."""
+    plt = _pyplot()
+    big = result["big_file"]
+    fig, (speed, cpu, trees) = plt.subplots(1, 3, figsize=(14, 4.4))
+    directions = ("up", "down")
+    width = 0.38
+    for offset, way, label in ((-width / 2, "api", "API"), (width / 2, "raw_sftp", "raw SFTP")):
+        xs = [i + offset for i in range(len(directions))]
+        values = [big[d][way]["mib_s"] for d in directions]
+        speed.bar(xs, values, width, label=label, color=COLORS["api" if way == "api" else way])
+        for x, v in zip(xs, values, strict=True):
+            speed.annotate(f"{v:.0f}", (x, v), ha="center", va="bottom", fontsize=8)
+        bottoms = [0.0, 0.0]
+        for party, shade in (("client", 1.0), ("server", 0.7), ("sshd", 0.4)):
+            part = [big[d][way]["cpu_s_per_gib"][party] for d in directions]
+            cpu.bar(
+                xs,
+                part,
+                width,
+                bottom=bottoms,
+                color=COLORS["api" if way == "api" else way],
+                alpha=shade,
+                edgecolor="black",
+                linewidth=0.4,
+                label=f"{label}: {party}",
+            )
+            bottoms = [b + p for b, p in zip(bottoms, part, strict=True)]
+    size_mib = big["size_bytes"] / 2**20
+    speed.set_title(f"big file, {size_mib:.0f} MiB, median of {big['repeat']}")
+    speed.set_ylabel("MiB/s")
+    cpu.set_title("CPU seconds per GiB (client + server + sshd)")
+    cpu.set_ylabel("CPU s/GiB")
+    for ax in (speed, cpu):
+        ax.set_xticks(range(len(directions)), ["upload", "download"])
+        ax.legend(fontsize=7)
+    tree = result["trees"]
+    ways = (("api", "API tree"), ("raw", "raw SSH tar"), ("files", "API per file"))
+    tree_colors = {"api": COLORS["api"], "raw": COLORS["raw_sftp"], "files": "#9467bd"}
+    width = 0.26
+    for i, (key, label) in enumerate(ways):
+        xs = [j + (i - 1) * width for j in range(len(directions))]
+        values = [tree["rows"][f"{key}_{d}"]["median_s"] for d in directions]
+        trees.bar(xs, values, width, label=label, color=tree_colors[key])
+    trees.set_yscale("log")
+    trees.set_xticks(range(len(directions)), ["up", "down"])
+    trees.set_ylabel("seconds (log)")
+    trees.set_title(f"tree of {tree['files']} files, median of {tree['repeat']}")
+    trees.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main() -> int:
+    if len(sys.argv) != 3:
+        print(__doc__, file=sys.stderr)
+        return 2
+    data = json.loads(Path(sys.argv[1]).read_text())
+    figure = {"api": api_figure, "transfer": transfer_figure}[data["benchmark"]]
+    figure(data, Path(sys.argv[2]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""The benchmark scripts run end to end on the stack, in a tiny mode (no timing is asserted).
+
+They are run by hand for real numbers (docs/benchmarks.md); this keeps them working: each must
+exit 0, write its JSON with the expected keys, see no failed request, and draw its PNG.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .stack import REPO, StackInfo
+
+pytestmark = pytest.mark.stack
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _run(script: str, stack: StackInfo, tmp_path: Path, *args: str) -> tuple[dict, Path]:
+    out, png = tmp_path / f"{script}.json", tmp_path / f"{script}.png"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / f"{script}.py"),
+            "--stack",
+            str(stack.dir / "stack.json"),
+            "--json",
+            str(out),
+            "--plot",
+            str(png),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert png.read_bytes().startswith(PNG_MAGIC)
+    assert png.stat().st_size > 10_000
+    return json.loads(out.read_text()), png
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is installed by dev/stack install")
+def test_api_benchmark(stack: StackInfo, tmp_path: Path) -> None:
+    summary, _ = _run("api", stack, tmp_path, "--seconds", "1", "--clients", "1,4")
+    assert summary["benchmark"] == "api"
+    assert summary["errors"] == 0
+    rows = {(r["endpoint"], r["clients"]): r for r in summary["rows"]}
+    assert set(rows) == {(e, c) for e in ("stat", "ls", "systems") for c in (1, 4)}
+    for (endpoint, _clients), row in rows.items():
+        ways = ("api", "raw_exec", "raw_sftp") if endpoint != "systems" else ("api",)
+        assert set(row) == {"endpoint", "clients", *ways}
+        for way in ways:
+            measured = row[way]
+            assert {"rps", "p50_ms", "p95_ms", "p99_ms", "errors", "requests"} <= set(measured)
+            assert measured["errors"] == 0, (endpoint, way, measured)
+            assert measured["requests"] > 0
+            assert measured["p50_ms"] <= measured["p95_ms"] <= measured["p99_ms"]
+    assert summary["median_rps_ratio"] > 0
+
+
+def test_transfer_benchmark(stack: StackInfo, tmp_path: Path) -> None:
+    result, _ = _run(
+        "transfer",
+        stack,
+        tmp_path,
+        "--quick",
+        "--size",
+        "4M",
+        "--big-repeat",
+        "1",
+        "--files",
+        "30",
+        "--tree-repeat",
+        "1",
+        "--concurrency",
+        "4",
+        "--workdir",
+        str(tmp_path),
+    )
+    assert result["benchmark"] == "transfer"
+    big = result["big_file"]
+    assert big["size_bytes"] == 4 * 2**20
+    for direction in ("up", "down"):
+        for way in ("api", "raw_sftp"):
+            measured = big[direction][way]
+            assert measured["sha256_ok"], (direction, way)
+            assert measured["mib_s"] > 0
+            assert set(measured["cpu_s_per_gib"]) == {"client", "server", "sshd", "total"}
+    trees = result["trees"]
+    assert trees["files"] == 30
+    assert set(trees["rows"]) == {
+        f"{w}_{d}" for w in ("api", "raw", "files") for d in ("up", "down")
+    }
+    for key, row in trees["rows"].items():
+        assert row["verified"] == "ok", key

@@ -47,17 +47,21 @@ def api_figure(summary: dict, path: Path) -> None:
                 continue
             color = COLORS[way]
             top.plot(clients, [r[way]["rps"] for r in mine], "o-", color=color, label=LABELS[way])
-            bottom.plot(
-                clients, [r[way]["p99_ms"] for r in mine], "o-", color=color, label=f"{way} P99"
-            )
-            bottom.plot(
-                clients, [r[way]["p50_ms"] for r in mine], "x--", color=color, label=f"{way} P50"
-            )
-        errors = sum(r["api"]["errors"] for r in mine)
-        top.set_title(f"{endpoint}" + (f" ({errors} errors)" if errors else ""))
+            bottom.plot(clients, [r[way]["p99_ms"] for r in mine], "o-", color=color)
+            bottom.plot(clients, [r[way]["p50_ms"] for r in mine], "x--", color=color)
+        failed = {
+            way: sum(r[way]["errors"] for r in mine)
+            for way in ("api", "raw_exec")
+            if way in mine[0]
+        }
+        top.set_title(
+            f"{endpoint}: "
+            + ", ".join(f"{way.replace('_', ' ')} errors {n}" for way, n in failed.items()),
+            fontsize=10,
+        )
         top.set_ylabel("requests/s")
         top.set_ylim(bottom=0)
-        bottom.set_ylabel("latency, ms (log)")
+        bottom.set_ylabel("latency, ms (log): P99 solid, P50 dashed")
         bottom.set_yscale("log")
         bottom.set_xlabel("concurrent clients")
         for ax in (top, bottom):
@@ -65,15 +69,14 @@ def api_figure(summary: dict, path: Path) -> None:
             ax.set_xticks(clients, [str(c) for c in clients])
             ax.minorticks_off()
             ax.grid(True, which="major", alpha=0.3)
-        if column == 0:
-            top.legend(fontsize=7, loc="best")
-            bottom.legend(fontsize=7, loc="best", ncol=2)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=9, frameon=False)
     fig.suptitle(
         f"API vs. raw SSH, {summary.get('seconds', 0):.0f} s per point"
         + (f" ({summary['label']})" if summary.get("label") else ""),
         fontsize=11,
     )
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
@@ -93,6 +96,8 @@ def transfer_figure(result: dict, path: Path) -> None:
             speed.annotate(f"{v:.0f}", (x, v), ha="center", va="bottom", fontsize=8)
         bottoms = [0.0, 0.0]
         for party, shade in (("client", 1.0), ("server", 0.7), ("sshd", 0.4)):
+            if way != "api" and party == "server":
+                continue  # raw SFTP has no server in the middle
             part = [big[d][way]["cpu_s_per_gib"][party] for d in directions]
             cpu.bar(
                 xs,
@@ -113,7 +118,8 @@ def transfer_figure(result: dict, path: Path) -> None:
     cpu.set_ylabel("CPU s/GiB")
     for ax in (speed, cpu):
         ax.set_xticks(range(len(directions)), ["upload", "download"])
-        ax.legend(fontsize=7)
+        ax.set_ylim(top=ax.get_ylim()[1] * 1.4)  # room for the legend above the bars
+        ax.legend(fontsize=7, loc="upper center", ncol=2)
     tree = result["trees"]
     ways = (("api", "API tree"), ("raw", "raw SSH tar"), ("files", "API per file"))
     tree_colors = {"api": COLORS["api"], "raw": COLORS["raw_sftp"], "files": "#9467bd"}
@@ -126,7 +132,8 @@ def transfer_figure(result: dict, path: Path) -> None:
     trees.set_xticks(range(len(directions)), ["up", "down"])
     trees.set_ylabel("seconds (log)")
     trees.set_title(f"tree of {tree['files']} files, median of {tree['repeat']}")
-    trees.legend(fontsize=7)
+    trees.set_ylim(top=trees.get_ylim()[1] * 4)
+    trees.legend(fontsize=7, loc="upper center", ncol=3)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

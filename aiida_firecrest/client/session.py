@@ -217,7 +217,9 @@ class ApiSession:
                 if outcome.failed
                 else f"HTTP {outcome.result().status_code}"
             )
-            log.info(
+            # A warning: an operator watching a daemon log should see that the API misbehaved,
+            # even when a retry hid it from the calculations.
+            log.warning(
                 "FirecREST request failed (%s); attempt %d of %d, retrying in %.1f s",
                 what,
                 state.attempt_number,

@@ -108,6 +108,7 @@ class HealthMonitor:
         self._clock = clock
         self._monotonic = monotonic
         self._tasks: list[asyncio.Task] = []
+        self._closing = False
 
     # ------------------------------------------------------------------------------ lifecycle
 
@@ -118,16 +119,21 @@ class HealthMonitor:
         ]
 
     async def close(self) -> None:
+        self._closing = True
         for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # Cancelled until it ends: a cancellation can be lost inside a probe (on Python
+            # 3.11 asyncio.wait_for, used by asyncssh's connect, drops one that arrives as its
+            # inner call finishes), and the loop would then sleep a whole interval.
+            while not task.done():
+                task.cancel()
+                await asyncio.wait([task], timeout=1)
+            if not task.cancelled() and task.exception() is not None:
+                log.error("health probe loop failed", exc_info=task.exception())
         self._tasks = []
 
     async def _loop(self, state: _SystemHealth) -> None:
         interval = state.system.probe_interval
-        while True:
+        while not self._closing:
             if self.probe_user(state.system.name) is not None:
                 try:
                     await self.probe(state.system.name)
@@ -135,8 +141,11 @@ class HealthMonitor:
                     log.exception("health probe failed", extra={"system": state.system.name})
             delay = min(interval, _RETRY_AFTER_FAILURE) if state.failing else interval
             state.next_run = self._monotonic() + delay
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+            # that arrives just as the wake-up does, and close() then waits a whole interval.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(state.wake.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await state.wake.wait()
             state.wake.clear()
 
     # ---------------------------------------------------------------------------- who probes

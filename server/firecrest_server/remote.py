@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -10,12 +11,15 @@ from typing import TypeVar
 import asyncssh
 
 from .config import SystemConfig
-from .errors import command_error, sftp_error
+from .errors import RequestTimeout, command_error, sftp_error
 from .filesystem.names import IdNames
 from .ssh import CommandResult, RemoteRunner
 from .ssh.pool import ConnectionLost
 
 T = TypeVar("T")
+
+# Seconds an SFTP operation may take beyond ssh.command_timeout (as a command's local deadline).
+SFTP_GRACE = 10.0
 
 
 @dataclass
@@ -67,11 +71,21 @@ class Remote:
         *,
         idempotent: bool = True,
     ) -> T:
-        """Run one SFTP operation on ``path``; SFTP failures become API errors naming ``path``."""
+        """Run one SFTP operation on ``path``; SFTP failures become API errors naming ``path``.
+
+        Bounded like a command (``ssh.command_timeout``, plus the grace a command's local
+        deadline has): an SFTP server that stops answering gives a 408, not a request that
+        hangs until the client gives up.
+        """
+        limit = self.system.ssh.command_timeout + SFTP_GRACE
         for attempt in (1, 2):
             try:
-                async with self.sftp_session() as sftp:
+                async with asyncio.timeout(limit), self.sftp_session() as sftp:
                     return await operation(sftp)
+            except TimeoutError:
+                raise RequestTimeout(
+                    f"SFTP request on {path} timed out after {limit:g} s"
+                ) from None
             except asyncssh.SFTPError as exc:
                 raise sftp_error(exc, path) from None
             except ConnectionLost:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 
 import pytest
@@ -247,3 +248,29 @@ def test_probe_user_must_be_a_login_name() -> None:
     assert system().probe_user is None
     with pytest.raises(ValueError, match="probe_user"):
         system(probe_user="root; rm -rf /")
+
+
+async def test_close_ends_the_loop_even_if_a_probe_swallows_the_cancellation() -> None:
+    # Third-party code (asyncio.wait_for on Python 3.11, inside asyncssh's connect) can lose a
+    # cancellation; the loop must still end, not sleep for its hour-long interval.
+    started = asyncio.Event()
+
+    def runner_for(config, user):
+        class Swallowing:
+            async def run(self, argv, *, timeout=None):
+                started.set()
+                with contextlib.suppress(asyncio.CancelledError):  # lost, as wait_for can
+                    await asyncio.sleep(3600)
+                return CommandResult(tuple(argv), 0, b"", b"")
+
+        return Swallowing()
+
+    health = HealthMonitor([system(probe_interval=3600, probe_user="svc")], runner_for)
+    health.start()
+    await asyncio.wait_for(started.wait(), 5)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    await asyncio.wait([asyncio.ensure_future(health.close())], timeout=10)
+    # Without the fix close() waits for the loop's next wake-up, an hour away.
+    assert loop.time() - t0 < 5
+    assert health._tasks == []

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from types import SimpleNamespace
 
 import pytest
 
+from .errors import RequestTimeout
 from .filesystem.names import IdNames
 from .remote import Remote
 from .ssh.pool import ConnectionLost
@@ -31,7 +33,8 @@ def _remote(entry: _BrokenEntry) -> Remote:
 
     pool = SimpleNamespace(system_name="c", connection=connection)
     runner = SimpleNamespace(pool=pool, username="alice", bearer_token=None)
-    return Remote(system=SimpleNamespace(name="c"), runner=runner, names=IdNames())
+    system = SimpleNamespace(name="c", ssh=SimpleNamespace(command_timeout=0.1))
+    return Remote(system=system, runner=runner, names=IdNames())
 
 
 @pytest.mark.parametrize(
@@ -44,3 +47,18 @@ async def test_a_broken_socket_is_connection_lost_not_a_crash(exc: Exception) ->
     with pytest.raises(ConnectionLost):
         await _remote(entry).sftp("/home/alice/x", lambda sftp: sftp.stat("/home/alice/x"))
     assert entry.closed
+
+
+class _SilentEntry(_BrokenEntry):
+    """An SFTP channel whose server never answers."""
+
+    async def sftp(self):
+        return SimpleNamespace(stat=lambda path: asyncio.sleep(3600))
+
+
+async def test_an_sftp_request_that_gets_no_answer_is_a_408(monkeypatch) -> None:
+    monkeypatch.setattr("firecrest_server.remote.SFTP_GRACE", 0.1)
+    entry = _SilentEntry(RuntimeError("unused"))
+    with pytest.raises(RequestTimeout, match="timed out"):
+        async with asyncio.timeout(30):  # the test's own guard: the deadline is 0.2 s
+            await _remote(entry).sftp("/home/alice/x", lambda sftp: sftp.stat("/home/alice/x"))

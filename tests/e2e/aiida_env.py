@@ -97,6 +97,13 @@ class AiidaProfile:
                 failures.append((found.group(1), lines[-1].strip()[:200]))
         return failures
 
+    def plugin_retries(self, since: int = 0) -> int:
+        """How many times the plugin's client retried a request (its warnings in the daemon
+        log after byte ``since``, as log records or as the workers' stderr)."""
+        with self.daemon_log.open("rb") as handle:
+            handle.seek(since)
+            return handle.read().decode(errors="replace").count("FirecREST request failed")
+
     def daemon_log_tail(self, lines: int = 60) -> str:
         try:
             return "\n".join(self.daemon_log.read_text(errors="replace").splitlines()[-lines:])

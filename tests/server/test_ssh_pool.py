@@ -96,6 +96,32 @@ async def test_busy_connections_spill_over_and_cap_waits(stack: StackInfo) -> No
         await pool.close()
 
 
+async def test_a_wait_for_a_channel_is_bounded(stack: StackInfo) -> None:
+    # One slot in all (2 per connection, one is SFTP's; one connection): while it is held, a
+    # second request waits at most connect_timeout + command_timeout, then gets a 503.
+    pool = _pool(
+        stack,
+        max_channels_per_connection=2,
+        max_connections_per_user=1,
+        connect_timeout=1,
+        command_timeout=1,
+    )
+    pool.start()
+    try:
+        async with pool.connection("alice"):
+            t0 = asyncio.get_running_loop().time()
+            with pytest.raises(ConnectionLost, match="became free") as excinfo:
+                async with pool.connection("alice"):
+                    pass
+            waited = asyncio.get_running_loop().time() - t0
+            assert 1.5 < waited < 10, waited
+            assert excinfo.value.status_code == 503
+        async with pool.connection("alice"):  # free again: served at once
+            pass
+    finally:
+        await pool.close()
+
+
 async def test_idle_connections_are_closed(stack: StackInfo) -> None:
     pool = _pool(stack, idle_timeout=1)
     pool.start()

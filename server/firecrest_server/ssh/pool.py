@@ -162,6 +162,9 @@ class SSHPool:
         user = self._users.setdefault(username, _UserConnections())
         # One slot of each connection is held by its SFTP channel.
         per_connection = max(1, self._config.max_channels_per_connection - 1)
+        # A request waits for a slot no longer than it could take to open a connection and run
+        # a command on it: never indefinitely, whatever happens to the connections meanwhile.
+        deadline = time.monotonic() + self._config.connect_timeout + self._config.command_timeout
         async with user.changed:
             while True:
                 user.connections = [e for e in user.connections if not e.closed]
@@ -173,10 +176,22 @@ class SSHPool:
                 if len(user.connections) + user.opening < self._config.max_connections_per_user:
                     user.opening += 1
                     break
-                await user.changed.wait()
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ConnectionLost(
+                        f"No SSH channel to {self.system_name} became free in time"
+                    )
+                # Woken by a release or a new connection; the timeout also catches what sends
+                # no notification: a connection that died, or an open that failed elsewhere.
+                # (asyncio.timeout, not wait_for: wait_for can swallow a cancellation that
+                # arrives as the wait ends, and the pool's close would then wait for us.)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(min(1.0, remaining)):
+                        await user.changed.wait()
         try:
             entry = await self._open(username, token)
         finally:
+            # On failure, waiters notice within a second and may try to open one themselves.
             user.opening -= 1
         async with user.changed:
             entry.busy += 1

@@ -113,6 +113,13 @@ async def _settle(future: asyncio.Future) -> None:
 async def _replace(sftp: asyncssh.SFTPClient, source: str, target: str) -> None:
     try:
         await sftp.posix_rename(source, target)
+    except asyncssh.SFTPFailure:
+        # SFTP's generic failure says nothing more; the usual cause is a directory that
+        # appeared at the target while the upload ran (checked before it started).
+        current = await _lstat_or_none(sftp, target)
+        if current is not None and _is_dir(current):
+            raise BadRequest(f"{target}: Is a directory") from None
+        raise
     except asyncssh.SFTPOpUnsupported:
         # A server without the posix-rename extension: plain SFTP rename refuses to overwrite.
         with contextlib.suppress(asyncssh.SFTPNoSuchFile):

@@ -86,6 +86,8 @@ class FakeSFTP:
         return file
 
     async def posix_rename(self, source: str, target: str) -> None:
+        if target in self.dirs:  # what OpenSSH's sftp-server answers: a generic failure
+            raise asyncssh.SFTPFailure("Failure")
         self.files[target] = self.files.pop(source)
         if source in self.modes:
             self.modes[target] = self.modes.pop(source)
@@ -230,6 +232,18 @@ async def test_upload_onto_a_directory_is_400() -> None:
     remote.server.dirs.add("/home/a/d")
     with pytest.raises(BadRequest, match="/home/a/d: Is a directory"):
         await upload(remote, "/home/a", "d", _chunks(b"x"), limit=100)
+
+
+async def test_a_directory_made_at_the_target_during_the_upload_is_400() -> None:
+    remote = FakeRemote()
+
+    async def racing() -> AsyncIterator[bytes]:
+        yield b"x"
+        remote.server.dirs.add("/home/a/d")  # someone's mkdir, after the upload's check
+
+    with pytest.raises(BadRequest, match="/home/a/d: Is a directory"):
+        await upload(remote, "/home/a", "d", racing(), limit=100)
+    assert remote.server.files == {}  # and the temporary file is gone
 
 
 async def test_upload_into_a_missing_directory_is_404_naming_it() -> None:

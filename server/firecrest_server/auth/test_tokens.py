@@ -350,6 +350,38 @@ async def test_cold_start_concurrent_requests_share_one_fetch(validator, key1, i
     assert idp.requests == 1
 
 
+async def test_requests_waiting_for_a_fetch_resume_together(http, clock, key1, idp):
+    # Waiters once queued on a lock and took it in turn, one per event-loop turn: under load,
+    # the last of 500 requests arriving at a cold start waited about ten seconds.
+    cache = JWKSCache(
+        JWKS_URL, http, algorithms=["RS256"], cache_ttl=3600, min_refresh_interval=30, timeout=5
+    )
+    waiters = [asyncio.create_task(cache.get("k1", "RS256")) for _ in range(200)]
+    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    turns = 0
+    while not all(waiter.done() for waiter in waiters):
+        await asyncio.sleep(0)
+        turns += 1
+    assert turns <= 5
+    assert all(waiter.result() is not None for waiter in waiters)
+    assert idp.requests == 1
+
+
+async def test_a_cancelled_waiter_leaves_the_fetch_to_the_others(http, clock, key1, idp):
+    cache = JWKSCache(
+        JWKS_URL, http, algorithms=["RS256"], cache_ttl=3600, min_refresh_interval=30, timeout=5
+    )
+    fetcher = asyncio.create_task(cache.get("k1", "RS256"))
+    await asyncio.sleep(0)
+    waiters = [asyncio.create_task(cache.get("k1", "RS256")) for _ in range(3)]
+    await asyncio.sleep(0)
+    waiters[0].cancel()
+    assert await fetcher is not None
+    assert all([await waiter is not None for waiter in waiters[1:]])
+    assert waiters[0].cancelled()
+    assert idp.requests == 1
+
+
 async def test_concurrent_misses_share_a_fetch_once_the_floor_has_passed(
     make_validator, key1, intruder_key, idp, clock
 ):

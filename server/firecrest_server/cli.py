@@ -19,15 +19,6 @@ from .runtime import SIGNING_KEY_ENV
 # keep connections longer than its clients' pools do.
 KEEP_ALIVE_SECONDS = 75
 
-# The standard asyncio event loop, not uvloop (uvicorn's default when installed). libuv (since
-# 1.45) accepts one connection per event-loop turn, and under load a turn serves every ready
-# request on every open connection, so new connections waited in the listen queue for seconds:
-# 500 clients connecting at once to one worker left ~240 unaccepted after 1 s, draining at ~8/s
-# (P99 6-7 s, max 10 s). asyncio accepts all pending connections at once (P99 0.4 s, same
-# requests/s). The cost, with several workers: one worker may take a whole burst of new
-# connections (100 opened at once all went to one of two workers), where libuv spreads them.
-EVENT_LOOP = "asyncio"
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="firecrest-server", description=__doc__)
@@ -56,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         proxy_headers=False,
         server_header=False,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
-        loop=EVENT_LOOP,
+        # server.event_loop: why asyncio is the default is in config.py and the docs.
+        loop=settings.server.event_loop,
     )
     return 0
 

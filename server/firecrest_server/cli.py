@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         proxy_headers=False,
         server_header=False,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
-        # server.event_loop: why asyncio is the default is in config.py and the docs.
+        # server.event_loop: the trade-off is in config.py and docs/configuration.md.
         loop=settings.server.event_loop,
     )
     return 0

@@ -34,22 +34,15 @@ import time
 from pathlib import Path
 
 import asyncssh
+from firecrest_server.ssh.pool import PREFERRED_CIPHERS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.stack import StackInfo, new_stack_dir, stack_down, stack_up
 
 BENCH_DIR = "/home/alice/.bench-ls"
 
-# The cipher preference of the server's SSH pool (firecrest_server/ssh/pool.py), so that the raw
-# side pays the same encryption cost per byte.
-SERVER_CIPHERS = [
-    "aes256-gcm@openssh.com",
-    "aes128-gcm@openssh.com",
-    "chacha20-poly1305@openssh.com",
-    "aes256-ctr",
-    "aes192-ctr",
-    "aes128-ctr",
-]
+# The raw side uses the server's SSH pool's cipher preference: the same encryption cost per byte.
+SERVER_CIPHERS = PREFERRED_CIPHERS
 RAW_COMMANDS = {
     "stat": "stat -c '%f %i %d %h %u %g %s %X %Y %Z' -- /home/alice/.bashrc",
     "ls": f"ls -l --quoting-style=c --time-style=+%Y-%m-%dT%H:%M:%S -- {BENCH_DIR}",

@@ -53,6 +53,7 @@ from pathlib import Path
 
 import asyncssh
 import httpx
+from firecrest_server.ssh.pool import PREFERRED_CIPHERS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.server.own_server import own_server
@@ -66,16 +67,8 @@ FILE_MODES = (0o644, 0o600, 0o640, 0o755, 0o444)
 DIR_MODES = (0o755, 0o750, 0o700)
 
 
-# The cipher preference of the server's SSH pool (firecrest_server/ssh/pool.py), so that the raw
-# side pays the same encryption cost per byte.
-SERVER_CIPHERS = [
-    "aes256-gcm@openssh.com",
-    "aes128-gcm@openssh.com",
-    "chacha20-poly1305@openssh.com",
-    "aes256-ctr",
-    "aes192-ctr",
-    "aes128-ctr",
-]
+# The raw side uses the server's SSH pool's cipher preference: the same encryption cost per byte.
+SERVER_CIPHERS = PREFERRED_CIPHERS
 
 
 def parse_size(text: str) -> int:

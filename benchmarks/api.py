@@ -185,8 +185,10 @@ def run(stack: StackInfo, endpoints: list[str], levels: list[int], seconds: floa
     rows = []
     for endpoint in endpoints:
         for clients in levels:
-            # warm the server's pooled connections and the login node's caches
-            _api(stack, token, endpoint, min(clients, 4), 1)
+            # Warm, at the same concurrency: the server's pool opens the SSH connections this
+            # load needs (a server in service has them), the login node fills its caches.
+            # Each measurement still opens its own client connections.
+            _api(stack, token, endpoint, clients, 2)
             row = {"endpoint": endpoint, "clients": clients}
             row["api"] = _api(stack, token, endpoint, clients, seconds)
             if endpoint in RAW_COMMANDS:

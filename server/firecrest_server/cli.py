@@ -19,6 +19,13 @@ from .runtime import SIGNING_KEY_ENV
 # keep connections longer than its clients' pools do.
 KEEP_ALIVE_SECONDS = 75
 
+# server.event_loop -> uvicorn's `loop`. "uvloop" is uvloop with our own accepting of new
+# connections (event_loop.py explains why libuv's is not enough under load).
+UVICORN_LOOPS = {
+    "uvloop": "firecrest_server.event_loop:new_event_loop",
+    "asyncio": "asyncio",
+}
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="firecrest-server", description=__doc__)
@@ -47,8 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         proxy_headers=False,
         server_header=False,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
-        # server.event_loop: the trade-off is in config.py and docs/configuration.md.
-        loop=settings.server.event_loop,
+        loop=UVICORN_LOOPS[settings.server.event_loop],
     )
     return 0
 

@@ -35,8 +35,8 @@ def test_idle_connections_outlive_client_keep_alive(tmp_path: Path, monkeypatch)
     # client reuses a connection the server is closing at that very moment.
     assert seen["timeout_keep_alive"] > 2 * httpx.Limits().keepalive_expiry
     assert seen["proxy_headers"] is False
-    # server.event_loop chooses; uvloop by default (see config.py for the trade-off).
-    assert seen["loop"] == "uvloop"
+    # server.event_loop chooses; uvloop with batched accepting by default (event_loop.py).
+    assert seen["loop"] == "firecrest_server.event_loop:new_event_loop"
     config["server"] = {"event_loop": "asyncio"}
     path.write_text(json.dumps(config))
     assert cli.main(["--config", str(path)]) == 0

@@ -3,7 +3,7 @@
 
     .venv/bin/python benchmarks/aiida_calcjobs.py [--stack DIR/stack.json] [--count 100]
         [--workers 2] [--poll-interval 2] [--ssh-safe-interval 0] [--warmup 2]
-        [--configs firecrest,asyncssh,openssh] [--json out.json]
+        [--configs firecrest,asyncssh,openssh] [--rounds 1] [--json out.json] [--plot out.png]
 
 One AiiDA profile (PostgreSQL + RabbitMQ, made and dropped here), one daemon with ``--workers``
 workers, and one computer per configuration, all for the stack user alice on the same cluster:
@@ -19,13 +19,26 @@ workers, and one computer per configuration, all for the stack user alice on the
 Every computer gets the same minimum job poll interval (``--poll-interval``) and no cool-down
 between transport opens (`firecrest` has none; `core.ssh_async`'s ``safe_interval`` is set to
 ``--ssh-safe-interval``, 0 by default). After ``--warmup`` unmeasured calculations on each,
-for each configuration in turn ``--count`` `core.arithmetic.add` calculations are submitted at
-once and waited for; printed are the wall time from the first submission to the last
-calculation's end, calculations per minute, and the CPU time per calculation of the daemon
-(with what it runs) and of the API server, from /proc, which depends much less on the machine's
-load than the wall time. (Not sshd's: see ``cpu_sample``.)
+``--rounds`` rounds are run; in each, for each configuration in turn (the order reversed every
+other round, so that neither always runs first), ``--count`` `core.arithmetic.add` calculations
+are submitted at once and waited for. Printed per batch are the wall time from the first
+submission to the last calculation's end, the part of it spent submitting (here, one by one),
+calculations per minute, and the CPU time per
+calculation of the daemon (with what it runs) and of the API server, from /proc, which depends
+much less on the machine's load than the wall time (not sshd's: see ``cpu_sample``), and how busy
+the machine's CPUs were meanwhile (all processes: near 100 % the run is CPU-bound); then the
+median over the rounds and, per round, the ratio firecrest / other of the wall times and of the
+CPU times (>1: firecrest slower / costlier).
+
+Where the time goes: while waiting, the script reads every calculation's state from the
+database twice a second and times its phases (``PHASES``): queued (from its submission until a
+worker picks it up), upload, submit, scheduler (the job with the scheduler, until the poll that
+sees it end), retrieve, parse. Printed per batch are the median seconds a calculation spends in
+each, and when the last calculation left it. ``--plot`` draws the rounds' wall times, CPU times and
+phases (``plots.aiida_figure``).
+
 Without --stack a stack is started for the run and stopped afterwards. This machine is shared:
-absolute numbers drift; compare the ratios of the same run.
+absolute numbers drift; compare the ratios of the same round.
 """
 
 from __future__ import annotations
@@ -35,6 +48,7 @@ import json
 import os
 import pwd
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -48,7 +62,6 @@ from tests.e2e.aiida_env import (
     AiidaProfile,
     loaded,
     new_profile,
-    states,
     submit_additions,
 )
 from tests.stack import StackInfo, new_stack_dir, stack_down, stack_up
@@ -152,6 +165,15 @@ def cpu_sample(profile: AiidaProfile, stack: StackInfo) -> dict[str, float]:
     }
 
 
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) clock ticks of all CPUs so far, from /proc/stat (idle and iowait are not
+    busy): the machine's load during a batch, whoever causes it (sshd's and the cluster's
+    share of the work included, and other users' too)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    total = sum(fields[:8])  # without guest time, which user time already counts
+    return total - fields[3] - fields[4], total
+
+
 # ---------------------------------------------------------------------------------- the run
 
 
@@ -186,6 +208,77 @@ def setup_computers(
         )
 
 
+# A calculation's phases, in order, from its process state and its CalcJob state (the
+# `state` attribute, which aiida-core sets when a transport task has *ended*: None while
+# uploading, unstashing/submitting after the upload, withscheduler after the submission,
+# stashing/retrieving after the last scheduler poll, parsing after the retrieval).
+PHASES = ("queued", "upload", "submit", "scheduler", "retrieve", "parse")
+_PHASE_OF_STATE = {
+    None: "upload",
+    "uploading": "upload",
+    "unstashing": "submit",
+    "submitting": "submit",
+    "withscheduler": "scheduler",
+    "stashing": "retrieve",
+    "retrieving": "retrieve",
+    "parsing": "parse",
+}
+TERMINAL = ("finished", "excepted", "killed")
+
+
+def _observe(pks: list[int]) -> dict[int, tuple[str, bool]]:
+    """pk -> (phase or "done", paused), straight from the database."""
+    from aiida import orm
+
+    query = orm.QueryBuilder().append(
+        orm.ProcessNode,
+        filters={"id": {"in": pks}},
+        project=["id", "attributes.process_state", "attributes.paused", "attributes.state"],
+    )
+    seen = {}
+    for pk, process_state, paused, state in query.all():
+        if process_state in TERMINAL:
+            phase = "done"
+        elif process_state in (None, "created"):
+            phase = "queued"
+        else:
+            phase = _PHASE_OF_STATE.get(state, "upload")
+        seen[pk] = (phase, bool(paused))
+    return seen
+
+
+def phase_times(
+    first_seen: dict[int, dict[str, float]], created: dict[int, float], started: float
+) -> dict[str, dict[str, float]]:
+    """Per phase: the median and 90th percentile of the seconds a calculation spent in it, and
+    when (seconds after the first submission) the last calculation left it. A phase that
+    began and ended between two looks counts 0 s (its time goes to the phase seen before)."""
+    order = (*PHASES, "done")
+    spent: dict[str, list[float]] = {phase: [] for phase in PHASES}
+    left: dict[str, float] = {phase: 0.0 for phase in PHASES}
+    for pk, seen in first_seen.items():
+        seen = {**seen, "queued": created[pk]}
+        if "done" not in seen:
+            continue  # paused: not timed
+        times = {}
+        following = seen["done"]
+        for phase in reversed(order):  # an unseen phase starts and ends where the next starts
+            following = times[phase] = seen.get(phase, following)
+        for phase, after in zip(PHASES, order[1:], strict=True):
+            spent[phase].append(times[after] - times[phase])
+            left[phase] = max(left[phase], times[after] - started)
+    result = {}
+    for phase in PHASES:
+        values = sorted(spent[phase])
+        if values:
+            result[phase] = {
+                "median_s": round(statistics.median(values), 2),
+                "p90_s": round(values[min(len(values) - 1, int(0.9 * len(values)))], 2),
+                "last_out_s": round(left[phase], 2),
+            }
+    return result
+
+
 def run_batch(
     profile: AiidaProfile, stack: StackInfo, name: str, count: int, offset: int
 ) -> dict[str, Any]:
@@ -194,19 +287,27 @@ def run_batch(
     code = orm.load_code(f"bash-installed@{name}")
     log_offset = profile.daemon_log_offset()
     cpu_before = cpu_sample(profile, stack)
+    busy_before, total_before = machine_ticks()
     started = time.monotonic()
+    started_epoch = time.time()
     submitted = submit_additions(code, count, offset=offset)
     submit_seconds = time.monotonic() - started
     pks = [node.pk for node, _ in submitted]
+    created = {node.pk: node.ctime.timestamp() for node, _ in submitted}
+    first_seen: dict[int, dict[str, float]] = {pk: {} for pk in pks}
     while True:
-        now = states(pks)
-        done = sum(state in ("finished", "excepted", "killed") for state, _ in now.values())
+        now = _observe(pks)
+        looked = time.time()
+        for pk, (phase, _) in now.items():
+            first_seen[pk].setdefault(phase, looked)
+        done = sum(phase == "done" for phase, _ in now.values())
         paused = sum(paused for _, paused in now.values())
         if done == len(pks) or paused:
             break
         time.sleep(0.5)
     wall = time.monotonic() - started
     cpu_after = cpu_sample(profile, stack)
+    busy_after, total_after = machine_ticks()
     cpu_ms = {part: 1000 * (cpu_after[part] - cpu_before[part]) / count for part in cpu_after}
     cpu_ms["total"] = sum(cpu_ms.values())
     failures = profile.task_failures(since=log_offset)
@@ -228,8 +329,112 @@ def run_batch(
         "wall_seconds": round(wall, 2),
         "calcs_per_minute": round(60 * count / wall, 1),
         "cpu_ms_per_calc": {part: round(ms, 1) for part, ms in cpu_ms.items()},
+        "machine_busy": round((busy_after - busy_before) / max(1, total_after - total_before), 2),
+        "phases": phase_times(first_seen, created, started_epoch),
         "task_retries": dict(Counter(f"{task}: {error}" for task, error in failures)),
     }
+
+
+def print_row(row: dict[str, Any]) -> None:
+    retries = sum(row["task_retries"].values())
+    cpu = row["cpu_ms_per_calc"]
+    print(
+        f"{row['round']:>5} {row['config']:<10} {row['ok']:>4} {row['failed']:>6} "
+        f"{row['wall_seconds']:>8.1f} {row['submit_seconds']:>8.1f} "
+        f"{row['calcs_per_minute']:>10.1f}   "
+        f"{cpu['daemon']:>6.0f} + {cpu['api_server']:>4.0f} = {cpu['total']:>6.0f}"
+        f"   {100 * row['machine_busy']:>4.0f}%"
+        + (f"  ({retries} task retries)" if retries else "")
+        + (f"  ({row['paused']} PAUSED)" if row["paused"] else ""),
+        flush=True,
+    )
+
+
+def summarize(results: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
+    """Per configuration: the per-round values and their medians; per round: the ratios
+    firecrest / other of the wall time and of the CPU time per calculation."""
+    per_config: dict[str, Any] = {}
+    for name in names:
+        rows = [row for row in results if row["config"] == name]
+        if not rows:
+            continue
+        walls = [row["wall_seconds"] for row in rows]
+        per_config[name] = {
+            "wall_seconds": walls,
+            "wall_seconds_median": round(statistics.median(walls), 2),
+            "cpu_ms_per_calc": [row["cpu_ms_per_calc"] for row in rows],
+            "cpu_ms_per_calc_median": {
+                part: round(statistics.median(row["cpu_ms_per_calc"][part] for row in rows), 1)
+                for part in rows[0]["cpu_ms_per_calc"]
+            },
+            "phases_median_s": {
+                phase: round(
+                    statistics.median(
+                        row["phases"][phase]["median_s"] for row in rows if phase in row["phases"]
+                    ),
+                    2,
+                )
+                for phase in PHASES
+                if any(phase in row["phases"] for row in rows)
+            },
+        }
+    by_round: dict[tuple[int, str], dict[str, Any]] = {
+        (row["round"], row["config"]): row for row in results
+    }
+    rounds = sorted({row["round"] for row in results})
+    wall_ratios, cpu_ratios = {}, {}
+    for other in names:
+        if other == "firecrest" or "firecrest" not in names:
+            continue
+        pairs = [
+            (by_round[(r, "firecrest")], by_round[(r, other)])
+            for r in rounds
+            if (r, "firecrest") in by_round and (r, other) in by_round
+        ]
+        wall_ratios[f"firecrest/{other}"] = [
+            round(mine["wall_seconds"] / theirs["wall_seconds"], 2) for mine, theirs in pairs
+        ]
+        cpu_ratios[f"firecrest/{other}"] = [
+            round(mine["cpu_ms_per_calc"]["total"] / theirs["cpu_ms_per_calc"]["total"], 2)
+            for mine, theirs in pairs
+        ]
+    return {"configs": per_config, "wall_ratios": wall_ratios, "cpu_ratios": cpu_ratios}
+
+
+def print_summary(summary: dict[str, Any], results: list[dict[str, Any]]) -> None:
+    print(f"\n{'config':<10} {'median wall s':>13}   per round        median CPU ms/calc")
+    for name, config in summary["configs"].items():
+        walls = "  ".join(f"{w:.1f}" for w in config["wall_seconds"])
+        cpu = config["cpu_ms_per_calc_median"]
+        print(
+            f"{name:<10} {config['wall_seconds_median']:>13.1f}   {walls:<16} "
+            f"{cpu['daemon']:.0f} + {cpu['api_server']:.0f} = {cpu['total']:.0f}"
+        )
+    for label, ratios in summary["wall_ratios"].items():
+        cpu = summary["cpu_ratios"][label]
+        print(
+            f"{label} per round: wall time "
+            + "  ".join(f"{r:.2f}x" for r in ratios)
+            + "; CPU per calculation "
+            + "  ".join(f"{r:.2f}x" for r in cpu)
+        )
+    print(
+        "\nseconds per calculation in each phase, median (last calculation out, s after the "
+        "first submission)"
+    )
+    print(f"{'round':>5} {'config':<10} " + " ".join(f"{phase:>15}" for phase in PHASES))
+    for row in results:
+        cells = []
+        for phase in PHASES:
+            timed = row["phases"].get(phase)
+            cells.append(
+                f"{timed['median_s']:>6.1f} ({timed['last_out_s']:>5.0f})" if timed else "-"
+            )
+        print(f"{row['round']:>5} {row['config']:<10} " + " ".join(f"{c:>15}" for c in cells))
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def main() -> int:
@@ -243,12 +448,21 @@ def main() -> int:
     parser.add_argument(
         "--warmup", type=int, default=2, help="unmeasured calculations per configuration first"
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="every configuration once per round (order alternates)",
+    )
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--plot", help="also draw them into this PNG file (needs matplotlib)")
     args = parser.parse_args()
     names = args.configs.split(",")
     unknown = set(names) - set(CONFIGS)
     if unknown:
         parser.error(f"unknown configs {sorted(unknown)}; known: {sorted(CONFIGS)}")
+    if args.rounds < 1 or args.count < 1:
+        parser.error("--rounds and --count must be at least 1")
 
     directory = None
     if args.stack:
@@ -260,6 +474,7 @@ def main() -> int:
     profile = new_profile("fcbench")
     os.environ["AIIDA_PATH"] = str(profile.aiida_path)  # before aiida is imported
     results: list[dict[str, Any]] = []
+    load = {"start": load_average()}
     try:
         ssh_home(stack, home)
         profile.env["HOME"] = str(home)
@@ -274,9 +489,10 @@ def main() -> int:
                 orm.load_computer(name).set_minimum_job_poll_interval(args.poll_interval)
             profile.start_daemon(args.workers)
             print(
-                f"{args.count} core.arithmetic.add per configuration, {args.workers} daemon "
-                f"workers, poll interval {args.poll_interval:g} s, ssh safe_interval "
-                f"{args.ssh_safe_interval:g} s, stack {stack.url}\n"
+                f"{args.count} core.arithmetic.add per configuration and round, {args.rounds} "
+                f"rounds, {args.workers} daemon workers, poll interval {args.poll_interval:g} s, "
+                f"ssh safe_interval {args.ssh_safe_interval:g} s, stack {stack.url}, "
+                f"load average {load['start']} ({os.cpu_count()} CPUs)\n"
             )
             # Not measured: the workers import the plugins and warm their caches on the first
             # calculations, which would count against whichever configuration runs first.
@@ -284,23 +500,24 @@ def main() -> int:
                 if args.warmup:
                     run_batch(profile, stack, name, args.warmup, offset=-(i + 1) * args.warmup)
             print(
-                f"{'config':<10} {'ok':>5} {'failed':>6} {'wall s':>8} {'calcs/min':>10}   "
-                "CPU ms per calculation: daemon + API server = total"
+                f"{'round':>5} {'config':<10} {'ok':>4} {'failed':>6} {'wall s':>8} "
+                f"{'submit s':>8} "
+                f"{'calcs/min':>10}   CPU ms per calculation: daemon + API server = total   "
+                "machine CPU busy"
             )
-            for i, name in enumerate(names):
-                row = run_batch(profile, stack, name, args.count, offset=i * args.count)
-                results.append(row)
-                retries = sum(row["task_retries"].values())
-                cpu = row["cpu_ms_per_calc"]
-                print(
-                    f"{name:<10} {row['ok']:>5} {row['failed']:>6} "
-                    f"{row['wall_seconds']:>8.1f} {row['calcs_per_minute']:>10.1f}   "
-                    f"{cpu['daemon']:.0f} + {cpu['api_server']:.0f} = {cpu['total']:.0f}"
-                    + (f"  ({retries} task retries)" if retries else "")
-                    + (f"  ({row['paused']} PAUSED)" if row["paused"] else ""),
-                    flush=True,
-                )
+            for number in range(1, args.rounds + 1):
+                order = names if number % 2 else names[::-1]
+                for position, name in enumerate(order):
+                    batch = (number - 1) * len(names) + names.index(name)
+                    row = {
+                        "round": number,
+                        "position": position,
+                        **run_batch(profile, stack, name, args.count, offset=batch * args.count),
+                    }
+                    results.append(row)
+                    print_row(row)
     finally:
+        load["end"] = load_average()
         problems = profile.destroy()
         shutil.rmtree(home, ignore_errors=True)
         if directory is not None:
@@ -308,37 +525,27 @@ def main() -> int:
             shutil.rmtree(directory, ignore_errors=True)
         for problem in problems:
             print(f"cleanup: {problem}", file=sys.stderr)
-    by_name = {row["config"]: row for row in results}
-    ratios = {
-        f"firecrest/{other}": round(
-            by_name["firecrest"]["calcs_per_minute"] / by_name[other]["calcs_per_minute"], 2
-        )
-        for other in by_name
-        if other != "firecrest" and "firecrest" in by_name
+    summary = summarize(results, names)
+    print_summary(summary, results)
+    print(f"\nload average: {load['start']} at the start, {load['end']} at the end")
+    document = {
+        "benchmark": "aiida_calcjobs",
+        "count": args.count,
+        "rounds": args.rounds,
+        "workers": args.workers,
+        "poll_interval": args.poll_interval,
+        "ssh_safe_interval": args.ssh_safe_interval,
+        "cpus": os.cpu_count(),
+        "load_average": load,
+        "results": results,
+        **summary,
     }
-    cpu_ratios = {
-        f"firecrest/{other}": round(
-            by_name["firecrest"]["cpu_ms_per_calc"]["total"]
-            / by_name[other]["cpu_ms_per_calc"]["total"],
-            2,
-        )
-        for other in by_name
-        if other != "firecrest" and "firecrest" in by_name
-    }
-    for label, ratio in ratios.items():
-        print(f"calcs/min {label}: {ratio:.2f}x; CPU per calculation: {cpu_ratios[label]:.2f}x")
     if args.json:
-        summary = {
-            "benchmark": "aiida_calcjobs",
-            "count": args.count,
-            "workers": args.workers,
-            "poll_interval": args.poll_interval,
-            "ssh_safe_interval": args.ssh_safe_interval,
-            "results": results,
-            "ratios": ratios,
-            "cpu_ratios": cpu_ratios,
-        }
-        Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
+        Path(args.json).write_text(json.dumps(document, indent=2) + "\n")
+    if args.plot:
+        from benchmarks.plots import aiida_figure
+
+        aiida_figure(document, Path(args.plot))
     return 0 if all(row["failed"] == 0 for row in results) else 1
 
 

@@ -5,6 +5,7 @@ again later from a saved file:
 
     .venv/bin/python benchmarks/plots.py api.json api.png
     .venv/bin/python benchmarks/plots.py transfer.json transfer.png
+    .venv/bin/python benchmarks/plots.py aiida.json aiida.png
 """
 
 from __future__ import annotations
@@ -139,12 +140,101 @@ def transfer_figure(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
+AIIDA_COLORS = {"firecrest": COLORS["api"], "asyncssh": COLORS["raw_sftp"], "openssh": "#9467bd"}
+
+
+def aiida_figure(summary: dict, path: Path) -> None:
+    """aiida_calcjobs: wall time per configuration and round, CPU per calculation (daemon +
+    API server) per configuration and round, and the median seconds per phase."""
+    plt = _pyplot()
+    results = summary["results"]
+    names = list(dict.fromkeys(row["config"] for row in results))
+    rounds = sorted({row["round"] for row in results})
+    by_round = {(row["round"], row["config"]): row for row in results}
+    colors = {name: AIIDA_COLORS.get(name, "#7f7f7f") for name in names}
+    fig, (wall, cpu, phases) = plt.subplots(1, 3, figsize=(15, 4.6))
+    width = 0.8 / len(names)
+    for i, name in enumerate(names):
+        rows = [by_round.get((r, name)) for r in rounds]
+        xs = [j + (i - (len(names) - 1) / 2) * width for j in range(len(rounds))]
+        values = [row["wall_seconds"] if row else 0 for row in rows]
+        wall.bar(xs, values, width, color=colors[name], label=name)
+        for x, v in zip(xs, values, strict=True):
+            wall.annotate(f"{v:.0f}", (x, v), ha="center", va="bottom", fontsize=8)
+        daemon = [row["cpu_ms_per_calc"]["daemon"] if row else 0 for row in rows]
+        server = [row["cpu_ms_per_calc"]["api_server"] if row else 0 for row in rows]
+        for part, bottom, shade, label in (
+            (daemon, None, 1.0, "daemon"),
+            (server, daemon, 0.5, "API server"),
+        ):
+            cpu.bar(
+                xs,
+                part,
+                width,
+                bottom=bottom,
+                color=colors[name],
+                alpha=shade,
+                edgecolor="black",
+                linewidth=0.4,
+                label=f"{name}: {label}",
+            )
+        for x, d, s in zip(xs, daemon, server, strict=True):
+            cpu.annotate(f"{d + s:.0f}", (x, d + s), ha="center", va="bottom", fontsize=8)
+    ticks = []
+    for r in rounds:
+        first = next(row["config"] for row in results if row["round"] == r and row["position"] == 0)
+        ticks.append(f"round {r}\n({first} first)")
+    ratios = summary.get("wall_ratios", {})
+    wall.set_title(
+        "wall time, s"
+        + "".join(
+            f"\n{label}: " + ", ".join(f"{v:.2f}x" for v in values)
+            for label, values in ratios.items()
+        ),
+        fontsize=10,
+    )
+    wall.set_ylabel("seconds, first submission to last end")
+    cpu.set_title("CPU ms per calculation: daemon + API server", fontsize=10)
+    cpu.set_ylabel("CPU ms per calculation")
+    for ax in (wall, cpu):
+        ax.set_xticks(range(len(rounds)), ticks)
+        ax.set_ylim(top=ax.get_ylim()[1] * 1.3)  # room for the legend above the bars
+        ax.legend(fontsize=7, loc="upper center", ncol=len(names))
+        ax.grid(True, axis="y", alpha=0.3)
+    phase_names = list(
+        dict.fromkeys(p for c in summary["configs"].values() for p in c["phases_median_s"])
+    )
+    for i, name in enumerate(names):
+        medians = summary["configs"][name]["phases_median_s"]
+        xs = [j + (i - (len(names) - 1) / 2) * width for j in range(len(phase_names))]
+        phases.bar(
+            xs, [medians.get(p, 0) for p in phase_names], width, color=colors[name], label=name
+        )
+    phases.set_xticks(range(len(phase_names)), phase_names)
+    phases.set_ylabel("seconds")
+    phases.set_title("seconds per calculation in each phase (median)", fontsize=10)
+    phases.legend(fontsize=7)
+    phases.grid(True, axis="y", alpha=0.3)
+    fig.suptitle(
+        f"AiiDA: {summary['count']} core.arithmetic.add per batch, {summary['workers']} daemon "
+        f"workers, poll interval {summary['poll_interval']:g} s; load average "
+        f"{summary['load_average']['start']} -> {summary['load_average']['end']} "
+        f"({summary['cpus']} CPUs)",
+        fontsize=11,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def main() -> int:
     if len(sys.argv) != 3:
         print(__doc__, file=sys.stderr)
         return 2
     data = json.loads(Path(sys.argv[1]).read_text())
-    figure = {"api": api_figure, "transfer": transfer_figure}[data["benchmark"]]
+    figure = {"api": api_figure, "transfer": transfer_figure, "aiida_calcjobs": aiida_figure}[
+        data["benchmark"]
+    ]
     figure(data, Path(sys.argv[2]))
     return 0
 

@@ -25,6 +25,7 @@ import asyncssh
 
 from ..config import SSHConfig
 from ..errors import ApiError, RequestTimeout, ServiceUnavailable
+from .coalescing import CoalescingTCP
 from .credentials import CredentialProvider
 
 log = logging.getLogger("firecrest_server.ssh")
@@ -245,8 +246,13 @@ class SSHPool:
                     **options,
                 )
             else:
+                # A direct TCP connection whose writes are gathered per loop turn (coalescing.py).
                 conn = await asyncssh.connect(
-                    config.host, config.port, client_factory=lambda: watcher, **options
+                    config.host,
+                    config.port,
+                    tunnel=CoalescingTCP(),
+                    client_factory=lambda: watcher,
+                    **options,
                 )
         except asyncssh.PermissionDenied:
             # The cluster refused the certificate: a misconfiguration (CA not trusted, user

@@ -238,6 +238,12 @@ class FirecrestTransport(AsyncTransport):
 
     async def makedirs_async(self, path: TransportPath, ignore_existing: bool = False) -> None:
         path = _str(path)
+        if ignore_existing:
+            # `mkdir -p` is exactly that, in one request: an existing directory is fine, an
+            # existing file is an error. (AiiDA makes every calculation's shard directories
+            # this way, so it is one request per calculation instead of two.)
+            await self.fs.mkdir(path, parents=True)
+            return
         try:
             await self.fs.mkdir(path)  # the usual case: the parent exists, one request
             return

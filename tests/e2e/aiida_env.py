@@ -322,9 +322,13 @@ def _delete_broker_objects(broker: dict[str, Any], prefix: str) -> list[str]:
 
 def new_profile(prefix: str = "fce2e") -> AiidaProfile:
     aiida_path = Path(tempfile.mkdtemp(prefix=f"{prefix}-aiida-"))
+    # The daemon's circus makes a temporary directory for its sockets and leaves it behind:
+    # inside the profile's directory, it goes with the profile.
+    (aiida_path / "tmp").mkdir()
     # The daemon finds `verdi` on PATH: the one next to this interpreter.
     env = {
         **os.environ,
+        "TMPDIR": str(aiida_path / "tmp"),
         "AIIDA_PATH": str(aiida_path),
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
     }

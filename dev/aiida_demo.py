@@ -54,7 +54,11 @@ def main() -> int:
     aiida_path = Path(args.keep or tempfile.mkdtemp(prefix="fc-aiida-demo-"))
     # The daemon looks for `verdi` on PATH: the one next to this interpreter.
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    os.environ.update(AIIDA_PATH=str(aiida_path), PATH=path)  # before aiida is imported
+    # The daemon's circus leaves a directory of sockets in $TMPDIR: keep it with the profile.
+    (aiida_path / "tmp").mkdir(exist_ok=True)
+    os.environ.update(
+        AIIDA_PATH=str(aiida_path), PATH=path, TMPDIR=str(aiida_path / "tmp")
+    )  # before aiida is imported
     env = dict(os.environ)
     t0 = time.monotonic()
 

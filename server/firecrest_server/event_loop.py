@@ -162,7 +162,7 @@ class BatchAcceptingLoop(uvloop.Loop):  # type: ignore[misc]
                 **kwargs,
             )
         if sock is None:
-            family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+            family = (await self.getaddrinfo(host, port, type=socket.SOCK_STREAM))[0][0]
             sock = socket.create_server((host, port), family=family, backlog=backlog)
         else:
             sock.listen(backlog)

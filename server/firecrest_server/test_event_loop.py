@@ -123,18 +123,23 @@ class _FailingSocket(socket.socket):
         return super().accept()
 
 
+async def serve_failing(*errors: OSError) -> tuple[_FailingSocket, BatchAcceptServer]:
+    """A batch-accepting echo server whose first accepts fail with ``errors``."""
+    listener = _FailingSocket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.errors = list(errors)
+    Echo.made = []
+    server = BatchAcceptServer(asyncio.get_running_loop(), Echo, listener)
+    await server.start_serving()
+    return listener, server
+
+
 def test_out_of_descriptors_pauses_accepting_then_resumes(monkeypatch) -> None:
     monkeypatch.setattr(event_loop, "ACCEPT_RETRY_DELAY", 0.05)
 
     async def main() -> None:
-        loop = asyncio.get_running_loop()
-        listener = _FailingSocket()
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(16)
-        listener.errors = [OSError(errno.EMFILE, "Too many open files")]
-        Echo.made = []
-        server = BatchAcceptServer(loop, Echo, listener)
-        await server.start_serving()
+        listener, server = await serve_failing(OSError(errno.EMFILE, "Too many open files"))
         reader, writer = await asyncio.open_connection(*listener.getsockname())
         # The first attempt fails: no spinning on the readable socket, a pause instead ...
         for _ in range(5):
@@ -153,13 +158,8 @@ def test_out_of_descriptors_pauses_accepting_then_resumes(monkeypatch) -> None:
 
 def test_a_connection_aborted_in_the_queue_is_skipped() -> None:
     async def main() -> None:
-        loop = asyncio.get_running_loop()
-        listener = _FailingSocket()
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(16)
-        listener.errors = [ConnectionAbortedError(errno.ECONNABORTED, "aborted")]
-        server = BatchAcceptServer(loop, Echo, listener)
-        await server.start_serving()
+        aborted = ConnectionAbortedError(errno.ECONNABORTED, "aborted")
+        listener, server = await serve_failing(aborted)
         reader, writer = await asyncio.open_connection(*listener.getsockname())
         writer.write(b"ok")
         assert await asyncio.wait_for(reader.readexactly(2), 5) == b"ok"

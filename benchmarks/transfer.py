@@ -409,7 +409,8 @@ class Api:
         ) as response:
             _check(response)
             with local.open("wb") as f:
-                async for chunk in response.aiter_raw(CLIENT_CHUNK):
+                # As received (httpx re-chunking to CLIENT_CHUNK copies every byte once more).
+                async for chunk in response.aiter_raw():
                     f.write(chunk)
                     size += len(chunk)
         return size
@@ -440,7 +441,7 @@ class Api:
         ) as response:
             _check(response)
             with tar_path.open("wb") as f:
-                async for chunk in response.aiter_raw(CLIENT_CHUNK):
+                async for chunk in response.aiter_raw():
                     f.write(chunk)
 
     async def mkdir(self, path: str) -> None:

@@ -2,10 +2,11 @@
 
 An upload is written to a temporary name in the target directory and renamed into place when
 complete (OpenSSH's posix-rename: an existing file is replaced atomically), so readers never see
-half a file and a failed upload leaves nothing behind. A download is read in chunks as the client
-takes them. Both keep one chunk in flight on the SFTP side while the next one travels over HTTP
-(write-behind, read-ahead): at most two chunks per transfer in memory. Both are limited to
-``data_operation.max_ops_file_size``; larger files go through transfer jobs.
+half a file and a failed upload leaves nothing behind. The upload keeps one batch of writes
+in flight on the SFTP side while the next batch arrives over HTTP (write-behind): at most two
+batches in memory. A download keeps a few SFTP read requests outstanding and sends each answer
+on as it arrives, in file order (read-ahead): at most READS_IN_FLIGHT answers in memory. Both
+are limited to ``data_operation.max_ops_file_size``; larger files go through transfer jobs.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import contextlib
 import posixpath
 import secrets
 import stat as stat_module
+from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 
@@ -25,11 +27,14 @@ from ..remote import Remote
 from ..ssh.pool import ConnectionLost
 from .ranges import parse_range
 
-# Bytes per SFTP write or read request batch; asyncssh splits these into parallel requests
-# (of the server's maximum read/write length, 255 KiB for OpenSSH). With one batch in flight
-# while the next is received or sent, 1 MiB measured 15-30% more MiB/s and ~15% less server CPU
-# per GiB than 256 KiB without overlap (benchmarks/transfer.py, docs/benchmarks.md).
-CHUNK = 1024 * 1024
+# One SFTP request per REQUEST_SIZE bytes (or the server's smaller maximum: 255 KiB for
+# OpenSSH), several outstanding at explicit offsets, each sent or answered as it comes.
+# Measured against asyncssh's own parallel reads and writes of 1 MiB batches, which split a
+# batch into the same requests but copy every byte once more to reassemble or slice it: ~10-20 %
+# less server CPU per GiB each way (docs/benchmarks.md).
+REQUEST_SIZE = 255 * 1024
+READS_IN_FLIGHT = 8
+WRITES_IN_FLIGHT = 4
 # NAME_MAX on Linux file systems, in bytes.
 MAX_NAME_BYTES = 255
 _TEMP_SUFFIX = ".fcpart-"
@@ -72,33 +77,42 @@ async def _lstat_or_none(sftp: asyncssh.SFTPClient, path: str) -> asyncssh.SFTPA
         return None
 
 
-async def _copy(file: asyncssh.SFTPClientFile, chunks: AsyncIterable[bytes], limit: int) -> int:
-    """Write ``chunks`` in batches of CHUNK; one batch is written while the next arrives."""
-    size = 0
+async def _copy(
+    file: asyncssh.SFTPClientFile, chunks: AsyncIterable[bytes], limit: int, write_size: int
+) -> int:
+    """Write ``chunks`` as requests of ``write_size`` bytes at explicit offsets, up to
+    WRITES_IN_FLIGHT at once, while the next bytes arrive (write-behind)."""
+    size = 0  # received so far
+    handed_on = 0  # of those, given to write requests
     buffer = bytearray()
-    # One write at a time, so the file position advances in order (each write continues where
-    # the previous one ended).
-    writing: asyncio.Future[int] | None = None
+    writing: deque[asyncio.Future[None]] = deque()
+
+    async def write(piece: bytes) -> None:
+        nonlocal handed_on
+        if len(writing) >= WRITES_IN_FLIGHT:
+            await writing.popleft()
+        writing.append(asyncio.ensure_future(file.write(piece, handed_on)))
+        handed_on += len(piece)
+
     try:
         async for chunk in chunks:
             size += len(chunk)
             if size > limit:
                 raise too_large(limit)
             buffer += chunk
-            if len(buffer) >= CHUNK:
-                if writing is not None:
-                    await writing
-                writing = asyncio.ensure_future(file.write(bytes(buffer)))
-                buffer.clear()
-        if writing is not None:
-            await writing
-            writing = None
+            while len(buffer) >= write_size:
+                with memoryview(buffer) as view:
+                    piece = bytes(view[:write_size])
+                del buffer[:write_size]
+                await write(piece)
         if buffer:
-            await file.write(bytes(buffer))
+            await write(bytes(buffer))
+        while writing:
+            await writing.popleft()
     finally:
-        if writing is not None:
-            # Never leave a write in flight: the caller closes and removes the file next.
-            await _settle(writing)
+        # Never leave a write in flight: the caller closes and removes the file next.
+        while writing:
+            await _settle(writing.popleft())
     return size
 
 
@@ -146,12 +160,12 @@ async def upload(
             raise BadRequest(f"{target}: Is a directory")
         flags = asyncssh.FXF_WRITE | asyncssh.FXF_CREAT | asyncssh.FXF_EXCL
         try:
-            file = await sftp.open(temp, flags, encoding=None)
+            file = await sftp.open(temp, flags, encoding=None, block_size=0)
         except asyncssh.SFTPError as exc:
             raise sftp_error(exc, directory) from None
         try:
             async with file:
-                size = await _copy(file, chunks, limit)
+                size = await _copy(file, chunks, limit, _request_size(sftp.limits.max_write_len))
                 if existing is not None and stat_module.S_ISREG(existing.permissions or 0):
                     # Overwriting keeps the file's permissions, as writing into it would.
                     await file.chmod(stat_module.S_IMODE(existing.permissions or 0))
@@ -179,8 +193,13 @@ class Download:
     _resources: contextlib.AsyncExitStack
     # The inclusive byte range to send (HTTP Range); None for the whole file.
     byte_range: tuple[int, int] | None = None
-    # The read of the next chunk, started while the current one is sent.
-    _reading: asyncio.Future[bytes] | None = field(default=None, repr=False)
+    # Bytes per SFTP read request: the server's maximum read length.
+    read_size: int = REQUEST_SIZE
+    # The reads in flight, in file order: (offset, size, the read).
+    _reading: deque[tuple[int, int, asyncio.Future[bytes]]] = field(
+        default_factory=deque, repr=False
+    )
+    _next: int = field(default=0, repr=False)
 
     @property
     def length(self) -> int:
@@ -190,33 +209,46 @@ class Download:
 
     async def chunks(self) -> AsyncIterator[bytes]:
         # Exactly `length` bytes, the Content-Length already promised, even if the file grows.
-        offset = self.byte_range[0] if self.byte_range else 0
-        end = offset + self.length
-        self._read_ahead(offset, end)
-        while self._reading is not None:
-            data = await self._reading
-            self._reading = None
+        self._next = self.byte_range[0] if self.byte_range else 0
+        end = self._next + self.length
+        self._read_ahead(end)
+        while self._reading:
+            offset, size, reading = self._reading.popleft()
+            data = await reading
             if not data:  # the file shrank meanwhile: the client sees a short body
                 return
-            offset += len(data)
-            self._read_ahead(offset, end)
+            if len(data) < size:
+                # A short read (the file shrank, or a server that answers less than asked):
+                # the reads after it started at the wrong offsets; ask again from here.
+                await self._settle_reads()
+                self._next = offset + len(data)
+            self._read_ahead(end)
             yield data
 
-    def _read_ahead(self, offset: int, end: int) -> None:
-        if offset < end:
-            read = self._file.read(min(CHUNK, end - offset), offset)
-            self._reading = asyncio.ensure_future(read)
+    def _read_ahead(self, end: int) -> None:
+        while self._next < end and len(self._reading) < READS_IN_FLIGHT:
+            size = min(self.read_size, end - self._next)
+            read = asyncio.ensure_future(self._file.read(size, self._next))
+            self._reading.append((self._next, size, read))
+            self._next += size
+
+    async def _settle_reads(self) -> None:
+        while self._reading:
+            await _settle(self._reading.popleft()[2])
 
     async def aclose(self) -> None:
-        if self._reading is not None:
-            # A client that went away leaves a read-ahead behind: let it end before the file
-            # closes under it.
-            await _settle(self._reading)
-            self._reading = None
+        # A client that went away leaves reads in flight: let them end before the file closes
+        # under them.
+        await self._settle_reads()
         # Closing fails only when the connection died; the pool has discarded it by then, and
         # the response is over: there is nobody left to tell.
         with contextlib.suppress(asyncssh.Error, OSError, ConnectionLost):
             await self._resources.aclose()
+
+
+def _request_size(advertised: int) -> int:
+    """REQUEST_SIZE, or the server's smaller maximum read or write length."""
+    return min(advertised, REQUEST_SIZE) if advertised > 0 else REQUEST_SIZE
 
 
 async def open_download(
@@ -231,7 +263,9 @@ async def open_download(
     try:
         sftp = await resources.enter_async_context(remote.sftp_session())
         try:
-            file = await resources.enter_async_context(await sftp.open(path, "rb", encoding=None))
+            file = await resources.enter_async_context(
+                await sftp.open(path, "rb", encoding=None, block_size=0)
+            )
             attrs = await file.stat()
         except asyncssh.SFTPError as exc:
             raise sftp_error(exc, path) from None
@@ -240,7 +274,10 @@ async def open_download(
         size = attrs.size or 0
         if limit is not None and size > limit:
             raise too_large(limit)
-        return Download(path, size, file, resources, parse_range(range_header, size))
+        byte_range = parse_range(range_header, size)
+        return Download(
+            path, size, file, resources, byte_range, _request_size(sftp.limits.max_read_len)
+        )
     except BaseException:
         await resources.aclose()
         raise

@@ -13,7 +13,8 @@ import pytest
 
 from ..errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
 from .direct_transfer import (
-    CHUNK,
+    READS_IN_FLIGHT,
+    WRITES_IN_FLIGHT,
     check_file_name,
     open_download,
     temporary_name,
@@ -34,17 +35,22 @@ class FakeFile:
     async def __aexit__(self, *exc: object) -> None:
         self.closed = True
 
-    async def write(self, data: bytes) -> None:
+    async def write(self, data: bytes, offset: int) -> None:
         if self.server.fail_write:
             raise asyncssh.SFTPFailure("Disk quota exceeded")
         self.server.writes.append(len(data))
-        self.server.files[self.path] += data
+        content = self.server.files[self.path]
+        if len(content) < offset:
+            content += bytes(offset - len(content))  # pwrite past the end leaves a hole
+        content[offset : offset + len(data)] = data
 
     async def chmod(self, mode: int) -> None:
         self.server.modes[self.path] = mode
 
     async def read(self, size: int, offset: int) -> bytes:
-        return self.server.files[self.path][offset : offset + size]
+        self.server.reads.append((offset, size))
+        size = min(size, self.server.max_answer)  # a server may answer less than asked
+        return bytes(self.server.files[self.path][offset : offset + size])
 
     async def stat(self) -> asyncssh.SFTPAttrs:
         return await self.server.lstat(self.path)
@@ -58,6 +64,9 @@ class FakeSFTP:
         self.writes: list[int] = []
         self.fail_write = False
         self.opened: list[FakeFile] = []
+        self.reads: list[tuple[int, int]] = []
+        self.max_answer = 1 << 40
+        self.limits = asyncssh.sftp.SFTPLimits(1 << 18, 1000, 1000, 0)
 
     async def lstat(self, path: str) -> asyncssh.SFTPAttrs:
         if path.startswith("/home/b"):
@@ -71,7 +80,9 @@ class FakeSFTP:
             )
         raise asyncssh.SFTPNoSuchFile("No such file")
 
-    async def open(self, path: str, mode: object, encoding: object = None) -> FakeFile:
+    async def open(
+        self, path: str, mode: object, encoding: object = None, block_size: int = -1
+    ) -> FakeFile:
         if path.startswith("/home/b"):
             raise asyncssh.SFTPPermissionDenied("Permission denied")
         if mode == "rb":
@@ -154,33 +165,56 @@ async def test_upload_writes_the_file_and_leaves_no_temporary() -> None:
     assert remote.sessions_open == 0
 
 
-async def test_upload_writes_in_bounded_batches() -> None:
+async def test_upload_writes_requests_of_the_servers_maximum_length() -> None:
     remote = FakeRemote()
-    piece = b"x" * 65536
-    await upload(remote, "/home/a", "big", _chunks(*[piece] * 10), limit=10 * len(piece))
-    assert max(remote.server.writes) <= CHUNK + len(piece)
-    assert sum(remote.server.writes) == 10 * len(piece)
+    data = bytes(range(256)) * 40
+    pieces = [data[i : i + 700] for i in range(0, len(data), 700)]  # not aligned to 1000
+    await upload(remote, "/home/a", "big", _chunks(*pieces), limit=len(data))
+    assert remote.server.writes == [1000] * 10 + [240]
+    assert remote.server.files["/home/a/big"] == data
 
 
-async def test_a_failing_body_waits_for_the_write_in_flight_before_removing(monkeypatch) -> None:
-    # One batch is written while the next arrives: when the body then fails, that write ends
+async def test_upload_writes_land_at_their_offsets_whatever_order_they_finish_in(
+    monkeypatch,
+) -> None:
+    written = FakeFile.write
+    in_flight = peak = 0
+
+    async def slow_write(self: FakeFile, data: bytes, offset: int) -> None:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.001 * ((offset // 1000) % 3))  # later writes may finish first
+        await written(self, data, offset)
+        in_flight -= 1
+
+    monkeypatch.setattr(FakeFile, "write", slow_write)
+    remote = FakeRemote()
+    data = bytes(range(256)) * 100
+    await upload(remote, "/home/a", "f", _chunks(data[:9999], data[9999:]), limit=len(data))
+    assert remote.server.files["/home/a/f"] == data
+    assert peak == WRITES_IN_FLIGHT  # several at once, never more than the bound
+
+
+async def test_a_failing_body_waits_for_the_writes_in_flight_before_removing(monkeypatch) -> None:
+    # Writes are in flight while the next bytes arrive: when the body then fails, they end
     # before the partial file is closed and removed (a late write would find no file).
     written = FakeFile.write
 
-    async def slow_write(self: FakeFile, data: bytes) -> None:
+    async def slow_write(self: FakeFile, data: bytes, offset: int) -> None:
         await asyncio.sleep(0.05)
-        await written(self, data)
+        await written(self, data, offset)
 
     monkeypatch.setattr(FakeFile, "write", slow_write)
     remote = FakeRemote()
 
     async def broken() -> AsyncIterator[bytes]:
-        yield b"x" * CHUNK
+        yield b"x" * 2500
         raise BadRequest("Invalid multipart data")
 
     with pytest.raises(BadRequest):
-        await upload(remote, "/home/a", "f", broken(), limit=2 * CHUNK)
-    assert remote.server.writes == [CHUNK]
+        await upload(remote, "/home/a", "f", broken(), limit=10_000)
+    assert remote.server.writes == [1000, 1000]  # both finished; the rest was never sent
     assert remote.server.files == {}
     assert remote.sessions_open == 0
 
@@ -262,28 +296,64 @@ async def test_upload_into_a_forbidden_directory_is_403() -> None:
 
 async def test_download_streams_exactly_the_size_it_announced() -> None:
     remote = FakeRemote()
-    data = bytes(range(256)) * 4096  # 1 MiB
+    data = bytes(range(256)) * 40  # 10 reads of the fake's 1000-byte maximum, plus a part
     remote.server.files["/home/a/f"] = bytearray(data)
     source = await open_download(remote, "/home/a/f", limit=len(data))
     assert source.size == len(data)
     remote.server.files["/home/a/f"] += b"grown meanwhile"
     chunks = [chunk async for chunk in source.chunks()]
     assert b"".join(chunks) == data
-    assert max(map(len, chunks)) <= CHUNK
+    # One SFTP request per piece of the server's maximum read length, each asked once.
+    assert [len(c) for c in chunks] == [1000] * 10 + [240]
+    assert sorted(remote.server.reads) == [(i * 1000, 1000) for i in range(10)] + [(10000, 240)]
     assert remote.sessions_open == 1
     await source.aclose()
     assert remote.sessions_open == 0
     assert remote.server.opened[-1].closed
 
 
-async def test_an_abandoned_download_finishes_its_read_ahead_before_closing() -> None:
+async def test_download_keeps_a_bounded_number_of_reads_in_flight() -> None:
     remote = FakeRemote()
-    remote.server.files["/home/a/f"] = bytearray(b"x" * (3 * CHUNK))
+    remote.server.files["/home/a/f"] = bytearray(b"x" * 100_000)
     source = await open_download(remote, "/home/a/f", limit=None)
     chunks = source.chunks()
-    assert await anext(chunks) == b"x" * CHUNK  # the next chunk is being read meanwhile
+    assert await anext(chunks) == b"x" * 1000
+    # The first read answered; the next ones are asked for while this one is sent.
+    assert len(remote.server.reads) == READS_IN_FLIGHT
+    assert len(source._reading) == READS_IN_FLIGHT
+    await chunks.aclose()
+    await source.aclose()
+
+
+async def test_a_short_read_is_continued_where_it_ended() -> None:
+    remote = FakeRemote()
+    data = bytes(range(256)) * 20
+    remote.server.files["/home/a/f"] = bytearray(data)
+    remote.server.max_answer = 300  # answers shorter than the 1000 bytes asked for
+    source = await open_download(remote, "/home/a/f", limit=None)
+    assert b"".join([chunk async for chunk in source.chunks()]) == data
+    await source.aclose()
+
+
+async def test_a_byte_range_reads_only_that_range() -> None:
+    remote = FakeRemote()
+    data = bytes(range(256)) * 20
+    remote.server.files["/home/a/f"] = bytearray(data)
+    source = await open_download(remote, "/home/a/f", limit=None, range_header="bytes=1500-3999")
+    assert b"".join([chunk async for chunk in source.chunks()]) == data[1500:4000]
+    assert min(offset for offset, _ in remote.server.reads) == 1500
+    assert max(offset + size for offset, size in remote.server.reads) == 4000
+    await source.aclose()
+
+
+async def test_an_abandoned_download_finishes_its_reads_before_closing() -> None:
+    remote = FakeRemote()
+    remote.server.files["/home/a/f"] = bytearray(b"x" * 100_000)
+    source = await open_download(remote, "/home/a/f", limit=None)
+    chunks = source.chunks()
+    assert await anext(chunks) == b"x" * 1000  # the next ones are being read meanwhile
     await source.aclose()  # the client went away
-    assert source._reading is None
+    assert not source._reading
     assert remote.server.opened[-1].closed
     assert remote.sessions_open == 0
     await chunks.aclose()
@@ -291,10 +361,10 @@ async def test_an_abandoned_download_finishes_its_read_ahead_before_closing() ->
 
 async def test_download_of_a_file_that_shrank_ends_early() -> None:
     remote = FakeRemote()
-    remote.server.files["/home/a/f"] = bytearray(b"x" * 10)
-    source = await open_download(remote, "/home/a/f", limit=100)
-    del remote.server.files["/home/a/f"][5:]
-    assert b"".join([chunk async for chunk in source.chunks()]) == b"x" * 5
+    remote.server.files["/home/a/f"] = bytearray(b"x" * 5000)
+    source = await open_download(remote, "/home/a/f", limit=10_000)
+    del remote.server.files["/home/a/f"][2500:]
+    assert b"".join([chunk async for chunk in source.chunks()]) == b"x" * 2500
     await source.aclose()
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import uvloop
+
 from .coalescing import CoalescingTCP, GatheringTransport
 
 
@@ -17,6 +19,9 @@ class RecordingTransport(asyncio.Transport):
     def write(self, data) -> None:
         self.writes.append(bytes(data))
         self.events.append("write")
+
+    def writelines(self, pieces) -> None:  # one call: recorded as one write
+        self.write(b"".join(pieces))
 
     def close(self) -> None:
         self.closing = True
@@ -68,6 +73,16 @@ async def test_close_sends_what_is_queued_first_and_abort_drops_it() -> None:
 
 
 async def test_a_real_connection_carries_the_protocol_both_ways() -> None:
+    await _echo_upper_through_a_gathering_connection()
+
+
+def test_on_uvloop_the_pieces_leave_in_one_vectored_write() -> None:
+    # uvloop's writelines sends the queued pieces with one writev: still one segment.
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(_echo_upper_through_a_gathering_connection())
+
+
+async def _echo_upper_through_a_gathering_connection() -> None:
     received: list[bytes] = []
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

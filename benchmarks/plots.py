@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 COLORS = {"api": "#1f77b4", "raw_exec": "#ff7f0e", "raw_sftp": "#2ca02c"}
+TRANSFER_COLORS = {"api": COLORS["api"], "api_curl": "#9ecae1", "raw_sftp": COLORS["raw_sftp"]}
 LABELS = {
     "api": "API (wrk over HTTP)",
     "raw_exec": "raw exec (process per request, one SSH connection)",
@@ -88,16 +89,27 @@ def transfer_figure(result: dict, path: Path) -> None:
     big = result["big_file"]
     fig, (speed, cpu, trees) = plt.subplots(1, 3, figsize=(14, 4.4))
     directions = ("up", "down")
-    width = 0.38
-    for offset, way, label in ((-width / 2, "api", "API"), (width / 2, "raw_sftp", "raw SFTP")):
-        xs = [i + offset for i in range(len(directions))]
+    ways = [
+        (way, label)
+        for way, label in (
+            ("api", "API, httpx"),
+            ("api_curl", "API, curl"),
+            ("raw_sftp", "raw SFTP"),
+        )
+        if way in big["up"]
+    ]
+    width = 0.8 / len(ways)
+    for i, (way, label) in enumerate(ways):
+        offset = (i - (len(ways) - 1) / 2) * width
+        color = TRANSFER_COLORS[way]
+        xs = [j + offset for j in range(len(directions))]
         values = [big[d][way]["mib_s"] for d in directions]
-        speed.bar(xs, values, width, label=label, color=COLORS["api" if way == "api" else way])
+        speed.bar(xs, values, width, label=label, color=color)
         for x, v in zip(xs, values, strict=True):
             speed.annotate(f"{v:.0f}", (x, v), ha="center", va="bottom", fontsize=8)
         bottoms = [0.0, 0.0]
         for party, shade in (("client", 1.0), ("server", 0.7), ("sshd", 0.4)):
-            if way != "api" and party == "server":
+            if way == "raw_sftp" and party == "server":
                 continue  # raw SFTP has no server in the middle
             part = [big[d][way]["cpu_s_per_gib"][party] for d in directions]
             cpu.bar(
@@ -105,7 +117,7 @@ def transfer_figure(result: dict, path: Path) -> None:
                 part,
                 width,
                 bottom=bottoms,
-                color=COLORS["api" if way == "api" else way],
+                color=color,
                 alpha=shade,
                 edgecolor="black",
                 linewidth=0.4,

@@ -9,7 +9,9 @@ In one run, on the same stack, as user alice:
 - **big file**: one file of ``--size`` (default 2 GiB; ``--quick``: 64 MiB, median of 3 runs)
   up through ``POST /filesystem/{system}/ops/upload`` (multipart field ``file``) and down
   through ``GET .../ops/download``, streamed from and to disk by httpx, against a dedicated
-  one-worker server (``own_server``) whose ``max_ops_file_size`` admits the file; next to it,
+  one-worker server (``own_server``) whose ``max_ops_file_size`` admits the file, and the same
+  both ways with curl (when installed: a client that is not itself the bottleneck, as wrk is
+  for the request benchmark; httpx spends more CPU per byte than the API server); next to it,
   asyncssh SFTP ``put`` and ``get`` of the same file over one already-open connection as alice.
   MiB/s each way and the ratio api / raw; sha256 checked both ways; the server process's RSS
   (VmRSS sampled every 0.1 s: baseline, peak, growth); and CPU seconds per GiB of the client,
@@ -171,7 +173,8 @@ class Meter:
     """Wall time, CPU seconds of the three parties, and the API server's RSS, around a block.
 
     CPU seconds per GiB hardly depend on how busy the machine is, unlike MiB/s: *client* is
-    this process (httpx, or asyncssh for the raw transfers), *server* the API server process,
+    this process (httpx, or asyncssh for the raw transfers) or the curl it ran and waited for,
+    *server* the API server process,
     *sshd* every process under the stack's sshd (session processes, sftp-server, tar).
     """
 
@@ -182,7 +185,8 @@ class Meter:
     def _cpu(self) -> tuple[float, float, dict[int, float]]:
         times = os.times()
         return (
-            times.user + times.system,
+            # This process (httpx, asyncssh) and the children it has waited for (curl).
+            times.user + times.system + times.children_user + times.children_system,
             process_cpu(self.server_pid),
             tree_cpu(self.sshd_pid),
         )
@@ -393,6 +397,24 @@ class Api:
         )
         _check(response)
 
+    async def curl(self, *args: str) -> None:
+        """Run curl against the API (as a child process, waited for: its CPU is counted)."""
+        auth = self.headers()["Authorization"]
+        process = await asyncio.create_subprocess_exec(
+            "curl", "--silent", "--show-error", "--fail", "-H", f"Authorization: {auth}", *args,
+            stdout=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        if await process.wait() != 0:
+            raise RuntimeError(f"curl {shlex.join(args)} failed: exit status {process.returncode}")
+
+    async def curl_upload(self, local: Path, directory: str, name: str) -> None:
+        url = self.client.base_url.copy_with(path=f"{self.ops}/upload", params={"path": directory})
+        await self.curl("-F", f"file=@{local};filename={name}", str(url))
+
+    async def curl_download(self, path: str, local: Path) -> None:
+        url = self.client.base_url.copy_with(path=f"{self.ops}/download", params={"path": path})
+        await self.curl("-o", str(local), str(url))
+
     async def upload_small(self, data: bytes, directory: str, name: str) -> None:
         response = await self.client.post(
             f"{self.ops}/upload",
@@ -514,7 +536,14 @@ async def big_file(
     await api.upload_small(b"warm-up", remote_dir, "warm")
     assert await api.download_small(posixpath.join(remote_dir, "warm")) == b"warm-up"
 
-    runs: dict[str, list[dict]] = {k: [] for k in ("api_up", "raw_up", "api_down", "raw_down")}
+    # Two HTTP clients: httpx (what pyfirecrest and the AiiDA plugin use; on 2 shared cores
+    # its CPU per byte is a large part of the total) and, when installed, curl (a client that
+    # is not itself the bottleneck, as wrk is for benchmarks/api.py).
+    ways = ["api_up", "curl_up", "raw_up", "api_down", "curl_down", "raw_down"]
+    if shutil.which("curl") is None:
+        print("curl is not installed: measuring the API with httpx only", flush=True)
+        ways = [w for w in ways if not w.startswith("curl_")]
+    runs: dict[str, list[dict]] = {k: [] for k in ways}
     for i in range(repeat):
         # Interleaved, so that both ways see the same machine.
         with meter.measure(m := {}):
@@ -525,11 +554,23 @@ async def big_file(
             await sftp.put(str(source), raw_file)
         m["sha256_ok"] = await remote_sha256(conn, raw_file) == digest
         runs["raw_up"].append(m)
+        if "curl_up" in runs:
+            await sftp.remove(api_file)
+            with meter.measure(m := {}):
+                await api.curl_upload(source, remote_dir, "api.bin")
+            m["sha256_ok"] = await remote_sha256(conn, api_file) == digest
+            runs["curl_up"].append(m)
         with meter.measure(m := {}):
             received = await api.download_file(api_file, target)
         m["sha256_ok"] = received == size and sha256_file(target) == digest
         target.unlink()
         runs["api_down"].append(m)
+        if "curl_down" in runs:
+            with meter.measure(m := {}):
+                await api.curl_download(api_file, target)
+            m["sha256_ok"] = sha256_file(target) == digest
+            target.unlink()
+            runs["curl_down"].append(m)
         with meter.measure(m := {}):
             await sftp.get(raw_file, str(target))
         m["sha256_ok"] = sha256_file(target) == digest
@@ -546,15 +587,17 @@ async def big_file(
 
     result: dict = {"size_bytes": size, "repeat": repeat, "sha256": digest}
     for direction in ("up", "down"):
-        api_row = summarize(runs[f"api_{direction}"], size)
         raw_row = summarize(runs[f"raw_{direction}"], size)
-        result[direction] = {
-            "api": api_row,
-            "raw_sftp": raw_row,
-            "api_over_raw_mib_s": api_row["mib_s"] / raw_row["mib_s"],
-            "api_over_raw_cpu": api_row["cpu_s_per_gib"]["total"]
-            / raw_row["cpu_s_per_gib"]["total"],
-        }
+        result[direction] = {"raw_sftp": raw_row}
+        for way, prefix in (("api", "api"), ("api_curl", "curl")):
+            if f"{prefix}_{direction}" not in runs:
+                continue
+            row = summarize(runs[f"{prefix}_{direction}"], size)
+            result[direction][way] = row
+            result[direction][f"{way}_over_raw_mib_s"] = row["mib_s"] / raw_row["mib_s"]
+            result[direction][f"{way}_over_raw_cpu"] = (
+                row["cpu_s_per_gib"]["total"] / raw_row["cpu_s_per_gib"]["total"]
+            )
     return result
 
 
@@ -766,37 +809,41 @@ def print_report(result: dict) -> None:
     big = result["big_file"]
     print(
         f"\nbig file: {big['size_bytes'] / MiB:.0f} MiB, median of {big['repeat']}; API: one-worker"
-        f" server pid {result['server_pid']}; raw: asyncssh SFTP put/get on one open connection"
+        f" server pid {result['server_pid']}, clients httpx and curl; raw: asyncssh SFTP put/get"
+        " on one open connection"
     )
     print(
-        "direction | way      |   MiB/s | CPU s/GiB: client server   sshd  total | sha256 "
+        "direction | way       |   MiB/s | CPU s/GiB: client server   sshd  total | sha256 "
         "| server RSS MiB: baseline -> peak (growth)"
     )
-    print("-" * 119)
+    print("-" * 120)
+    ways = (("api", "api httpx"), ("api_curl", "api curl"), ("raw_sftp", "raw sftp"))
     for direction in ("up", "down"):
-        for way, label in (("api", "api"), ("raw_sftp", "raw sftp")):
+        for way, label in ways:
+            if way not in big[direction]:
+                continue
             r = big[direction][way]
             c = r["cpu_s_per_gib"]
             m = r["rss"]
             rss = (
                 f"{m['baseline_mib']:7.1f} -> {m['peak_mib']:7.1f} ({m['growth_mib']:+.1f})"
-                if way == "api"
+                if way != "raw_sftp"
                 else ""
             )
             print(
-                f"{direction + 'load':<9} | {label:<8} | {r['mib_s']:7.1f} "
+                f"{direction + 'load':<9} | {label:<9} | {r['mib_s']:7.1f} "
                 f"|          {c['client']:6.2f} {c['server']:6.2f} {c['sshd']:6.2f} "
                 f"{c['total']:6.2f} | {'ok' if r['sha256_ok'] else 'BAD':<6} | {rss}"
             )
-    print(
-        "api/raw: upload {:.2f}x, download {:.2f}x the MiB/s; CPU per GiB (all parties) "
-        "upload {:.2f}x, download {:.2f}x".format(
-            big["up"]["api_over_raw_mib_s"],
-            big["down"]["api_over_raw_mib_s"],
-            big["up"]["api_over_raw_cpu"],
-            big["down"]["api_over_raw_cpu"],
+    for way, label in ways[:2]:
+        if way not in big["up"]:
+            continue
+        print(
+            f"{label} / raw: upload {big['up'][f'{way}_over_raw_mib_s']:.2f}x, download "
+            f"{big['down'][f'{way}_over_raw_mib_s']:.2f}x the MiB/s; CPU per GiB (all parties) "
+            f"upload {big['up'][f'{way}_over_raw_cpu']:.2f}x, "
+            f"download {big['down'][f'{way}_over_raw_cpu']:.2f}x"
         )
-    )
     tree = result["trees"]
     print(
         f"\ntrees: {tree['files']} files ({tree['bytes'] / 1024:.0f} KiB) in "

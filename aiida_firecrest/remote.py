@@ -27,6 +27,7 @@ from .client import (
     StatResult,
     SystemInfo,
 )
+from .client.errors import FirecrestFileNotFoundError, is_unavailable
 from .client.localfiles import file_size, scratch_directory, sha256_of
 from .client.models import Compression
 
@@ -215,6 +216,45 @@ class RemoteFileSystem:
             await self.client.upload(self.system, local_path, remote_path, account=self.account)
         if self.checksum_check:
             await self._verify(local_path, remote_path)
+
+    async def put_file(self, local_path: str | Path, remote_path: str) -> str:
+        """Upload a file to ``remote_path`` or, when that is a directory, into it (as ``cp``
+        does); returns where it went. A small file is sent without asking first, which saves a
+        ``stat`` request in the usual case; only a refused upload looks for a directory."""
+        into_directory = posixpath.join(remote_path, posixpath.basename(str(local_path)))
+        if await file_size(local_path) >= (await self.info()).max_ops_file_size:
+            # A large transfer costs too much to try blindly: ask first.
+            target = into_directory if await self.isdir(remote_path) else remote_path
+            await self.upload(local_path, target)
+            return target
+        try:
+            await self.upload(local_path, remote_path)
+            return remote_path
+        except FirecrestError as exc:
+            if exc.status_code is None or is_unavailable(exc):
+                raise
+            # Servers word "that is a directory" differently (ours: 400 "Is a directory").
+            if not await self.isdir(remote_path):
+                raise
+        await self.upload(local_path, into_directory)
+        return into_directory
+
+    async def get_file(self, remote_path: str, local_path: str | Path) -> None:
+        """Download ``remote_path`` without asking what it is first (the usual file saves a
+        ``stat`` request). FileNotFoundError when nothing is there, IsADirectoryError when it
+        is a directory; the local file is only created once the server sends a file."""
+        try:
+            await self.download(remote_path, local_path)
+        except FirecrestFileNotFoundError:
+            raise
+        except FirecrestError as exc:
+            if exc.status_code is None or is_unavailable(exc):
+                raise
+            # Servers word "that is a directory" differently (ours: 400 "Is a directory").
+            found = await self.stat_or_none(remote_path)
+            if found is not None and found.is_dir:
+                raise IsADirectoryError(f"{remote_path} is a directory") from exc
+            raise
 
     async def download(
         self, remote_path: str, local_path: str | Path, *, size: int | None = None

@@ -5,11 +5,15 @@ job resources, and ``parse_output``'s out-of-memory / walltime / node-failure de
 replaces every shell command with an API request made by the ``firecrest`` transport's client:
 
 - ``submit_job``: ``POST /compute/{system}/jobs`` with the script already uploaded;
-- ``get_jobs``: ONE ``GET /compute/{system}/jobs`` for all of the user's jobs, then a
-  ``GET /compute/{system}/jobs/{id}`` only for requested jobs that listing missed (older than its
-  time window, say). A requested job the server answers "Job not found" for is asked again a
-  few times before it is taken as gone: AiiDA reads a missing job as finished, and a plain
-  FirecREST can briefly not know a job it has just accepted (our server never does);
+- ``get_jobs``: ONE ``GET /compute/{system}/jobs?time_window=1h`` for the user's jobs that are
+  queued, running or ended within the last hour, then a ``GET /compute/{system}/jobs/{id}``
+  only for requested jobs that listing missed (ended longer ago, say). The shortest window
+  keeps the listing small: the server asks accounting (``sacct``) for the whole window and
+  returns every job in it, on every poll; a day of a busy user's jobs made each poll cost the
+  API server and slurmdbd several times more. A requested job the server answers "Job not
+  found" for is asked again a few times before it is taken as gone: AiiDA reads a missing
+  job as finished, and a plain FirecREST can briefly not know a job it has just accepted (our
+  server never does);
 - ``get_detailed_job_info``: the job's final state in the shape ``parse_output`` reads;
 - ``kill_job``: ``DELETE /compute/{system}/jobs/{id}``; never raises.
 
@@ -61,6 +65,9 @@ _STATES = {
 _HELD_REASONS = ("Held", "JobHeld", "JobHeldUser", "JobHeldAdmin")
 # Re-asks for a requested job the server does not know (seconds to wait before each).
 NOT_FOUND_RETRIES = (0.5, 1.0, 2.0)
+# The listing's look back for ended jobs (FirecREST API >= 2.6; older servers ignore it): the
+# shortest; the few tracked jobs that ended earlier are asked for one by one.
+LISTING_WINDOW = "1h"
 
 
 def _state(job: dict[str, Any]) -> str:
@@ -191,7 +198,8 @@ class FirecrestScheduler(SlurmScheduler):
     async def _collect(self, wanted: list[str]) -> list[dict[str, Any]]:
         transport = self._firecrest()
         client, system = transport.client, transport.compute_resource
-        listed = {str(job["jobId"]): job for job in await client.list_jobs(system)}
+        recent = await client.list_jobs(system, time_window=LISTING_WINDOW)
+        listed = {str(job["jobId"]): job for job in recent}
         missing = [job_id for job_id in wanted if job_id not in listed]
         found = await asyncio.gather(*(self._one(client, system, job_id) for job_id in missing))
         for job in (j for j in found if j is not None):

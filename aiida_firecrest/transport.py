@@ -33,7 +33,7 @@ from aiida.transports.util import FileAttribute
 
 from . import archives, remote_glob, trees
 from .client import FileEntry, FirecrestClient
-from .client.errors import is_unavailable
+from .client.errors import FirecrestFileNotFoundError, is_unavailable
 from .options import AUTH_OPTIONS, TransportSettings
 from .remote import RemoteFileSystem
 from .remote_glob import has_magic
@@ -427,6 +427,8 @@ class FirecrestTransport(AsyncTransport):
         kind = await _local_kind(local)
         if kind == "dir":
             await self.puttree_async(local, remote, dereference, overwrite)
+        elif kind == "file" and overwrite:
+            await self.fs.put_file(local, posixpath.normpath(remote))
         elif kind == "file":
             if await self.fs.isdir(remote):
                 remote = posixpath.join(remote, os.path.basename(local))
@@ -475,14 +477,23 @@ class FirecrestTransport(AsyncTransport):
             raise OSError("remotepath must be a non empty string")
         if not os.path.isabs(remote):
             raise OSError("The remotepath must be an absolute path")
-        existing = await self.fs.stat_or_none(remote)
+        # Creating the target is the usual case and answers whether it existed: one request
+        # instead of a stat and a mkdir.
+        try:
+            await self.fs.mkdir(posixpath.normpath(remote))
+            existing = None
+        except FileNotFoundError:  # a parent is missing too
+            await self.makedirs_async(remote)
+            existing = None
+        except FileExistsError:
+            existing = await self.fs.stat_or_none(remote)
+            if existing is None:  # gone again meanwhile
+                await self.makedirs_async(remote)
         if existing is not None and not overwrite:
             raise OSError("Can't overwrite existing files")
         if existing is not None and not existing.is_dir:
             raise OSError("Cannot copy a directory into a file")
-        if existing is None:
-            await self.makedirs_async(remote)
-        else:
+        if existing is not None:
             # Into an existing directory: as dest/basename(src); a source ending in "/" has an
             # empty basename, so its contents merge into dest (os.path.split semantics).
             remote = posixpath.join(remote, os.path.split(local)[1])
@@ -529,6 +540,20 @@ class FirecrestTransport(AsyncTransport):
                 else:
                     await self.gettree_async(match, local, dereference, overwrite)
             return
+        if overwrite and not remote.endswith("/"):
+            # A file is the usual case: download it straight away, without a stat first.
+            target = local
+            if await _local_kind(local) == "dir":
+                target = os.path.join(local, posixpath.basename(remote))
+            try:
+                await self.fs.get_file(posixpath.normpath(remote), target)
+                return
+            except FirecrestFileNotFoundError:
+                if ignore_nonexisting:
+                    return
+                raise OSError(f"The remote path {remote} does not exist") from None
+            except IsADirectoryError:
+                pass  # as a tree, below
         found = await self.fs.stat_or_none(remote)
         if found is not None and found.is_dir:
             await self.gettree_async(remote, local, dereference, overwrite)

@@ -83,6 +83,13 @@ def configure_logging(level: str) -> None:
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # asyncssh reports every channel's opening, exit status and closing at info: five records
+    # per remote command, which the audit log already covers with one (formatting them cost ~5 %
+    # of the server's CPU under load). Its warnings and errors still come through; the pool logs
+    # connections opened, closed and lost; log_level debug shows everything.
+    logging.getLogger("asyncssh").setLevel(
+        logging.DEBUG if level.lower() == "debug" else max(logging.WARNING, root.level)
+    )
     for name in ("uvicorn", "uvicorn.error"):
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers.clear()

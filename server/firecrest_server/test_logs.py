@@ -4,7 +4,7 @@ import json
 import logging
 import sys
 
-from .logs import JsonFormatter, RequestContext, current_request
+from .logs import JsonFormatter, RequestContext, configure_logging, current_request
 
 
 def record(message: str = "hello %s", *args: object, **extra: object) -> logging.LogRecord:
@@ -55,3 +55,21 @@ def test_exceptions_are_included() -> None:
         rec = logging.LogRecord("x", logging.ERROR, "f.py", 1, "failed", None, sys.exc_info())
     entry = json.loads(JsonFormatter().format(rec))
     assert "ValueError: boom" in entry["exception"]
+
+
+def test_asyncssh_channel_chatter_is_left_out_unless_debugging() -> None:
+    root, asyncssh_logger = logging.getLogger(), logging.getLogger("asyncssh")
+    saved = root.handlers[:], root.level, asyncssh_logger.level
+    try:
+        configure_logging("info")
+        assert not asyncssh_logger.isEnabledFor(logging.INFO)  # "[conn=0, chan=3] Channel closed"
+        assert asyncssh_logger.isEnabledFor(logging.WARNING)
+        assert logging.getLogger("firecrest_server.ssh").isEnabledFor(logging.INFO)
+        configure_logging("error")
+        assert not asyncssh_logger.isEnabledFor(logging.WARNING)
+        configure_logging("debug")
+        assert asyncssh_logger.isEnabledFor(logging.DEBUG)
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        asyncssh_logger.setLevel(saved[2])

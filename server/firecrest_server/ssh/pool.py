@@ -77,13 +77,19 @@ class Connection:
 
 
 class _Watcher(asyncssh.SSHClient):
-    """Marks the pool entry dead the moment asyncssh notices the connection is gone."""
+    """Marks the pool entry dead the moment asyncssh notices the connection is gone, and says
+    so in the log when that was not our own doing."""
 
-    def __init__(self) -> None:
+    def __init__(self, system: str, username: str) -> None:
         self.entry: Connection | None = None
+        self._where = {"system": system, "user": username}
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.entry is not None:
+            if exc is not None and not self.entry.closed:
+                log.warning(
+                    "SSH connection lost: %s: %s", type(exc).__name__, exc, extra=self._where
+                )
             self.entry.closed = True
 
 
@@ -233,7 +239,7 @@ class SSHPool:
             ignore_encrypted=True,
             encryption_algs=PREFERRED_CIPHERS,
         )
-        watcher = _Watcher()
+        watcher = _Watcher(self.system_name, username)
         t0 = time.monotonic()
         try:
             if config.proxy is not None:

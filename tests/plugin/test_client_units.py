@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import ssl
 import stat
 import tarfile
 import time
@@ -23,6 +24,7 @@ from aiida_firecrest.client.models import (
     permission_bits,
 )
 from aiida_firecrest.client.retry import RetryPolicy, parse_retry_after
+from aiida_firecrest.client.session import default_tls_context
 from aiida_firecrest.client.staging import complete_multipart_xml, part_ranges
 
 # ------------------------------------------------------------------------------ error mapping
@@ -449,3 +451,13 @@ def test_build_measures_and_keeps_links(tmp_path) -> None:
     with tarfile.open(archive) as tar:
         assert tar.getmember("link").issym()
         assert sorted(tar.getnames()) == ["broken", "d", "d/f", "link"]
+
+
+# ------------------------------------------------------------------------------ TLS settings
+
+
+def test_the_default_tls_context_is_made_once_and_verifies_servers() -> None:
+    context = default_tls_context()
+    assert default_tls_context() is context  # shared by every client of the process
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    assert context.check_hostname

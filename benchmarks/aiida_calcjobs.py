@@ -25,10 +25,13 @@ are submitted at once and waited for. Printed per batch are the wall time from t
 submission to the last calculation's end, the part of it spent submitting (here, one by one),
 calculations per minute, and the CPU time per
 calculation of the daemon (with what it runs) and of the API server, from /proc, which depends
-much less on the machine's load than the wall time (not sshd's: see ``cpu_sample``), and how busy
-the machine's CPUs were meanwhile (all processes: near 100 % the run is CPU-bound); then the
-median over the rounds and, per round, the ratio firecrest / other of the wall times and of the
-CPU times (>1: firecrest slower / costlier).
+much less on the machine's load than the wall time (not sshd's: see ``cpu_sample``), how busy
+the machine's CPUs were meanwhile (all processes: near 100 % the run is CPU-bound) and that busy
+time per calculation (everything the configuration costs: sshd, Slurm, the databases, and other
+users' work too); below it, the CPU per calculation by party (``PartySampler``, approximate:
+sampled from /proc). Then the median over the rounds and, per round, the ratios firecrest /
+other of the wall times, of the CPU times and of the machine's busy time (>1: firecrest slower
+/ costlier).
 
 Where the time goes: while waiting, the script reads every calculation's state from the
 database twice a second and times its phases (``PHASES``): queued (from its submission until a
@@ -52,6 +55,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -174,6 +178,83 @@ def machine_ticks() -> tuple[int, int]:
     return total - fields[3] - fields[4], total
 
 
+class PartySampler(threading.Thread):
+    """Every process's CPU time by party (daemon, API server, sshd, Slurm, databases, ...),
+    sampled from /proc five times a second: processes that live shorter than a sample (a
+    squeue, say) are missed unless their parent is sampled, but sshd's session processes,
+    which ``cpu_sample`` must leave out, are counted while they live. Approximate; for telling
+    where the extra CPU of one configuration goes, next to ``machine_ticks``' exact total."""
+
+    PERIOD = 0.2
+
+    def __init__(self, stack: StackInfo) -> None:
+        super().__init__(daemon=True)
+        self._server = set(_tree([stack.pids["server"]]))
+        self._lock = threading.Lock()
+        self._stop_event = threading.Event()
+        self._start_cpu: dict[tuple[int, int], float] = {}
+        self._last: dict[tuple[int, int], tuple[str, float]] = {}
+
+    def _party(self, pid: int, name: str) -> str:
+        if pid in self._server:
+            return "api server"
+        if name.startswith(("python", "verdi", "circus")):
+            try:
+                command = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                return "other"
+            return "aiida daemon" if b"verdi" in command or b"circus" in command else "other"
+        if name.startswith("sshd") or name == "sftp-server":
+            return "sshd"
+        if name.startswith(("slurm", "squeue", "sacct", "sbatch", "scontrol", "munged")):
+            return "slurm"
+        if name.startswith(("mariadbd", "mysqld")):
+            return "mariadb (accounting)"
+        if name.startswith("postgres"):
+            return "postgresql (aiida)"
+        if name in ("beam.smp", "erl_child_setup", "epmd"):
+            return "rabbitmq"
+        return "other"
+
+    def _snapshot(self) -> dict[tuple[int, int], tuple[str, float]]:
+        found = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            name = stat[stat.index("(") + 1 : stat.rindex(")")]
+            fields = stat[stat.rindex(")") + 2 :].split()
+            key = (int(entry.name), int(fields[19]))  # (pid, start time): pids are reused
+            found[key] = (name, sum(int(v) for v in fields[11:15]) / CLOCK_TICKS)
+        return found
+
+    def start_batch(self) -> None:
+        snapshot = self._snapshot()
+        with self._lock:
+            self._start_cpu = {key: cpu for key, (_, cpu) in snapshot.items()}
+            self._last = snapshot
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.PERIOD):
+            snapshot = self._snapshot()
+            with self._lock:
+                self._last.update(snapshot)
+
+    def batch_ms(self, count: int) -> dict[str, float]:
+        """CPU milliseconds per calculation of each party since ``start_batch``."""
+        with self._lock:
+            parties: Counter[str] = Counter()
+            for key, (name, cpu) in self._last.items():
+                parties[self._party(key[0], name)] += cpu - self._start_cpu.get(key, 0.0)
+        return {party: round(1000 * cpu / count, 1) for party, cpu in parties.most_common()}
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+
 # ---------------------------------------------------------------------------------- the run
 
 
@@ -280,7 +361,12 @@ def phase_times(
 
 
 def run_batch(
-    profile: AiidaProfile, stack: StackInfo, name: str, count: int, offset: int
+    profile: AiidaProfile,
+    stack: StackInfo,
+    name: str,
+    count: int,
+    offset: int,
+    parties: PartySampler | None = None,
 ) -> dict[str, Any]:
     from aiida import orm
 
@@ -288,6 +374,8 @@ def run_batch(
     log_offset = profile.daemon_log_offset()
     cpu_before = cpu_sample(profile, stack)
     busy_before, total_before = machine_ticks()
+    if parties is not None:
+        parties.start_batch()
     started = time.monotonic()
     started_epoch = time.time()
     submitted = submit_additions(code, count, offset=offset)
@@ -330,6 +418,11 @@ def run_batch(
         "calcs_per_minute": round(60 * count / wall, 1),
         "cpu_ms_per_calc": {part: round(ms, 1) for part, ms in cpu_ms.items()},
         "machine_busy": round((busy_after - busy_before) / max(1, total_after - total_before), 2),
+        # All CPUs' busy time (every process, whoever's) per calculation.
+        "machine_cpu_ms_per_calc": round(
+            1000 * (busy_after - busy_before) / CLOCK_TICKS / count, 1
+        ),
+        "cpu_ms_per_calc_by_party": parties.batch_ms(count) if parties is not None else {},
         "phases": phase_times(first_seen, created, started_epoch),
         "task_retries": dict(Counter(f"{task}: {error}" for task, error in failures)),
     }
@@ -343,11 +436,14 @@ def print_row(row: dict[str, Any]) -> None:
         f"{row['wall_seconds']:>8.1f} {row['submit_seconds']:>8.1f} "
         f"{row['calcs_per_minute']:>10.1f}   "
         f"{cpu['daemon']:>6.0f} + {cpu['api_server']:>4.0f} = {cpu['total']:>6.0f}"
-        f"   {100 * row['machine_busy']:>4.0f}%"
+        f"   {100 * row['machine_busy']:>4.0f}%, {row['machine_cpu_ms_per_calc']:>5.0f}"
         + (f"  ({retries} task retries)" if retries else "")
         + (f"  ({row['paused']} PAUSED)" if row["paused"] else ""),
         flush=True,
     )
+    if by_party := row.get("cpu_ms_per_calc_by_party"):
+        shown = ", ".join(f"{party} {ms:.0f}" for party, ms in by_party.items() if ms >= 1)
+        print(f"{'':>17}CPU ms per calculation by party (sampled): {shown}", flush=True)
 
 
 def summarize(results: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
@@ -382,7 +478,7 @@ def summarize(results: list[dict[str, Any]], names: list[str]) -> dict[str, Any]
         (row["round"], row["config"]): row for row in results
     }
     rounds = sorted({row["round"] for row in results})
-    wall_ratios, cpu_ratios = {}, {}
+    wall_ratios, cpu_ratios, machine_ratios = {}, {}, {}
     for other in names:
         if other == "firecrest" or "firecrest" not in names:
             continue
@@ -398,7 +494,16 @@ def summarize(results: list[dict[str, Any]], names: list[str]) -> dict[str, Any]
             round(mine["cpu_ms_per_calc"]["total"] / theirs["cpu_ms_per_calc"]["total"], 2)
             for mine, theirs in pairs
         ]
-    return {"configs": per_config, "wall_ratios": wall_ratios, "cpu_ratios": cpu_ratios}
+        machine_ratios[f"firecrest/{other}"] = [
+            round(mine["machine_cpu_ms_per_calc"] / theirs["machine_cpu_ms_per_calc"], 2)
+            for mine, theirs in pairs
+        ]
+    return {
+        "configs": per_config,
+        "wall_ratios": wall_ratios,
+        "cpu_ratios": cpu_ratios,
+        "machine_cpu_ratios": machine_ratios,
+    }
 
 
 def print_summary(summary: dict[str, Any], results: list[dict[str, Any]]) -> None:
@@ -412,11 +517,14 @@ def print_summary(summary: dict[str, Any], results: list[dict[str, Any]]) -> Non
         )
     for label, ratios in summary["wall_ratios"].items():
         cpu = summary["cpu_ratios"][label]
+        machine = summary["machine_cpu_ratios"][label]
         print(
             f"{label} per round: wall time "
             + "  ".join(f"{r:.2f}x" for r in ratios)
             + "; CPU per calculation "
             + "  ".join(f"{r:.2f}x" for r in cpu)
+            + "; machine CPU per calculation "
+            + "  ".join(f"{r:.2f}x" for r in machine)
         )
     print(
         "\nseconds per calculation in each phase, median (last calculation out, s after the "
@@ -503,8 +611,10 @@ def main() -> int:
                 f"{'round':>5} {'config':<10} {'ok':>4} {'failed':>6} {'wall s':>8} "
                 f"{'submit s':>8} "
                 f"{'calcs/min':>10}   CPU ms per calculation: daemon + API server = total   "
-                "machine CPU busy"
+                "machine CPU busy, its CPU ms per calculation"
             )
+            parties = PartySampler(stack)
+            parties.start()
             for number in range(1, args.rounds + 1):
                 order = names if number % 2 else names[::-1]
                 for position, name in enumerate(order):
@@ -512,10 +622,11 @@ def main() -> int:
                     row = {
                         "round": number,
                         "position": position,
-                        **run_batch(profile, stack, name, args.count, offset=batch * args.count),
+                        **run_batch(profile, stack, name, args.count, batch * args.count, parties),
                     }
                     results.append(row)
                     print_row(row)
+            parties.stop()
     finally:
         load["end"] = load_average()
         problems = profile.destroy()

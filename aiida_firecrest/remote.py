@@ -27,7 +27,7 @@ from .client import (
     StatResult,
     SystemInfo,
 )
-from .client.errors import FirecrestFileNotFoundError, is_unavailable
+from .client.errors import is_unavailable
 from .client.localfiles import file_size, scratch_directory, sha256_of
 from .client.models import Compression
 
@@ -35,6 +35,11 @@ log = logging.getLogger(__name__)
 
 # Errors that mean "there is nothing (reachable) at this path".
 ABSENT = (FileNotFoundError, NotADirectoryError, PermissionError)
+
+
+def _refused(exc: FirecrestError) -> bool:
+    """The server answered the request with an error (rather than not answering at all)."""
+    return exc.status_code is not None and not is_unavailable(exc)
 
 
 class RemoteFileSystem:
@@ -231,10 +236,8 @@ class RemoteFileSystem:
             await self.upload(local_path, remote_path)
             return remote_path
         except FirecrestError as exc:
-            if exc.status_code is None or is_unavailable(exc):
-                raise
             # Servers word "that is a directory" differently (ours: 400 "Is a directory").
-            if not await self.isdir(remote_path):
+            if not _refused(exc) or not await self.isdir(remote_path):
                 raise
         await self.upload(local_path, into_directory)
         return into_directory
@@ -245,10 +248,8 @@ class RemoteFileSystem:
         is a directory; the local file is only created once the server sends a file."""
         try:
             await self.download(remote_path, local_path)
-        except FirecrestFileNotFoundError:
-            raise
         except FirecrestError as exc:
-            if exc.status_code is None or is_unavailable(exc):
+            if not _refused(exc) or isinstance(exc, FileNotFoundError):
                 raise
             # Servers word "that is a directory" differently (ours: 400 "Is a directory").
             found = await self.stat_or_none(remote_path)

@@ -553,7 +553,8 @@ class FirecrestTransport(AsyncTransport):
                     return
                 raise OSError(f"The remote path {remote} does not exist") from None
             except IsADirectoryError:
-                pass  # as a tree, below
+                await self.gettree_async(remote, local, dereference, overwrite)
+                return
         found = await self.fs.stat_or_none(remote)
         if found is not None and found.is_dir:
             await self.gettree_async(remote, local, dereference, overwrite)

@@ -96,6 +96,40 @@ def test_kill_job(make_computer, stack: StackInfo, tmp_path) -> None:
         transport.rmtree(workdir)
 
 
+def test_a_poll_names_its_jobs_and_gets_only_those(make_computer, stack: StackInfo, tmp_path):
+    computer = make_computer()
+    scheduler = computer.get_scheduler()
+    workdir = f"{stack.users['alice'].home}/poll-{uuid.uuid4().hex[:8]}"
+    (tmp_path / "_aiidasubmit.sh").write_text(
+        scheduler.get_submit_script(_template(workdir, ["/bin/sleep", "300"]))
+    )
+    with computer.get_transport() as transport:
+        transport.makedirs(workdir)
+        transport.putfile(str(tmp_path / "_aiidasubmit.sh"), f"{workdir}/_aiidasubmit.sh")
+        scheduler.set_transport(transport)
+        ids = [scheduler.submit_job(workdir, "_aiidasubmit.sh") for _ in range(2)]
+        answers: list[tuple[str | None, int]] = []
+
+        async def record(response) -> None:
+            await response.aread()
+            answers.append(
+                (response.request.url.params.get("job_ids"), len(response.json()["jobs"]))
+            )
+
+        transport.client.session.http.event_hooks["response"].append(record)
+        try:
+            polled = scheduler.get_jobs(jobs=[ids[0]], as_dict=True)
+            assert list(polled) == [ids[0]]
+            # one request, answered with the named job alone (not the other one, not the
+            # user's earlier jobs)
+            assert answers == [(ids[0], 1)]
+        finally:
+            transport.client.session.http.event_hooks["response"].remove(record)
+            for job_id in ids:
+                scheduler.kill_job(job_id)
+            transport.rmtree(workdir)
+
+
 def test_a_missing_requested_job_is_reported_gone_after_rechecks(make_computer) -> None:
     scheduler = make_computer().get_scheduler()
     with scheduler_transport(scheduler, make_computer):

@@ -220,3 +220,42 @@ async def test_100_concurrent_jobs_are_never_reported_missing(stack: StackInfo, 
     alice_ids, bob_ids = await asyncio.gather(user_jobs("alice"), user_jobs("bob"))
     assert len(set(alice_ids) | set(bob_ids)) == 100
     assert missing == []
+
+
+async def test_listing_by_job_ids_gives_the_named_jobs_of_the_caller(
+    stack: StackInfo, token_for, alice_dir: str
+) -> None:
+    headers = {u: {"Authorization": f"Bearer {token_for(u)}"} for u in ("alice", "bob")}
+    base = f"{stack.url}/compute/{stack.system}/jobs"
+    script = {"workingDirectory": alice_dir, "script": "#!/bin/bash\nsleep 120\n"}
+    async with httpx.AsyncClient(timeout=60) as http:
+        systems = (await http.get(f"{stack.url}/status/systems", headers=headers["alice"])).json()
+        assert "compute.jobs.ids" in systems["systems"][0]["server"]["capabilities"]
+        ids = [
+            (await http.post(base, headers=headers["alice"], json={"job": script})).json()["jobId"]
+            for _ in range(3)
+        ]
+        try:
+            named = f"{ids[0]}, {ids[2]},987654321"
+            listed = await http.get(base, headers=headers["alice"], params={"job_ids": named})
+            assert listed.status_code == 200, listed.text
+            states = {job["jobId"]: job["status"]["state"] for job in listed.json()["jobs"]}
+            # the unknown id is left out, not an error; the third job is not asked for
+            assert sorted(states) == sorted([ids[0], ids[2]])
+            assert set(states.values()) <= {"PENDING", "RUNNING"}
+            # time_window does not apply to jobs asked for by id
+            windowed = await http.get(
+                base, headers=headers["alice"], params={"job_ids": ids[1], "time_window": "1h"}
+            )
+            assert [job["jobId"] for job in windowed.json()["jobs"]] == [ids[1]]
+            # another user's jobs are not shown to bob, nor reported pending for him
+            seen = await http.get(base, headers=headers["bob"], params={"job_ids": ids[0]})
+            assert seen.status_code == 200
+            assert seen.json()["jobs"] == []
+            for bad in ("", "1;id", ",".join(str(n) for n in range(1, 1002))):
+                refused = await http.get(base, headers=headers["alice"], params={"job_ids": bad})
+                assert refused.status_code == 400, (bad[:20], refused.text)
+                assert "job" in refused.json()["message"].lower()
+        finally:
+            for job_id in ids:
+                await http.delete(f"{base}/{job_id}", headers=headers["alice"])

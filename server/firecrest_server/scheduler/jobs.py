@@ -240,6 +240,32 @@ async def get_job(remote: Remote, job_id: str, all_users: bool = False) -> list[
     raise NotFound(f"{_NOT_FOUND}: {job_id}")
 
 
+async def jobs_by_id(
+    remote: Remote,
+    job_ids: list[str],
+    *,
+    all_users: bool = False,
+    account: str | None = None,
+    name: str | None = None,
+) -> list[Job]:
+    """The named jobs, whenever they ran (the time window does not apply): a poller's view,
+    which costs accounting the jobs it names rather than the user's whole recent history.
+    An id a submit returned but Slurm does not list yet is reported PENDING, as by get_job."""
+    found = await list_jobs(
+        remote, job_ids=job_ids, all_users=all_users, account=account, name=name
+    )
+    listed = {job.job_id for job in found}
+    unlisted = [job_id for job_id in job_ids if job_id not in listed]
+    if unlisted and account is None and name is None:
+        ages = await asyncio.gather(*(_marker_age(remote, job_id) for job_id in unlisted))
+        found += [
+            _unlisted(remote, job_id)
+            for job_id, age in zip(unlisted, ages, strict=True)
+            if age is not None and age < UNLISTED_GRACE
+        ]
+    return found
+
+
 def _unlisted(remote: Remote, job_id: str) -> Job:
     return Job(
         job_id=job_id,

@@ -52,6 +52,9 @@ N_FIELDS = 20
 
 JOB_ID = re.compile(r"^[0-9]+(_[0-9]+)?$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Ids one listing by id may name (``job_ids``): a 1000-id sacct/squeue command line stays far
+# below ARG_MAX, and the request line below the HTTP server's header limit.
+MAX_LISTED_JOB_IDS = 1000
 TIME_WINDOWS = {"1h": "1hours", "8h": "8hours", "24h": "24hours", "3d": "3days", "7d": "7days"}
 
 TERMINAL_STATES = frozenset(
@@ -75,6 +78,20 @@ def checked_job_id(job_id: str) -> str:
     if not JOB_ID.match(job_id):
         raise BadRequest(f"Invalid job id {job_id!r}")
     return job_id
+
+
+def checked_job_ids(text: str) -> list[str]:
+    """The ids of a ``job_ids`` listing filter (comma separated), each checked, without repeats."""
+    ids = list(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    if not ids:
+        raise BadRequest("`job_ids` names no job id")
+    if len(ids) > MAX_LISTED_JOB_IDS:
+        raise BadRequest(
+            f"`job_ids` names {len(ids)} jobs; at most {MAX_LISTED_JOB_IDS} per request"
+        )
+    for job_id in ids:
+        checked_job_id(job_id)
+    return ids
 
 
 def _plain(field: str, value: str | None) -> str | None:

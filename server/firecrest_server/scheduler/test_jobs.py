@@ -154,3 +154,38 @@ async def test_values_that_would_make_the_job_unlistable_are_refused(odd: str) -
     with pytest.raises(BadRequest, match="scriptPath"):
         await jobs.submit(remote, job)
     assert remote.runner.calls == []  # type: ignore[attr-defined]
+
+
+_S = "\x1f"
+_ROW = _S.join(
+    ["2", "1", "c", "0:0", "alice", "acct", "a", "n1", "debug", "1", "RUNNING", "None", "5"]
+    + ["1795699443", "1795699443", "Unknown", "00:00:00", "60", "alice", "/home/alice"]
+)
+
+
+def _ages(known: dict[str, float | None]):
+    async def marker_age(remote: Remote, job_id: str) -> float | None:
+        return known.get(job_id)
+
+    return marker_age
+
+
+async def test_jobs_by_id_ask_accounting_for_the_named_jobs_only(monkeypatch) -> None:
+    monkeypatch.setattr(jobs, "_marker_age", _ages({"9": 5.0, "10": jobs.UNLISTED_GRACE + 1}))
+    remote = _remote(sacct=(0, _ROW + "\n", ""), squeue=(1, "", "Invalid job id specified"))
+    remote.system.name = "c"  # type: ignore[attr-defined]
+    found = await jobs.jobs_by_id(remote, ["2", "9", "10", "11"])
+    # listed by Slurm, just submitted (PENDING), and neither; an old marker is no evidence
+    assert {job.job_id: job.status.state for job in found} == {"2": "RUNNING", "9": "PENDING"}
+    sacct = next(argv for argv in remote.runner.calls if argv[0] == "sacct")
+    assert "--jobs=2,9,10,11" in sacct
+    assert not any(arg.startswith("--starttime") for arg in sacct)
+
+
+async def test_jobs_by_id_with_a_filter_report_no_unlisted_job(monkeypatch) -> None:
+    monkeypatch.setattr(jobs, "_marker_age", _ages({"9": 5.0}))
+    remote = _remote(sacct=(0, "", ""), squeue=(0, "", ""))
+    remote.system.name = "c"  # type: ignore[attr-defined]
+    # a job just submitted may not carry this name: it is not claimed to
+    assert await jobs.jobs_by_id(remote, ["9"], name="other") == []
+    assert [job.job_id for job in await jobs.jobs_by_id(remote, ["9"])] == ["9"]

@@ -148,3 +148,14 @@ def test_a_job_whose_name_holds_a_unicode_line_break_is_still_listed(odd: str) -
 def test_non_ascii_digits_are_not_numbers() -> None:
     assert slurm._duration("¹") is None
     assert not slurm.shows_job({"JobId": "1", "ArrayJobId": "¹"}, "2")
+
+
+def test_job_ids_of_a_listing_filter() -> None:
+    assert slurm.checked_job_ids(" 12, 13,,12,7_2 ") == ["12", "13", "7_2"]
+    for bad in ("", " , ", "12,1;id", "12,-1", "12 13"):
+        with pytest.raises(BadRequest):
+            slurm.checked_job_ids(bad)
+    many = ",".join(str(i) for i in range(slurm.MAX_LISTED_JOB_IDS + 1))
+    with pytest.raises(BadRequest, match="at most"):
+        slurm.checked_job_ids(many)
+    assert len(slurm.checked_job_ids(many.rsplit(",", 1)[0])) == slurm.MAX_LISTED_JOB_IDS

@@ -15,6 +15,7 @@ from ...models.compute import (
     TimeWindow,
 )
 from ...scheduler import jobs
+from ...scheduler import slurm_jobs as slurm
 from ..deps import RemoteDep, require_scheduler
 
 router = APIRouter(
@@ -22,6 +23,9 @@ router = APIRouter(
     tags=["compute"],
     dependencies=[Depends(require_scheduler)],
 )
+
+# Additive extensions of these endpoints, advertised in /status/systems.
+CAPABILITIES = ["compute.jobs.ids"]
 
 JobId = Annotated[str, Path(pattern=r"^[0-9]+(_[0-9]+)?$", description="Slurm job id")]
 
@@ -38,10 +42,29 @@ async def list_jobs(
     account: str | None = None,
     name: Annotated[str | None, Query(max_length=235)] = None,
     time_window: Annotated[TimeWindow, Query(alias="time_window")] = "24h",
+    job_ids: Annotated[
+        str | None,
+        Query(
+            description=(
+                "Extension (capability `compute.jobs.ids`): only these jobs, comma separated, "
+                f"at most {slurm.MAX_LISTED_JOB_IDS}, whenever they ran (`time_window` does "
+                "not apply). A FirecREST server without the extension ignores it."
+            ),
+        ),
+    ] = None,
 ) -> JobsResponse:
-    found = await jobs.list_jobs(
-        remote, all_users=allusers, account=account, name=name, time_window=time_window
-    )
+    if job_ids is not None:
+        found = await jobs.jobs_by_id(
+            remote,
+            slurm.checked_job_ids(job_ids),
+            all_users=allusers,
+            account=account,
+            name=name,
+        )
+    else:
+        found = await jobs.list_jobs(
+            remote, all_users=allusers, account=account, name=name, time_window=time_window
+        )
     return JobsResponse(jobs=found)
 
 

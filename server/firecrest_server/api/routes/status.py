@@ -21,12 +21,12 @@ from ...models.status import (
 )
 from ...status.userinfo import user_info
 from ..deps import PrincipalDep, RemoteDep, RuntimeDep
-from . import filesystem_extensions
+from . import compute, filesystem_extensions
 
 router = APIRouter(prefix="/status", tags=["status"])
 
 # Extensions beyond FirecREST v2 that this server offers; clients detect them here.
-CAPABILITIES: list[str] = [*filesystem_extensions.CAPABILITIES]
+CAPABILITIES: list[str] = [*filesystem_extensions.CAPABILITIES, *compute.CAPABILITIES]
 
 
 def _describe(system: SystemConfig, health: HealthMonitor) -> System:

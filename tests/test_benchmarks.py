@@ -101,3 +101,35 @@ def test_transfer_benchmark(stack: StackInfo, tmp_path: Path) -> None:
     }
     for key, row in trees["rows"].items():
         assert row["verified"] == "ok", key
+
+
+def test_job_listing_benchmark(stack: StackInfo, tmp_path: Path) -> None:
+    out = tmp_path / "job_listing.json"
+    script = REPO / "benchmarks" / "job_listing.py"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "--stack",
+            str(stack.dir / "stack.json"),
+            "--json",
+            str(out),
+            "--history",
+            "30",
+            "--tracked",
+            "5",
+            "--repeat",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads(out.read_text())
+    assert summary["benchmark"] == "job_listing"
+    assert summary["jobs_in_window"] >= 30
+    assert summary["median"]["by_id"]["jobs"] == 5
+    assert summary["median"]["window"]["jobs"] >= 30
+    assert set(summary["ratios"]) == {"wall_ms", "cpu_ms", "bytes"}
+    assert "window / by id" in result.stdout

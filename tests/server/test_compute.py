@@ -252,6 +252,13 @@ async def test_listing_by_job_ids_gives_the_named_jobs_of_the_caller(
             seen = await http.get(base, headers=headers["bob"], params={"job_ids": ids[0]})
             assert seen.status_code == 200
             assert seen.json()["jobs"] == []
+            # Slurm reads ids modulo 2**32: an id that wraps to alice's job is not that job
+            wrapped = str(2**32 + int(ids[0]))
+            aliased = await http.get(base, headers=headers["alice"], params={"job_ids": wrapped})
+            assert aliased.json()["jobs"] == []
+            assert (
+                await http.get(f"{base}/{wrapped}", headers=headers["alice"])
+            ).status_code == 404
             for bad in ("", "1;id", ",".join(str(n) for n in range(1, 1002))):
                 refused = await http.get(base, headers=headers["alice"], params={"job_ids": bad})
                 assert refused.status_code == 400, (bad[:20], refused.text)

@@ -196,6 +196,11 @@ async def list_jobs(
         else {}
     )
     merged = slurm.merge(accounted, live)
+    if ids:
+        # Slurm reads ids modulo 2**32 (4294967297 is job 1) and an array's id names its
+        # tasks: keep what was asked for, never a different job.
+        asked = set(ids)
+        merged = [j for j in merged if j.job_id in asked or j.job_id.split("_")[0] in asked]
     if not all_users:
         # sacct ignores --user when --jobs is given, and Slurm lets users see other users'
         # jobs unless PrivateData says otherwise: without allusers, only the caller's own.

@@ -158,8 +158,28 @@ async def test_values_that_would_make_the_job_unlistable_are_refused(odd: str) -
 
 _S = "\x1f"
 _ROW = _S.join(
-    ["2", "1", "c", "0:0", "alice", "acct", "a", "n1", "debug", "1", "RUNNING", "None", "5"]
-    + ["1795699443", "1795699443", "Unknown", "00:00:00", "60", "alice", "/home/alice"]
+    [
+        "2",
+        "1",
+        "c",
+        "0:0",
+        "alice",
+        "acct",
+        "a",
+        "n1",
+        "debug",
+        "1",
+        "RUNNING",
+        "None",
+        "5",
+        "1795699443",
+        "1795699443",
+        "Unknown",
+        "00:00:00",
+        "60",
+        "alice",
+        "/home/alice",
+    ]
 )
 
 
@@ -189,3 +209,21 @@ async def test_jobs_by_id_with_a_filter_report_no_unlisted_job(monkeypatch) -> N
     # a job just submitted may not carry this name: it is not claimed to
     assert await jobs.jobs_by_id(remote, ["9"], name="other") == []
     assert [job.job_id for job in await jobs.jobs_by_id(remote, ["9"])] == ["9"]
+
+
+async def test_an_id_slurm_wraps_to_another_job_gets_nothing(monkeypatch) -> None:
+    # 4294967298 is 2**32 + 2: Slurm answers with job 2
+    monkeypatch.setattr(jobs, "_marker_age", _ages({}))
+    remote = _remote(sacct=(0, _ROW + "\n", ""), squeue=(0, "", ""))
+    remote.system.name = "c"  # type: ignore[attr-defined]
+    assert await jobs.jobs_by_id(remote, ["4294967298"]) == []
+    with pytest.raises(NotFound, match="Job not found"):
+        await jobs.get_job(remote, "4294967298")
+    assert [job.job_id for job in await jobs.jobs_by_id(remote, ["2"])] == ["2"]
+
+
+async def test_an_array_id_lists_its_tasks() -> None:
+    task = _ROW.replace("2", "7_3", 1)
+    remote = _remote(sacct=(0, task + "\n", ""), squeue=(0, "", ""))
+    remote.system.name = "c"  # type: ignore[attr-defined]
+    assert [job.job_id for job in await jobs.list_jobs(remote, job_ids=["7"])] == ["7_3"]

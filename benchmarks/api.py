@@ -37,7 +37,7 @@ import asyncssh
 from firecrest_server.ssh.pool import PREFERRED_CIPHERS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.stack import StackInfo, new_stack_dir, stack_down, stack_up
+from tests.stack import StackInfo, running_stack
 
 BENCH_DIR = "/home/alice/.bench-ls"
 
@@ -234,19 +234,9 @@ def main() -> int:
         print("wrk is missing: run `dev/stack install`", file=sys.stderr)
         return 1
     levels = [int(c) for c in args.clients.split(",")]
-    directory = None
-    if args.stack:
-        stack = StackInfo.load(Path(args.stack))
-    else:
-        directory = new_stack_dir()
-        stack, _ = stack_up(directory)
-    try:
+    with running_stack(args.stack) as stack:
         print(f"API on {stack.url}, {args.seconds:.0f} s per measurement\n{HEADER}")
         rows = run(stack, args.endpoints.split(","), levels, args.seconds)
-    finally:
-        if directory is not None:
-            stack_down(directory)
-            shutil.rmtree(directory, ignore_errors=True)
     ratios = [r["api"]["rps"] / r["raw_exec"]["rps"] for r in rows if "raw_exec" in r]
     summary = {
         "benchmark": "api",

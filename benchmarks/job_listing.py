@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import sys
 import time
@@ -29,33 +28,10 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.stack import StackInfo, new_stack_dir, stack_down, stack_up
+from benchmarks.proc_cpu import tree_cpu
+from tests.stack import StackInfo, running_stack
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SUBMIT_CONCURRENCY = 16
-
-
-def _cpu_seconds(pids: list[int]) -> float:
-    """utime + stime + cutime + cstime of ``pids`` and of their live children."""
-    parents: dict[int, list[int]] = {}
-    stats: dict[int, list[str]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            text = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = text[text.rindex(")") + 2 :].split()
-        stats[int(entry.name)] = fields
-        parents.setdefault(int(fields[1]), []).append(int(entry.name))
-    ticks, todo = 0, list(pids)
-    while todo:
-        pid = todo.pop()
-        if pid in stats:
-            ticks += sum(int(v) for v in stats[pid][11:15])
-        todo += parents.get(pid, [])
-    return ticks / CLOCK_TICKS
 
 
 async def _ensure_history(http: httpx.AsyncClient, stack: StackInfo, jobs_url: str, n: int) -> int:
@@ -79,6 +55,10 @@ async def _ensure_history(http: httpx.AsyncClient, stack: StackInfo, jobs_url: s
 async def measure(stack: StackInfo, history: int, tracked: int, repeat: int) -> dict:
     jobs_url = f"{stack.url}/compute/{stack.system}/jobs"
     watched = [stack.pids[name] for name in ("server", "slurmdbd", "mariadbd")]
+
+    def cpu_seconds() -> float:
+        return sum(sum(tree_cpu(pid).values()) for pid in watched)
+
     headers = {"Authorization": f"Bearer {stack.fetch_token('alice')}"}
     async with httpx.AsyncClient(headers=headers, timeout=300) as http:
         in_window = await _ensure_history(http, stack, jobs_url, history)
@@ -91,14 +71,14 @@ async def measure(stack: StackInfo, history: int, tracked: int, repeat: int) -> 
         samples: dict[str, list[dict]] = {way: [] for way in ways}
         for _ in range(repeat):
             for way, params in ways.items():
-                cpu0, t0 = _cpu_seconds(watched), time.perf_counter()
+                cpu0, t0 = cpu_seconds(), time.perf_counter()
                 answer = await http.get(jobs_url, params=params)
                 wall = time.perf_counter() - t0
                 answer.raise_for_status()
                 samples[way].append(
                     {
                         "wall_ms": wall * 1000,
-                        "cpu_ms": (_cpu_seconds(watched) - cpu0) * 1000,
+                        "cpu_ms": (cpu_seconds() - cpu0) * 1000,
                         "bytes": len(answer.content),
                         "jobs": len(answer.json()["jobs"]),
                     }
@@ -129,17 +109,8 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
-    directory = None
-    if args.stack:
-        stack = StackInfo.load(Path(args.stack))
-    else:
-        directory = new_stack_dir()
-        stack, _ = stack_up(directory)
-    try:
+    with running_stack(args.stack) as stack:
         result = asyncio.run(measure(stack, args.history, args.tracked, args.repeat))
-    finally:
-        if directory is not None:
-            stack_down(directory)
     print(
         f"alice's jobs in the last hour: {result['jobs_in_window']}; the poll names "
         f"{result['tracked']}; median of {result['repeat']}\n"

@@ -58,8 +58,9 @@ import httpx
 from firecrest_server.ssh.pool import PREFERRED_CIPHERS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.proc_cpu import process_cpu, tree_cpu
 from tests.server.own_server import own_server
-from tests.stack import StackInfo, new_stack_dir, stack_down, stack_up
+from tests.stack import StackInfo, running_stack
 
 MiB = 1024 * 1024
 # Client-side read/write size for the big file; the server's own chunking is what is measured.
@@ -132,40 +133,6 @@ class RssSampler(threading.Thread):
 
 
 # ------------------------------------------------------------------------------ CPU accounting
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _stat_fields(pid: int) -> list[str]:
-    # After the ")" that ends the command name: field 3 (state) is index 0.
-    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-
-
-def process_cpu(pid: int, reaped_children: bool = False) -> float:
-    """User + system CPU seconds of a process (and of its children it has waited for)."""
-    fields = _stat_fields(pid)
-    ticks = int(fields[11]) + int(fields[12])
-    if reaped_children:
-        ticks += int(fields[13]) + int(fields[14])
-    return ticks / CLOCK_TICKS
-
-
-def tree_cpu(root: int) -> dict[int, float]:
-    """CPU seconds of ``root`` and all its descendants, by pid."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError):
-                children.setdefault(int(_stat_fields(int(entry.name))[1]), []).append(
-                    int(entry.name)
-                )
-    result, todo = {}, [root]
-    while todo:
-        pid = todo.pop()
-        with contextlib.suppress(OSError, IndexError):
-            result[pid] = process_cpu(pid, reaped_children=True)
-        todo.extend(children.get(pid, []))
-    return result
 
 
 @dataclass
@@ -962,17 +929,14 @@ def main() -> int:
         args.size = 64 * MiB if args.quick else 2048 * MiB
     if args.big_repeat is None:
         args.big_repeat = 3 if args.quick else 1
-    directory = None
-    if args.stack:
-        stack = StackInfo.load(Path(args.stack))
-    else:
-        directory = new_stack_dir()
-        stack, _ = stack_up(directory)
     server_dir = Path(tempfile.mkdtemp(prefix="fcbench-server-", dir="/tmp"))
     try:
         # The file limit admits the big file; the tree and per-file requests need no change.
         overrides = {"data_operation": {"max_ops_file_size": args.size + MiB}}
-        with own_server(stack, server_dir, system_overrides=overrides) as server:
+        with (
+            running_stack(args.stack) as stack,
+            own_server(stack, server_dir, system_overrides=overrides) as server,
+        ):
             print(
                 f"transfers on {server.url} (one worker, pid {server.pid}), "
                 f"stack {stack.dir}, load {load_average()}",
@@ -981,9 +945,6 @@ def main() -> int:
             result = _event_loop_run(run(stack, args, server.url, server.pid))
     finally:
         shutil.rmtree(server_dir, ignore_errors=True)
-        if directory is not None:
-            stack_down(directory)
-            shutil.rmtree(directory, ignore_errors=True)
     result = {"benchmark": "transfer", "cpus": os.cpu_count(), **result}
     print_report(result)
     if args.json:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,6 +127,22 @@ def stack_down(directory: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(STACK), "down", str(directory)], capture_output=True, text=True
     )
+
+
+@contextlib.contextmanager
+def running_stack(stack_json: str | None) -> Iterator[StackInfo]:
+    """The stack that ``stack_json`` describes, or, without one, a stack of our own on free
+    ports, stopped and removed afterwards (what the benchmarks' ``--stack`` option means)."""
+    if stack_json:
+        yield StackInfo.load(Path(stack_json))
+        return
+    directory = new_stack_dir()
+    try:
+        stack, _ = stack_up(directory)
+        yield stack
+    finally:
+        stack_down(directory)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def restart_part(

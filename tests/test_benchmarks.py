@@ -21,8 +21,11 @@ pytestmark = pytest.mark.stack
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def _run(script: str, stack: StackInfo, tmp_path: Path, *args: str) -> tuple[dict, Path]:
-    out, png = tmp_path / f"{script}.json", tmp_path / f"{script}.png"
+def _run_script(
+    script: str, stack: StackInfo, tmp_path: Path, *args: str, timeout: float = 120
+) -> tuple[dict, str]:
+    """The script's JSON summary and printed report, after checking that it exited 0."""
+    out = tmp_path / f"{script}.json"
     result = subprocess.run(
         [
             sys.executable,
@@ -31,18 +34,22 @@ def _run(script: str, stack: StackInfo, tmp_path: Path, *args: str) -> tuple[dic
             str(stack.dir / "stack.json"),
             "--json",
             str(out),
-            "--plot",
-            str(png),
             *args,
         ],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(out.read_text()), result.stdout
+
+
+def _run(script: str, stack: StackInfo, tmp_path: Path, *args: str) -> tuple[dict, Path]:
+    png = tmp_path / f"{script}.png"
+    summary, _ = _run_script(script, stack, tmp_path, "--plot", str(png), *args)
     assert png.read_bytes().startswith(PNG_MAGIC)
     assert png.stat().st_size > 10_000
-    return json.loads(out.read_text()), png
+    return summary, png
 
 
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is installed by dev/stack install")
@@ -104,32 +111,16 @@ def test_transfer_benchmark(stack: StackInfo, tmp_path: Path) -> None:
 
 
 def test_job_listing_benchmark(stack: StackInfo, tmp_path: Path) -> None:
-    out = tmp_path / "job_listing.json"
-    script = REPO / "benchmarks" / "job_listing.py"
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(script),
-            "--stack",
-            str(stack.dir / "stack.json"),
-            "--json",
-            str(out),
-            "--history",
-            "30",
-            "--tracked",
-            "5",
-            "--repeat",
-            "1",
-        ],
-        capture_output=True,
-        text=True,
+    summary, report = _run_script(
+        "job_listing",
+        stack,
+        tmp_path,
+        *("--history", "30", "--tracked", "5", "--repeat", "1"),
         timeout=300,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    summary = json.loads(out.read_text())
     assert summary["benchmark"] == "job_listing"
     assert summary["jobs_in_window"] >= 30
     assert summary["median"]["by_id"]["jobs"] == 5
     assert summary["median"]["window"]["jobs"] >= 30
     assert set(summary["ratios"]) == {"wall_ms", "cpu_ms", "bytes"}
-    assert "window / by id" in result.stdout
+    assert "window / by id" in report

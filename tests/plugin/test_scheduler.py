@@ -77,17 +77,22 @@ def test_submit_poll_detailed_info_and_output(make_computer, stack: StackInfo, t
         transport.rmtree(workdir)
 
 
+def _sleep_script(scheduler, transport, workdir: str, tmp_path) -> None:
+    """A `sleep 300` job's submit script in ``workdir`` on the cluster, the scheduler bound
+    to ``transport``."""
+    local = tmp_path / "_aiidasubmit.sh"
+    local.write_text(scheduler.get_submit_script(_template(workdir, ["/bin/sleep", "300"])))
+    transport.makedirs(workdir)
+    transport.putfile(str(local), f"{workdir}/_aiidasubmit.sh")
+    scheduler.set_transport(transport)
+
+
 def test_kill_job(make_computer, stack: StackInfo, tmp_path) -> None:
     computer = make_computer()
     scheduler = computer.get_scheduler()
     workdir = f"{stack.users['alice'].home}/kill-{uuid.uuid4().hex[:8]}"
-    (tmp_path / "_aiidasubmit.sh").write_text(
-        scheduler.get_submit_script(_template(workdir, ["/bin/sleep", "300"]))
-    )
     with computer.get_transport() as transport:
-        transport.makedirs(workdir)
-        transport.putfile(str(tmp_path / "_aiidasubmit.sh"), f"{workdir}/_aiidasubmit.sh")
-        scheduler.set_transport(transport)
+        _sleep_script(scheduler, transport, workdir, tmp_path)
         job_id = scheduler.submit_job(workdir, "_aiidasubmit.sh")
         assert scheduler.kill_job(job_id) is True
         _wait_done(scheduler, job_id)
@@ -100,13 +105,8 @@ def test_a_poll_names_its_jobs_and_gets_only_those(make_computer, stack: StackIn
     computer = make_computer()
     scheduler = computer.get_scheduler()
     workdir = f"{stack.users['alice'].home}/poll-{uuid.uuid4().hex[:8]}"
-    (tmp_path / "_aiidasubmit.sh").write_text(
-        scheduler.get_submit_script(_template(workdir, ["/bin/sleep", "300"]))
-    )
     with computer.get_transport() as transport:
-        transport.makedirs(workdir)
-        transport.putfile(str(tmp_path / "_aiidasubmit.sh"), f"{workdir}/_aiidasubmit.sh")
-        scheduler.set_transport(transport)
+        _sleep_script(scheduler, transport, workdir, tmp_path)
         ids = [scheduler.submit_job(workdir, "_aiidasubmit.sh") for _ in range(2)]
         answers: list[tuple[str | None, int]] = []
 

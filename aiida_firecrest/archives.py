@@ -54,10 +54,14 @@ async def compress(
     overwrite: bool = True,
     dereference: bool = False,
 ) -> None:
+    if format not in FORMATS:
+        raise ValueError(f"Unsupported compression format: {format}")
     root_dir = posixpath.normpath(root_dir)
     destination = posixpath.normpath(destination)
-    root, target = await asyncio.gather(fs.stat_or_none(root_dir), fs.stat_or_none(destination))
-    if root is None or not root.is_dir:
+    root_is_dir, target = await asyncio.gather(
+        _is_root_directory(fs, root_dir), fs.stat_or_none(destination)
+    )
+    if not root_is_dir:
         raise OSError(f"The relative root {root_dir} does not exist, or is not a directory.")
     if target is not None and target.is_dir:
         raise OSError(
@@ -65,8 +69,6 @@ async def compress(
         )
     if not overwrite and target is not None:
         raise OSError(f"The remote destination {destination} already exists.")
-    if format not in FORMATS:
-        raise ValueError(f"Unsupported compression format: {format}")
     compression = FORMATS[format]
 
     items = await _expand(fs, glob, sources)
@@ -76,6 +78,15 @@ async def compress(
         await _compress(fs, relative, root_dir, destination, compression, dereference)
     except OSError as exc:
         raise OSError(f"Error while creating the tar archive: {exc}") from exc
+
+
+async def _is_root_directory(fs: RemoteFileSystem, root_dir: str) -> bool:
+    # "/" is a directory everywhere, though FirecREST answers only for paths inside the system's
+    # file systems: archive names relative to "/" (AiiDA's generic example) need no look.
+    if root_dir == "/":
+        return True
+    root = await fs.stat_or_none(root_dir)
+    return root is not None and root.is_dir
 
 
 async def _expand(fs: RemoteFileSystem, glob: GlobFunction, sources: list[str]) -> list[str]:

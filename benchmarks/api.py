@@ -181,22 +181,27 @@ def _prepare(stack: StackInfo) -> None:
 
 def run(stack: StackInfo, endpoints: list[str], levels: list[int], seconds: float) -> list[dict]:
     _prepare(stack)
-    token = stack.fetch_token("alice")
-    rows = []
-    for endpoint in endpoints:
-        for clients in levels:
-            # Warm, at the same concurrency: the server's pool opens the SSH connections this
-            # load needs (a server in service has them), the login node fills its caches.
-            # Each measurement still opens its own client connections.
-            _api(stack, token, endpoint, clients, 2)
-            row = {"endpoint": endpoint, "clients": clients}
-            row["api"] = _api(stack, token, endpoint, clients, seconds)
-            if endpoint in RAW_COMMANDS:
-                row["raw_exec"] = asyncio.run(_raw(stack, clients, seconds, endpoint, "exec"))
-                row["raw_sftp"] = asyncio.run(_raw(stack, clients, seconds, endpoint, "sftp"))
-            rows.append(row)
-            print(_format_row(row), flush=True)
-    return rows
+    try:
+        token = stack.fetch_token("alice")
+        rows = []
+        for endpoint in endpoints:
+            for clients in levels:
+                # Warm, at the same concurrency: the server's pool opens the SSH connections
+                # this load needs (a server in service has them), the login node fills its
+                # caches. Each measurement still opens its own client connections.
+                _api(stack, token, endpoint, clients, 2)
+                row = {"endpoint": endpoint, "clients": clients}
+                row["api"] = _api(stack, token, endpoint, clients, seconds)
+                if endpoint in RAW_COMMANDS:
+                    for mode in ("exec", "sftp"):
+                        row[f"raw_{mode}"] = asyncio.run(
+                            _raw(stack, clients, seconds, endpoint, mode)
+                        )
+                rows.append(row)
+                print(_format_row(row), flush=True)
+        return rows
+    finally:
+        shutil.rmtree(BENCH_DIR, ignore_errors=True)  # alice's home is not ours to fill
 
 
 def _format_row(row: dict) -> str:

@@ -39,6 +39,7 @@ def stack() -> Iterator[StackInfo]:
     directory = new_stack_dir()
     info, elapsed = stack_up(directory)
     print(f"\nstack up in {elapsed:.1f} s at {directory}")
+    homes_before = {name: _entries(Path(user.home)) for name, user in info.users.items()}
     try:
         yield info
     finally:
@@ -47,6 +48,20 @@ def stack() -> Iterator[StackInfo]:
             shutil.rmtree(directory, ignore_errors=True)
         else:
             print(f"dev/stack down failed; state kept in {directory}:\n{result.stderr}")
+        # The test users' homes outlive the stack: remove what this session added there (test
+        # directories, transfer-job logs, job markers, staging), and nothing that was there.
+        for name, before in homes_before.items():
+            home = Path(info.users[name].home)
+            for entry in _entries(home) - before:
+                path = home / entry
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+
+
+def _entries(directory: Path) -> set[str]:
+    return {entry.name for entry in directory.iterdir()}
 
 
 @pytest.fixture(scope="session")

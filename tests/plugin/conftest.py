@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from aiida.tools.pytest_fixtures import (  # noqa: F401  (fixtures, used by name)
     aiida_config,
@@ -131,3 +132,17 @@ def seed(path: str | Path, text: str | bytes = "", user: str = USER) -> Path:
         path.write_text(text)
     os.chown(path, account.pw_uid, account.pw_gid)
     return path
+
+
+@pytest.fixture
+async def requests_made(transport: Any) -> list[str]:
+    """ "METHOD /path" of every request the transport sends from now on (system info, which a
+    transport asks once, is fetched beforehand)."""
+    await transport.fs.info()
+    made: list[str] = []
+
+    async def record(request: httpx.Request) -> None:
+        made.append(f"{request.method} {request.url.path}")
+
+    transport.client.session.http.event_hooks["request"].append(record)
+    return made

@@ -119,6 +119,29 @@ async def test_compress_root_dir_itself(transport, remote_dir) -> None:
                      "sub/deeper/c.txt"}  # fmt: skip
 
 
+async def test_compress_relative_to_the_root_of_the_file_tree(transport, remote_dir) -> None:
+    """root_dir "/" (names are absolute paths without their "/"), although "/" itself is not
+    on a file system the API looks at."""
+    root = make_root(remote_dir)
+    archive = f"{remote_dir}/from-root.tar.gz"
+    await transport.compress_async("tar.gz", [f"{root}/a.txt", f"{root}/sub"], archive, "/")
+    relative = str(root).lstrip("/")
+    assert members(Path(archive)) >= {
+        f"{relative}/a.txt",
+        f"{relative}/sub/b.txt",
+        f"{relative}/sub/deeper/c.txt",
+    }
+    assert not any(name.startswith("/") for name in members(Path(archive)))
+
+
+async def test_an_unknown_format_is_refused_before_anything_is_asked(
+    transport, remote_dir, requests_made
+) -> None:
+    with pytest.raises(ValueError, match="Unsupported compression format"):
+        await transport.compress_async("zip", [f"{remote_dir}/a"], f"{remote_dir}/x.zip", "/")
+    assert requests_made == []
+
+
 async def test_compress_errors(transport, remote_dir) -> None:
     root = make_root(remote_dir)
     with pytest.raises(OSError, match="does not exist, or is not a directory"):

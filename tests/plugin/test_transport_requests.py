@@ -6,28 +6,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
 from .conftest import seed
 
 pytestmark = pytest.mark.stack
-
-
-@pytest.fixture
-async def requests_made(transport: Any) -> list[str]:
-    """ "METHOD /path" of every request the transport sends from now on (system info, which a
-    transport asks once, is fetched beforehand)."""
-    await transport.fs.info()
-    made: list[str] = []
-
-    async def record(request: httpx.Request) -> None:
-        made.append(f"{request.method} {request.url.path}")
-
-    transport.client.session.http.event_hooks["request"].append(record)
-    return made
 
 
 async def test_putting_a_file_is_one_upload(transport, remote_dir, tmp_path, requests_made):

@@ -52,12 +52,17 @@ def own_server(
     directory: Path,
     overrides: dict[str, Any] | None = None,
     system_overrides: dict[str, Any] | None = None,
+    ssh_credentials: dict[str, Any] | None = None,
 ) -> Iterator[OwnServer]:
-    """Run a one-worker server until the block ends; yields its URL (with its ``pid``)."""
+    """Run a one-worker server until the block ends; yields its URL (with its ``pid``).
+    ``ssh_credentials`` replaces the systems' ``ssh.credentials`` as a whole (another type)."""
     config = json.loads((stack.dir / "server" / "config.yaml").read_text())
     port = free_ports(1)[0]
     config = _merge(config, {"server": {"port": port, "workers": 1}} | (overrides or {}))
     config["systems"] = [_merge(s, system_overrides or {}) for s in config["systems"]]
+    if ssh_credentials is not None:
+        for system in config["systems"]:
+            system["ssh"]["credentials"] = ssh_credentials
     config_file = directory / "config.yaml"
     config_file.write_text(json.dumps(config, indent=2))
     log_file = directory / "server.log"

@@ -19,7 +19,7 @@ from ..config import (
     KeyServiceCredentials,
     StaticKeyCredentials,
 )
-from ..errors import ApiError, Forbidden, RequestTimeout
+from ..errors import ApiError, Forbidden, RequestTimeout, ServiceUnavailable
 
 ClientKey = tuple[asyncssh.SSHKey, asyncssh.SSHCertificate | None]
 
@@ -89,9 +89,17 @@ class KeyService:
         except httpx.TimeoutException:
             raise RequestTimeout("SSH key service timed out") from None
         except httpx.HTTPError as exc:
-            raise CredentialError(f"SSH key service unreachable: {type(exc).__name__}") from None
+            # Transient, like an unreachable login node: 503 with Retry-After, which clients
+            # retry (FirecREST answers 500).
+            raise ServiceUnavailable(
+                f"SSH key service unreachable: {type(exc).__name__}", retry_after=2
+            ) from None
         if response.status_code in (401, 403):
             raise Forbidden("SSH key service refused to issue a key for this user")
+        if response.status_code in (502, 503, 504):
+            raise ServiceUnavailable(
+                f"SSH key service unavailable (it answered {response.status_code})", retry_after=2
+            )
         if response.status_code != 201:
             raise CredentialError(f"SSH key service answered {response.status_code}")
         try:

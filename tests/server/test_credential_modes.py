@@ -1,0 +1,141 @@
+"""The SSH credential modes other than the stack's built-in CA, end to end: a server of their
+own on the stack's sshd, Slurm and identity provider, with
+
+* ``key_service``: FirecREST's SSHService protocol, served by dev/key_service.py (the caller's
+  token in, a short-lived key and certificate signed by the stack's CA out);
+* ``static_keys``: one configured key and certificate per user (development only).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncssh
+import httpx
+import pytest
+
+from ..stack import StackInfo, free_ports
+from .own_server import own_server
+
+pytestmark = pytest.mark.stack
+
+KEY_SERVICE = Path(__file__).resolve().parents[2] / "dev" / "key_service.py"
+
+
+@contextlib.contextmanager
+def _key_service(stack: StackInfo) -> Iterator[str]:
+    port = free_ports(1)[0]
+    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [sys.executable, str(KEY_SERVICE), str(stack.dir / "stack.json"), "--port", str(port)]
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            assert process.poll() is None, "the key service exited"
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            assert time.monotonic() < deadline, "the key service did not start"
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def key_service(stack: StackInfo) -> Iterator[str]:
+    with _key_service(stack) as url:
+        yield url
+
+
+def _list_home(url: str, stack: StackInfo, user: str, token: str) -> httpx.Response:
+    """ops/ls of ``user``'s home (mode 0700: only that user may list it), asked with ``token``."""
+    return httpx.get(
+        f"{url}/filesystem/{stack.system}/ops/ls",
+        params={"path": stack.users[user].home, "showHidden": "true"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=60,
+    )
+
+
+def test_the_key_service_issues_keys_only_to_the_tokens_owner(
+    stack: StackInfo, token_for, key_service: str
+) -> None:
+    def ask(token: str, username: str) -> httpx.Response:
+        return httpx.post(
+            f"{key_service}/api/v1/ssh-keys",
+            json={"duration": "1min", "username": username},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+
+    issued = ask(token_for("alice"), "alice")
+    assert issued.status_code == 201, issued.text
+    cert = asyncssh.import_certificate(issued.json()["sshKey"]["publicKey"])
+    assert cert.principals == ["alice"]
+    assert ask(token_for("alice"), "bob").status_code == 403
+    assert ask("not-a-token", "alice").status_code == 401
+
+
+def test_key_service_mode_logs_each_user_in_as_themselves(
+    stack: StackInfo, token_for, key_service: str, tmp_path: Path
+) -> None:
+    credentials = {"type": "key_service", "url": key_service, "timeout": 10}
+    with own_server(stack, tmp_path, ssh_credentials=credentials) as url:
+        for user in ("alice", "bob"):
+            answer = _list_home(url, stack, user, token_for(user))
+            assert answer.status_code == 200, answer.text
+            entries = answer.json()["output"]  # at least the skeleton's .bashrc
+            assert entries
+            assert all(entry["user"] == user for entry in entries), entries
+        # Logged in as alice, not as anyone who may read bob's home.
+        answer = _list_home(url, stack, "bob", token_for("alice"))
+        assert answer.status_code == 403, answer.text
+
+
+def test_an_unreachable_key_service_is_a_503_to_retry(
+    stack: StackInfo, token_for, tmp_path: Path
+) -> None:
+    unused = f"http://127.0.0.1:{free_ports(1)[0]}"
+    credentials = {"type": "key_service", "url": unused, "timeout": 5}
+    with own_server(stack, tmp_path, ssh_credentials=credentials) as url:
+        answer = _list_home(url, stack, "alice", token_for("alice"))
+        assert answer.status_code == 503, answer.text
+        assert "key service" in answer.json()["message"]
+        assert int(answer.headers["Retry-After"]) >= 1
+
+
+def test_static_keys_serve_the_configured_users_only(
+    stack: StackInfo, token_for, tmp_path: Path
+) -> None:
+    ca = asyncssh.import_private_key(stack.ca_key.read_bytes())
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    now = int(time.time())
+    cert = ca.generate_user_certificate(
+        key, "static-test", principals=["alice"], valid_after=now - 60, valid_before=now + 3600
+    )
+    key_file = tmp_path / "alice_key"
+    key_file.write_bytes(key.export_private_key())
+    key_file.chmod(0o600)
+    credentials = {
+        "type": "static_keys",
+        "keys": {
+            "alice": {
+                "private_key": {"file": str(key_file)},
+                "certificate": cert.export_certificate().decode(),
+            }
+        },
+    }
+    with own_server(stack, tmp_path, ssh_credentials=credentials) as url:
+        answer = _list_home(url, stack, "alice", token_for("alice"))
+        assert answer.status_code == 200, answer.text
+        refused = _list_home(url, stack, "bob", token_for("bob"))
+        assert refused.status_code == 403, refused.text
+        assert "no SSH key is configured for user bob" in refused.json()["message"]

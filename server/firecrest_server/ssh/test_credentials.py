@@ -1,0 +1,86 @@
+"""How the key service's answers become API errors (its HTTP side faked with httpx's
+MockTransport; the real protocol runs against dev/key_service.py in
+tests/server/test_credential_modes.py)."""
+
+from __future__ import annotations
+
+import asyncssh
+import httpx
+import pytest
+
+from ..config import KeyServiceCredentials
+from ..errors import Forbidden, RequestTimeout, ServiceUnavailable
+from .credentials import CredentialError, KeyService
+
+
+def _service(handler) -> KeyService:
+    config = KeyServiceCredentials(type="key_service", url="http://keys.example/")
+    return KeyService(config, httpx.AsyncClient(transport=httpx.MockTransport(handler)))
+
+
+def _issued() -> dict:
+    ca = asyncssh.generate_private_key("ssh-ed25519")
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    cert = ca.generate_user_certificate(key, "test", principals=["alice"])
+    return {
+        "sshKey": {
+            "privateKey": key.export_private_key().decode(),
+            "publicKey": cert.export_certificate().decode(),
+        }
+    }
+
+
+async def test_a_key_comes_back_for_the_token_and_user_asked() -> None:
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(201, json=_issued())
+
+    key, cert = await _service(answer).client_key("alice", "TOKEN")
+    assert cert is not None
+    assert cert.principals == ["alice"]
+    assert key.public_data == cert.key.public_data
+    (request,) = seen
+    assert str(request.url) == "http://keys.example/api/v1/ssh-keys"
+    assert request.headers["Authorization"] == "Bearer TOKEN"
+    assert b'"username":"alice"' in request.content.replace(b" ", b"")
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (401, Forbidden),
+        (403, Forbidden),
+        (502, ServiceUnavailable),
+        (503, ServiceUnavailable),
+        (504, ServiceUnavailable),
+        (500, CredentialError),
+        (200, CredentialError),  # FirecREST's protocol answers 201
+    ],
+)
+async def test_answers_other_than_a_key_map_to_errors(status: int, error: type) -> None:
+    with pytest.raises(error) as raised:
+        await _service(lambda _request: httpx.Response(status, json={})).client_key("alice", "T")
+    if error is ServiceUnavailable:
+        assert int(raised.value.headers["Retry-After"]) >= 1
+
+
+async def test_unusable_keys_unreachable_services_and_timeouts() -> None:
+    garbage = {"sshKey": {"privateKey": "not a key", "publicKey": "not a cert"}}
+    with pytest.raises(CredentialError, match="unusable key"):
+        await _service(lambda _r: httpx.Response(201, json=garbage)).client_key("alice", "T")
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    with pytest.raises(ServiceUnavailable, match="unreachable"):
+        await _service(refuse).client_key("alice", "T")
+
+    def hang(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("no answer", request=request)
+
+    with pytest.raises(RequestTimeout):
+        await _service(hang).client_key("alice", "T")
+    with pytest.raises(CredentialError, match="token"):
+        await _service(lambda _r: httpx.Response(201, json=_issued())).client_key("alice", None)

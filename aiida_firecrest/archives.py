@@ -83,7 +83,7 @@ async def compress(
 async def _is_root_directory(fs: RemoteFileSystem, root_dir: str) -> bool:
     # "/" is a directory everywhere, though FirecREST answers only for paths inside the system's
     # file systems: archive names relative to "/" (AiiDA's generic example) need no look.
-    if root_dir == "/":
+    if not root_dir.strip("/"):  # "/", or "//", which normpath keeps as it is
         return True
     root = await fs.stat_or_none(root_dir)
     return root is not None and root.is_dir

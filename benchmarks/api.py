@@ -180,8 +180,8 @@ def _prepare(stack: StackInfo) -> None:
 
 
 def run(stack: StackInfo, endpoints: list[str], levels: list[int], seconds: float) -> list[dict]:
-    _prepare(stack)
     try:
+        _prepare(stack)
         token = stack.fetch_token("alice")
         rows = []
         for endpoint in endpoints:

@@ -6,9 +6,9 @@
 ``{"duration": "1min", "username": "alice"}`` answers 201 with
 ``{"sshKey": {"privateKey": ..., "publicKey": <certificate>}}``: a fresh ed25519 key and a
 certificate for it, signed by the stack's user CA, whose only principal is the username, valid
-for the duration asked (at most 10 minutes). The token is checked as the API server checks it
-(signature against the identity provider's JWKS, issuer, audience, expiry), and its username
-claim must be the username asked for: a token for alice never gets a key for bob (403).
+for the duration asked (at most 10 minutes). The token is checked with the API server's settings
+(signature against the identity provider's JWKS, issuer, audience, expiry; no leeway), and its
+username claim must be the username asked for: a token for alice never gets a key for bob (403).
 ``GET /health`` answers 200.
 
 It exists so that the API server's ``key_service`` credential mode can be tested end to end on
@@ -104,14 +104,21 @@ def handler_for(issuer: KeyIssuer) -> type[BaseHTTPRequestHandler]:
                 return
             try:
                 owner = issuer.username_of(header.removeprefix("Bearer "))
+            except jwt.PyJWKClientConnectionError as exc:
+                self._answer(HTTPStatus.SERVICE_UNAVAILABLE, {"message": f"no JWKS: {exc}"})
+                return
             except (jwt.PyJWTError, KeyError) as exc:
                 self._answer(HTTPStatus.UNAUTHORIZED, {"message": f"invalid token: {exc}"})
                 return
             try:
                 length = int(self.headers.get("Content-Length", "0"))
-                body = json.loads(self.rfile.read(min(length, 4096)) or b"{}")
+                if not 0 <= length <= 4096:
+                    raise ValueError("the body must be 0 to 4096 bytes")
+                body = json.loads(self.rfile.read(length) or b"{}")
                 username = str(body["username"])
                 seconds = _seconds(str(body.get("duration", "1min")))
+                if seconds <= 0:
+                    raise ValueError("the duration must be positive")
             except (ValueError, KeyError, TypeError) as exc:
                 self._answer(HTTPStatus.BAD_REQUEST, {"message": f"bad request: {exc}"})
                 return

@@ -6,6 +6,7 @@ iterating); otherwise the session starts its own under /tmp on free ports and st
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import shutil
 import tempfile
@@ -48,20 +49,41 @@ def stack() -> Iterator[StackInfo]:
             shutil.rmtree(directory, ignore_errors=True)
         else:
             print(f"dev/stack down failed; state kept in {directory}:\n{result.stderr}")
-        # The test users' homes outlive the stack: remove what this session added there (test
-        # directories, transfer-job logs, job markers, staging), and nothing that was there.
-        for name, before in homes_before.items():
-            home = Path(info.users[name].home)
-            for entry in _entries(home) - before:
-                path = home / entry
-                if path.is_dir() and not path.is_symlink():
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    path.unlink(missing_ok=True)
+        if not os.environ.get("FIRECREST_KEEP_HOMES"):
+            for name, before in homes_before.items():
+                _remove_new_artefacts(Path(info.users[name].home), before)
+
+
+# What the server, the plugin and the tools leave in a user's home as they work: transfer-job
+# logs (FirecREST's names), job markers, staging, the plugin's temporary directory, the demo's
+# and the API benchmark's directories. Tests remove their own directories themselves.
+_ARTEFACTS = (
+    ".f7t_file_handling_job_*",
+    ".firecrest-server",
+    ".firecrest-staging",
+    ".aiida-firecrest-tmp",
+    ".bench-ls",
+    "aiida_run",
+)
 
 
 def _entries(directory: Path) -> set[str]:
     return {entry.name for entry in directory.iterdir()}
+
+
+def _remove_new_artefacts(home: Path, before: set[str]) -> None:
+    """The test users' homes outlive the stack (every CI run left ~140 transfer-job logs there):
+    remove the artefacts this session created, only those (names in ``_ARTEFACTS`` that were
+    not there when it started: another stack's state, made earlier, stays). Set
+    FIRECREST_KEEP_HOMES=1 to keep them for a look after a failed run."""
+    for entry in _entries(home) - before:
+        if not any(fnmatch.fnmatchcase(entry, pattern) for pattern in _ARTEFACTS):
+            continue
+        path = home / entry
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")

@@ -9,9 +9,12 @@ own on the stack's sshd, Slurm and identity provider, with
 from __future__ import annotations
 
 import contextlib
+import shutil
+import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,10 +59,10 @@ def key_service(stack: StackInfo) -> Iterator[str]:
 
 
 def _list_home(url: str, stack: StackInfo, user: str, token: str) -> httpx.Response:
-    """ops/ls of ``user``'s home (mode 0700: only that user may list it), asked with ``token``."""
+    """ops/ls of ``user``'s home, asked with ``token``."""
     return httpx.get(
         f"{url}/filesystem/{stack.system}/ops/ls",
-        params={"path": stack.users[user].home, "showHidden": "true"},
+        params={"path": stack.users[user].home},
         headers={"Authorization": f"Bearer {token}"},
         timeout=60,
     )
@@ -90,12 +93,20 @@ def test_key_service_mode_logs_each_user_in_as_themselves(
     credentials = {"type": "key_service", "url": key_service, "timeout": 10}
     with own_server(stack, tmp_path, ssh_credentials=credentials) as url:
         for user in ("alice", "bob"):
-            answer = _list_home(url, stack, user, token_for(user))
-            assert answer.status_code == 200, answer.text
-            entries = answer.json()["output"]  # at least the skeleton's .bashrc
-            assert entries
-            assert all(entry["user"] == user for entry in entries), entries
-        # Logged in as alice, not as anyone who may read bob's home.
+            made = f"{stack.users[user].home}/credentials-{uuid.uuid4().hex[:8]}"
+            answer = httpx.post(
+                f"{url}/filesystem/{stack.system}/ops/mkdir",
+                json={"path": made},
+                headers={"Authorization": f"Bearer {token_for(user)}"},
+                timeout=60,
+            )
+            try:
+                assert answer.status_code == 201, answer.text
+                assert Path(made).owner() == user  # made by a login as that user
+            finally:
+                shutil.rmtree(made, ignore_errors=True)
+        # Logged in as alice, not as anyone who may read bob's home (mode 0700).
+        assert _list_home(url, stack, "alice", token_for("alice")).status_code == 200
         answer = _list_home(url, stack, "bob", token_for("alice"))
         assert answer.status_code == 403, answer.text
 
@@ -103,13 +114,17 @@ def test_key_service_mode_logs_each_user_in_as_themselves(
 def test_an_unreachable_key_service_is_a_503_to_retry(
     stack: StackInfo, token_for, tmp_path: Path
 ) -> None:
-    unused = f"http://127.0.0.1:{free_ports(1)[0]}"
-    credentials = {"type": "key_service", "url": unused, "timeout": 5}
-    with own_server(stack, tmp_path, ssh_credentials=credentials) as url:
-        answer = _list_home(url, stack, "alice", token_for("alice"))
-        assert answer.status_code == 503, answer.text
-        assert "key service" in answer.json()["message"]
-        assert int(answer.headers["Retry-After"]) >= 1
+    # A port held by a socket that does not listen: connections to it are refused, and no one
+    # else can take it meanwhile.
+    with socket.socket() as closed_port:
+        closed_port.bind(("127.0.0.1", 0))
+        unused = f"http://127.0.0.1:{closed_port.getsockname()[1]}"
+        credentials = {"type": "key_service", "url": unused, "timeout": 5}
+        with own_server(stack, tmp_path, ssh_credentials=credentials) as url:
+            answer = _list_home(url, stack, "alice", token_for("alice"))
+            assert answer.status_code == 503, answer.text
+            assert "key service" in answer.json()["message"]
+            assert int(answer.headers["Retry-After"]) >= 1
 
 
 def test_static_keys_serve_the_configured_users_only(

@@ -19,7 +19,7 @@ from ..config import (
     KeyServiceCredentials,
     StaticKeyCredentials,
 )
-from ..errors import ApiError, Forbidden, RequestTimeout, ServiceUnavailable
+from ..errors import ApiError, Forbidden, ServiceUnavailable
 
 ClientKey = tuple[asyncssh.SSHKey, asyncssh.SSHCertificate | None]
 
@@ -86,11 +86,12 @@ class KeyService:
                 headers={"Authorization": f"Bearer {token}"},
                 timeout=self._timeout,
             )
-        except httpx.TimeoutException:
-            raise RequestTimeout("SSH key service timed out") from None
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+            raise CredentialError(f"SSH key service URL unusable: {exc}") from None
         except httpx.HTTPError as exc:
-            # Transient, like an unreachable login node: 503 with Retry-After, which clients
-            # retry (FirecREST answers 500).
+            # Transient, like an unreachable login node: 503 with Retry-After, which the AiiDA
+            # plugin retries. Not 408 for a timeout: to clients a 408 means "the command took
+            # too long, run it as a transfer job", which needs the same missing credentials.
             raise ServiceUnavailable(
                 f"SSH key service unreachable: {type(exc).__name__}", retry_after=2
             ) from None

@@ -48,8 +48,9 @@ class ConnectionLost(ServiceUnavailable):
     """The SSH connection to the cluster failed or could not be opened: 503 with Retry-After.
 
     FirecREST v2 answers 424 here, which no client retries. The cluster being unreachable is
-    the textbook 503: pyfirecrest and the AiiDA plugin wait ``Retry-After`` and try again, and
-    the pool opens a fresh connection for the next request."""
+    the textbook 503: the AiiDA plugin waits ``Retry-After`` and tries again (pyfirecrest 3.10
+    retries only 429 and hands a 503 to its caller), and the pool opens a fresh connection for
+    the next request."""
 
     def __init__(self, message: str, retry_after: float = 2) -> None:
         super().__init__(message, retry_after)

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from ..config import KeyServiceCredentials
-from ..errors import Forbidden, RequestTimeout, ServiceUnavailable
+from ..errors import Forbidden, ServiceUnavailable
 from .credentials import CredentialError, KeyService
 
 
@@ -80,7 +80,13 @@ async def test_unusable_keys_unreachable_services_and_timeouts() -> None:
     def hang(request: httpx.Request) -> httpx.Response:
         raise httpx.ReadTimeout("no answer", request=request)
 
-    with pytest.raises(RequestTimeout):
+    with pytest.raises(ServiceUnavailable, match="unreachable"):
         await _service(hang).client_key("alice", "T")
+
+    def misconfigured(request: httpx.Request) -> httpx.Response:
+        raise httpx.UnsupportedProtocol("no scheme", request=request)
+
+    with pytest.raises(CredentialError, match="URL unusable"):
+        await _service(misconfigured).client_key("alice", "T")
     with pytest.raises(CredentialError, match="token"):
         await _service(lambda _r: httpx.Response(201, json=_issued())).client_key("alice", None)

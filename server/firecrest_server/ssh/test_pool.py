@@ -7,6 +7,8 @@ import asyncio
 import random
 from pathlib import Path
 
+import pytest
+
 from ..config import CertificateAuthorityCredentials, SSHConfig
 from .pool import Connection, SSHPool
 
@@ -62,7 +64,13 @@ async def test_many_borrowers_never_open_more_than_the_bound() -> None:
 
 
 async def test_a_failed_open_frees_its_place_for_the_next_borrower() -> None:
-    pool = _CountingPool(max_connections_per_user=1, max_channels_per_connection=2)
+    # Short timeouts: if the failed open kept its place, the next borrow would wait them out.
+    pool = _CountingPool(
+        max_connections_per_user=1,
+        max_channels_per_connection=2,
+        connect_timeout=0.5,
+        command_timeout=0.5,
+    )
     real_open = pool._open
     failures = [OSError("refused")]
 
@@ -72,11 +80,9 @@ async def test_a_failed_open_frees_its_place_for_the_next_borrower() -> None:
         return await real_open(username, token)
 
     pool._open = flaky_open  # type: ignore[method-assign]
-    try:
+    with pytest.raises(OSError, match="refused"):
         async with pool.connection("alice"):
             raise AssertionError("the first open fails")
-    except OSError:
-        pass
     async with pool.connection("alice"):
         assert pool.stats()["connections"] == 1
     assert pool.opened == 1

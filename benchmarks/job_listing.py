@@ -40,7 +40,13 @@ async def _ensure_history(http: httpx.AsyncClient, stack: StackInfo, jobs_url: s
     if missing <= 0:
         return len(listed)
     limit = asyncio.Semaphore(SUBMIT_CONCURRENCY)
-    job = {"script": "#!/bin/bash\ntrue\n", "workingDirectory": stack.users["alice"].home}
+    job = {
+        "script": "#!/bin/bash\ntrue\n",
+        "workingDirectory": stack.users["alice"].home,
+        # Nothing to keep: no slurm-N.out per job in alice's home.
+        "standardOutput": "/dev/null",
+        "standardError": "/dev/null",
+    }
 
     async def submit(i: int) -> None:
         async with limit:

@@ -13,7 +13,9 @@ What it does, with the commands an AiiDA user would type:
    workers) and waits for them;
 5. prints a summary: finished OK / failed, wall time, calculations per minute.
 
-Exit status 0 only if every calculation finished OK with the right sum.
+Exit status 0 only if every calculation finished OK with the right sum. Without ``--keep``,
+the profile is removed afterwards, and so are the calculations' directories and the server's
+working files it made in alice's home (``aiida_run``, job markers, transfer-job logs).
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ import uuid
 from pathlib import Path
 
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.stack import home_entries, remove_new_artefacts
 
 VERDI = str(Path(sys.executable).parent / "verdi")
 
@@ -51,6 +56,7 @@ def main() -> int:
     args = parser.parse_args()
     stack = json.loads(Path(args.stack_json).read_text())
     alice = stack["users"]["alice"]
+    home_before = home_entries(alice["home"])
     aiida_path = Path(args.keep or tempfile.mkdtemp(prefix="fc-aiida-demo-"))
     # The daemon looks for `verdi` on PATH: the one next to this interpreter.
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
@@ -157,6 +163,8 @@ def main() -> int:
         _verdi(env, "daemon", "stop", check=False)
         if not args.keep:
             shutil.rmtree(aiida_path, ignore_errors=True)
+            # The calculations' directories on the (local) cluster, made for this profile only.
+            remove_new_artefacts(alice["home"], home_before)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ from pathlib import Path
 from defusedxml import ElementTree
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.stack import running_stack
+from tests.stack import computer_settings, running_stack
 
 USER = "alice"
 SUITE = Path("tests/transports/test_all_plugins.py")
@@ -214,19 +214,7 @@ def main() -> int:
         _prepare_suite(args.checkout, suite)
         python, env = _interpreter_for(work, Path(sysconfig.get_paths()["purelib"]))
         with running_stack(args.stack) as stack:
-            credentials = stack.users[USER]
-            settings = {
-                "machine": stack.system,
-                "url": stack.url,
-                "token_uri": stack.token_url,
-                "client_id": credentials.client_id,
-                "client_secret": credentials.client_secret,
-                "compute_resource": stack.system,
-                "billing_account": stack.account,
-                "temp_directory": f"{credentials.home}/.aiida-firecrest-tmp",
-                "max_io_allowed": 8,
-                "checksum_check": False,
-            }
+            settings = {"machine": stack.system, **computer_settings(stack, USER)}
             home = work / "home"
             home.mkdir(mode=0o700)  # alice's client secret goes in here
             settings_file = home / "settings.json"

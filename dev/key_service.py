@@ -19,16 +19,16 @@ for FirecREST) has its own policies; this one has only the checks above.
 from __future__ import annotations
 
 import argparse
-import itertools
+import asyncio
 import json
 import re
-import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import asyncssh
 import jwt
+from firecrest_server.config import CertificateAuthorityCredentials
+from firecrest_server.ssh.credentials import CertificateAuthority
 
 MAX_SECONDS = 600
 _DURATION = re.compile(r"^(\d+)(s|min|h)?$")
@@ -48,9 +48,9 @@ class KeyIssuer:
         # The API server's own token settings (JSON is YAML: the stack writes it as JSON).
         config = json.loads((stack_json.parent / "server" / "config.yaml").read_text())
         self.auth = config["auth"]
-        self.ca = asyncssh.import_private_key(Path(stack["ssh"]["ca_key"]).read_bytes())
+        self.ca_key = Path(stack["ssh"]["ca_key"]).read_text()
         self.jwks = jwt.PyJWKClient(self.auth["jwks_url"], cache_keys=True)
-        self.serials = itertools.count(1)  # next() is atomic: handlers run in threads
+        self.authorities: dict[int, CertificateAuthority] = {}  # per validity, in seconds
 
     def username_of(self, token: str) -> str:
         key = self.jwks.get_signing_key_from_jwt(token)
@@ -65,21 +65,16 @@ class KeyIssuer:
         return str(claims[self.auth["username_claim"]])
 
     def issue(self, username: str, seconds: int) -> dict[str, str]:
-        key = asyncssh.generate_private_key("ssh-ed25519")
-        now = int(time.time())
-        cert = self.ca.generate_user_certificate(
-            key,
-            f"dev-key-service:{username}:{now}",
-            serial=next(self.serials),
-            principals=[username],
-            valid_after=now - 60,
-            valid_before=now + seconds,
-            permit_x11_forwarding=False,
-            permit_agent_forwarding=False,
-            permit_port_forwarding=False,
-            permit_pty=False,
-            permit_user_rc=False,
-        )
+        # The server's own built-in CA mints the key: the same certificate policy (one
+        # principal, no forwarding, pty or rc), with the validity asked for.
+        authority = self.authorities.get(seconds)
+        if authority is None:
+            credentials = CertificateAuthorityCredentials(
+                type="ca", ca_key=self.ca_key, validity=seconds
+            )
+            authority = self.authorities.setdefault(seconds, CertificateAuthority(credentials))
+        key, cert = asyncio.run(authority.client_key(username, None))
+        assert cert is not None
         return {
             "privateKey": key.export_private_key().decode(),
             "publicKey": cert.export_certificate().decode(),

@@ -11,18 +11,10 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
-from .stack import (
-    StackInfo,
-    home_entries,
-    new_stack_dir,
-    remove_new_artefacts,
-    stack_down,
-    stack_up,
-)
+from .stack import StackInfo, running_stack
 
 # AiiDA writes its configuration under $AIIDA_PATH (default ~/.aiida) as soon as it is imported:
 # keep the test session's AiiDA state in a temporary directory that is removed afterwards.
@@ -39,25 +31,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[StackInfo]:
-    reuse = os.environ.get("FIRECREST_STACK")
-    if reuse:
-        yield StackInfo.load(Path(reuse))
-        return
-    directory = new_stack_dir()
-    info, elapsed = stack_up(directory)
-    print(f"\nstack up in {elapsed:.1f} s at {directory}")
-    homes_before = {name: home_entries(user.home) for name, user in info.users.items()}
-    try:
+    with running_stack(os.environ.get("FIRECREST_STACK")) as info:
         yield info
-    finally:
-        result = stack_down(directory)
-        if result.returncode == 0:
-            shutil.rmtree(directory, ignore_errors=True)
-        else:
-            print(f"dev/stack down failed; state kept in {directory}:\n{result.stderr}")
-        if not os.environ.get("FIRECREST_KEEP_HOMES"):
-            for name, before in homes_before.items():
-                remove_new_artefacts(info.users[name].home, before)
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import json
+import os
 import shlex
 import shutil
 import socket
@@ -15,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -164,21 +166,48 @@ def stack_down(directory: Path) -> subprocess.CompletedProcess:
 @contextlib.contextmanager
 def running_stack(stack_json: str | None) -> Iterator[StackInfo]:
     """The stack that ``stack_json`` describes, or, without one, a stack of our own on free
-    ports, stopped and removed afterwards (what the benchmarks' ``--stack`` option means)."""
+    ports, stopped and removed afterwards (the test session's stack, and what the benchmarks'
+    ``--stack`` option means). An own stack also takes away the artefacts it left in the test
+    users' homes, unless FIRECREST_KEEP_HOMES is set; if it cannot be stopped cleanly, its
+    directory is kept for a look."""
     if stack_json:
         yield StackInfo.load(Path(stack_json))
         return
     directory = new_stack_dir()
     homes_before: dict[str, set[str]] = {}
     try:
-        stack, _ = stack_up(directory)
+        stack, elapsed = stack_up(directory)
+        print(f"\nstack up in {elapsed:.1f} s at {directory}")
         homes_before = {name: home_entries(user.home) for name, user in stack.users.items()}
         yield stack
     finally:
-        stack_down(directory)
-        shutil.rmtree(directory, ignore_errors=True)
-        for name, before in homes_before.items():
-            remove_new_artefacts(stack.users[name].home, before)
+        result = stack_down(directory)
+        if result.returncode == 0:
+            shutil.rmtree(directory, ignore_errors=True)
+        else:
+            print(f"dev/stack down failed; state kept in {directory}:\n{result.stderr}")
+        if not os.environ.get("FIRECREST_KEEP_HOMES"):
+            for name, before in homes_before.items():
+                remove_new_artefacts(stack.users[name].home, before)
+
+
+def computer_settings(stack: StackInfo, user: str = "alice", **overrides: Any) -> dict[str, Any]:
+    """``verdi computer configure firecrest`` values for ``user`` on the stack (what the
+    transport's constructor takes, apart from ``machine``)."""
+    credentials = stack.users[user]
+    settings: dict[str, Any] = {
+        "url": stack.url,
+        "token_uri": stack.token_url,
+        "client_id": credentials.client_id,
+        "client_secret": credentials.client_secret,
+        "compute_resource": stack.system,
+        "billing_account": stack.account,
+        "temp_directory": f"{credentials.home}/.aiida-firecrest-tmp",
+        "max_io_allowed": 8,
+        "checksum_check": False,
+    }
+    settings.update(overrides)
+    return settings
 
 
 def restart_part(

@@ -29,27 +29,9 @@ from aiida.tools.pytest_fixtures import (  # noqa: F401  (fixtures, used by name
     aiida_profile_factory,
 )
 
-from ..stack import StackInfo
+from ..stack import StackInfo, computer_settings
 
 USER = "alice"
-
-
-def computer_settings(stack: StackInfo, user: str = USER, **overrides: Any) -> dict[str, Any]:
-    """``verdi computer configure firecrest`` values for ``user`` on the stack."""
-    credentials = stack.users[user]
-    settings: dict[str, Any] = {
-        "url": stack.url,
-        "token_uri": stack.token_url,
-        "client_id": credentials.client_id,
-        "client_secret": credentials.client_secret,
-        "compute_resource": stack.system,
-        "billing_account": stack.account,
-        "temp_directory": f"{credentials.home}/.aiida-firecrest-tmp",
-        "max_io_allowed": 8,
-        "checksum_check": False,
-    }
-    settings.update(overrides)
-    return settings
 
 
 def scheduler_type() -> str:

@@ -31,7 +31,14 @@ def _remote(runtime, request: Request, token: str, kind: str) -> tuple[Remote, S
     if system.allowed_users is not None and grant.user not in system.allowed_users:
         raise Forbidden(f"User {grant.user} may not use system {system.name}")
     runtime.health.ensure_available(system.name, "ssh")
-    return make_remote(runtime, request, system, grant.user, None), grant
+    # key_service mode: the key issued when the URL was made (no bearer token here to ask
+    # the key service with); otherwise the pool's own credentials.
+    login = (
+        runtime.sealer.open(grant.sealed_key, grant.user, system.name)
+        if grant.sealed_key is not None
+        else None
+    )
+    return make_remote(runtime, request, system, grant.user, login), grant
 
 
 @router.put("/parts/{number}", summary="Upload one part (S3 UploadPart)")

@@ -172,3 +172,12 @@ def test_check_refuses_trusted_proxies_without_public_url(stack: StackInfo, tmp_
     accepted = subprocess.run(command, capture_output=True, text=True, check=False)
     assert accepted.returncode == 0, accepted.stderr
     assert "firecrest-server: warning" not in accepted.stderr
+
+
+def test_redirects_name_the_public_url_not_a_forged_host(behind_proxy) -> None:
+    server, proxy, _log = behind_proxy
+    for base in (server, proxy):
+        with _client(CLIENT_ADDRESS) as http:
+            answer = http.get(f"{base}/status/systems/", headers=FORGED | {"Host": "evil.example"})
+        assert answer.status_code == 307
+        assert answer.headers["location"] == f"{PUBLIC_URL}/status/systems"

@@ -61,3 +61,20 @@ def test_tampered_or_garbage_seals_are_refused() -> None:
     for bad in (flipped, "", "!!!", sealed[:20]):
         with pytest.raises(Forbidden):
             KeySealer(SECRET).open(bad, "alice", "cluster")
+
+
+def test_an_rsa_key_fits_in_a_staging_url() -> None:
+    from ..api.routes.staging import MAX_TOKEN
+    from .tokens import StagingGrant, UrlSigner
+
+    ca = asyncssh.generate_private_key("ssh-ed25519")
+    key = asyncssh.generate_private_key("ssh-rsa", key_size=3072)
+    cert = ca.generate_user_certificate(key, "test", principals=["alice"])
+    sealed = KeySealer(SECRET).seal(IssuedKey("alice", key, cert), "cluster")
+    grant = StagingGrant(
+        "upload", "alice", "cluster", "/home/alice/" + "x" * 60, 1, sealed_key=sealed
+    )
+    token = UrlSigner(SECRET).sign(grant, 600)
+    assert len(token) < MAX_TOKEN
+    assert UrlSigner(SECRET).verify(token, "upload").sealed_key == sealed
+    assert KeySealer(SECRET).open(sealed, "alice", "cluster").key.public_data == key.public_data

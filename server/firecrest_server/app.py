@@ -20,8 +20,10 @@ from .api.routes import (
 )
 from .config import Settings, load_settings
 from .errors import install_error_handlers
+from .forwarding import ForwardedHeadersMiddleware
 from .logs import configure_logging
 from .middleware import FirecrestHeadersMiddleware
+from .public_url import PublicUrlMiddleware
 from .runtime import open_runtime
 
 CONFIG_ENV = "FIRECREST_SERVER_CONFIG"
@@ -43,6 +45,15 @@ def create_app(settings: Settings) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(FirecrestHeadersMiddleware)
+    if settings.server.public_url is not None:
+        app.add_middleware(PublicUrlMiddleware, public_url=settings.server.public_url)
+    if settings.server.trusted_proxies:
+        # Added last, so it runs first: the access log then names the client, not the proxy.
+        app.add_middleware(
+            ForwardedHeadersMiddleware,
+            trusted=settings.server.trusted_proxies,
+            kind=settings.server.proxy_headers,
+        )
     app.include_router(status.router)
     app.include_router(filesystem_ops.router)
     app.include_router(filesystem_extensions.router)

@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"firecrest-server: {exc}", file=sys.stderr)
         return 2
+    for warning in settings.warnings():
+        print(f"firecrest-server: warning: {warning}", file=sys.stderr)
     if args.check:
         print(f"firecrest-server: {args.config} is valid ({len(settings.systems)} system(s))")
         return 0

@@ -10,8 +10,10 @@ Secrets can be given inline, or read from a file or an environment variable::
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import posixpath
+import urllib.parse
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -128,6 +130,10 @@ class KeyServiceCredentials(_Strict):
     type: Literal["key_service"]
     url: str
     timeout: float = 5.0
+    # Staging URLs carry a key issued for them (sealed, staging/sealing.py), because their
+    # requests bring no bearer token to ask the key service with. The key is asked for this
+    # long, and a URL expires with its key: a leaked URL is worth nothing after it.
+    staging_key_duration: float = Field(default=600.0, ge=60, le=7 * 24 * 3600)
 
 
 class StaticKey(_Strict):
@@ -237,12 +243,56 @@ class ServerConfig(_Strict):
     # uvloop cannot be installed. See docs/configuration.md.
     event_loop: Literal["asyncio", "uvloop"] = "uvloop"
     metrics: bool = True  # serve Prometheus metrics at /metrics (unauthenticated)
-    # Base URL clients reach this server at, for the staging URLs it hands out (S3-style
-    # large-file transfers). Default: the URL of the request that asked for them.
+    # Base URL clients reach this server at, for every URL it hands out (the staging URLs of
+    # S3-style large-file transfers). Unset: the URL of the request that asked for them, with
+    # the Host header the client sent (a warning at start; see docs/deployment.md).
     public_url: str | None = None
+    # Peers (IP addresses or networks) whose Forwarded / X-Forwarded-For / X-Forwarded-Proto
+    # headers are believed: the reverse proxies in front of this server. Anyone else's are
+    # ignored. Requires public_url: the Host a proxy passes on never names our URLs.
+    trusted_proxies: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    # Which headers those proxies set: a proxy passes the other kind on as the client sent it,
+    # so only one kind can be believed.
+    proxy_headers: Literal["x-forwarded", "forwarded"] = "x-forwarded"
     # HMAC key for staging URLs. Every replica behind one URL must share it; when unset, a
     # random key is made at start-up and shared by the workers of that one process.
     url_signing_key: Secret | None = None
+
+    @field_validator("public_url")
+    @classmethod
+    def _absolute_http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urllib.parse.urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an absolute http:// or https:// URL")
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError("must have no query, fragment or credentials")
+        return value.rstrip("/")
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        # "10.0.0.1" or "10.0.0.0/8"; a host address with host bits set ("10.0.0.1/8") is a
+        # typo that would trust a whole network silently: refused by strict parsing.
+        if not isinstance(value, list):
+            return value
+        networks = []
+        for item in value:
+            try:
+                networks.append(ipaddress.ip_network(str(item), strict=True))
+            except ValueError as exc:
+                raise ValueError(f"{item!r} is not an IP address or network: {exc}") from None
+        return networks
+
+    @model_validator(mode="after")
+    def _proxies_need_public_url(self) -> ServerConfig:
+        if self.trusted_proxies and self.public_url is None:
+            raise ValueError(
+                "server.trusted_proxies is set but server.public_url is not: behind a reverse "
+                "proxy the URLs handed out must come from server.public_url"
+            )
+        return self
 
 
 class Settings(_Strict):
@@ -259,6 +309,16 @@ class Settings(_Strict):
         if duplicates:
             raise ValueError(f"duplicate system names: {duplicates}")
         return value
+
+    def warnings(self) -> list[str]:
+        """What is valid but probably not meant; printed at start and by ``--check``."""
+        if self.server.public_url is None:
+            return [
+                "server.public_url is not set: staging URLs are built from each request's Host "
+                "header and the connection's scheme (http behind a TLS-terminating proxy); "
+                "set it to the URL clients use"
+            ]
+        return []
 
     def system(self, name: str) -> SystemConfig | None:
         name = name.lower()

@@ -113,5 +113,8 @@ class FirecrestHeadersMiddleware:
                     "path": path,
                     "status": status,
                     "seconds": round(seconds, 6),
+                    # As reported by a trusted proxy (forwarding.py), else the TCP peer's.
+                    "client": (scope.get("client") or (None,))[0],
+                    "scheme": scope.get("scheme"),
                 },
             )

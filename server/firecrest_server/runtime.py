@@ -17,6 +17,7 @@ from .health import HealthMonitor
 from .metrics import Metrics
 from .ratelimit import RateLimiter
 from .ssh import RemoteRunner, SSHPool, build_credential_provider
+from .staging.sealing import KeySealer
 from .staging.tokens import UrlSigner
 
 # Set by the command line for its worker processes when the configuration has no key.
@@ -37,6 +38,7 @@ class Runtime:
     health: HealthMonitor
     metrics: Metrics
     signer: UrlSigner
+    sealer: KeySealer  # staging URLs' keys in key_service mode, under the same secret
 
 
 @contextlib.asynccontextmanager
@@ -71,6 +73,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         for pool in pools.values():
             pool.start()
         health.start()
+        signing_key = _signing_key(settings)
         try:
             yield Runtime(
                 settings=settings,
@@ -81,7 +84,8 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
                 limiter=RateLimiter(settings.rate_limit),
                 health=health,
                 metrics=metrics,
-                signer=UrlSigner(_signing_key(settings)),
+                signer=UrlSigner(signing_key),
+                sealer=KeySealer(signing_key),
             )
         finally:
             await health.close()

@@ -46,3 +46,31 @@ def test_idle_connections_outlive_client_keep_alive(tmp_path: Path, monkeypatch)
 @pytest.fixture(autouse=True)
 def _restore_env(monkeypatch) -> None:
     monkeypatch.delenv(cli.SIGNING_KEY_ENV, raising=False)
+
+
+def test_check_refuses_trusted_proxies_without_public_url(tmp_path: Path, capsys) -> None:
+    config = {
+        "server": {"trusted_proxies": ["10.0.0.0/8"]},
+        "auth": {"jwks_url": "https://idp/jwks"},
+        "systems": [
+            {
+                "name": "c",
+                "ssh": {
+                    "host": "h",
+                    "known_hosts": "/k",
+                    "credentials": {"type": "ca", "ca_key": "K"},
+                },
+            }
+        ],
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(json.dumps(config))
+    assert cli.main(["--config", str(path), "--check"]) == 2
+    error = capsys.readouterr().err
+    assert "server.trusted_proxies" in error
+    assert "server.public_url" in error
+    # Without proxies, a missing public_url is valid, with a warning.
+    del config["server"]
+    path.write_text(json.dumps(config))
+    assert cli.main(["--config", str(path), "--check"]) == 0
+    assert "warning: server.public_url is not set" in capsys.readouterr().err

@@ -94,3 +94,40 @@ def test_load_settings_reports_unreadable_and_bad_yaml(tmp_path: Path) -> None:
     bad.write_text("auth: [unclosed")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_settings(bad)
+
+
+def test_trusted_proxies_without_public_url_are_refused_naming_both_keys() -> None:
+    data = _minimal()
+    data["server"] = {"trusted_proxies": ["10.0.0.0/8"]}
+    with pytest.raises(ConfigError, match=r"server\.trusted_proxies.*server\.public_url"):
+        parse_settings(data)
+    data["server"]["public_url"] = "https://api.example.org/"
+    server = parse_settings(data).server
+    assert server.public_url == "https://api.example.org"  # no trailing slash to double up
+    assert [str(n) for n in server.trusted_proxies] == ["10.0.0.0/8"]
+
+
+@pytest.mark.parametrize("entry", ["10.0.0.1/8", "proxy.example.org", "10.0.0.300", ""])
+def test_trusted_proxies_must_be_addresses_or_exact_networks(entry: str) -> None:
+    data = _minimal()
+    data["server"] = {"public_url": "https://api.example.org", "trusted_proxies": [entry]}
+    with pytest.raises(ConfigError, match=r"server\.trusted_proxies"):
+        parse_settings(data)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["api.example.org", "ftp://api.example.org", "https://", "https://h/?a=1", "https://u:p@h"],
+)
+def test_public_url_must_be_a_plain_http_url(url: str) -> None:
+    data = _minimal()
+    data["server"] = {"public_url": url}
+    with pytest.raises(ConfigError, match=r"server\.public_url"):
+        parse_settings(data)
+
+
+def test_a_missing_public_url_is_a_warning() -> None:
+    assert any("server.public_url" in w for w in parse_settings(_minimal()).warnings())
+    data = _minimal()
+    data["server"] = {"public_url": "https://api.example.org"}
+    assert parse_settings(data).warnings() == []

@@ -20,6 +20,7 @@ from ..ratelimit import RateLimited
 from ..remote import Remote
 from ..runtime import Runtime
 from ..ssh import RemoteRunner
+from ..ssh.credentials import CallerProof
 
 # auto_error=False: a missing header must get our 401 body with WWW-Authenticate,
 # not FastAPI's own 403.
@@ -115,12 +116,12 @@ def make_remote(
     request: Request,
     system: SystemConfig,
     username: str,
-    bearer_token: str | None,
+    proof: CallerProof,
 ) -> Remote:
     runner = RemoteRunner(
         runtime.pools[system.name],
         username,
-        bearer_token,
+        proof,
         timeout=system.ssh.command_timeout,
         max_output=system.ssh.max_output_bytes,
         request_id=getattr(request.state, "request_id", None),

@@ -3,11 +3,17 @@
 The built-in CA mints an ephemeral ed25519 key and a short-lived certificate whose only principal
 is the token's username, so a token for alice can only ever log in as alice. Credentials are
 fetched only when the pool opens a new connection, never per request.
+
+What a request brings to log in with (``CallerProof``) is the caller's bearer token, which only
+the key service uses, or, for a staging URL's request, which has no bearer token, the key the
+key service issued when the URL was made (carried sealed in the URL, staging/sealing.py).
 """
 
 from __future__ import annotations
 
+import math
 import time
+from dataclasses import dataclass
 from typing import Protocol
 
 import asyncssh
@@ -24,12 +30,24 @@ from ..errors import ApiError, Forbidden, ServiceUnavailable
 ClientKey = tuple[asyncssh.SSHKey, asyncssh.SSHCertificate | None]
 
 
+@dataclass(frozen=True)
+class IssuedKey:
+    """A key and certificate the key service issued for ``username`` earlier."""
+
+    username: str
+    key: asyncssh.SSHKey
+    certificate: asyncssh.SSHCertificate | None
+
+
+CallerProof = str | IssuedKey | None
+
+
 class CredentialError(ApiError):
     status_code = 500
 
 
 class CredentialProvider(Protocol):
-    async def client_key(self, username: str, token: str | None) -> ClientKey: ...
+    async def client_key(self, username: str, proof: CallerProof) -> ClientKey: ...
 
 
 class CertificateAuthority:
@@ -48,7 +66,7 @@ class CertificateAuthority:
         self._validity = config.validity
         self._serial = 0
 
-    async def client_key(self, username: str, token: str | None) -> ClientKey:
+    async def client_key(self, username: str, proof: CallerProof) -> ClientKey:
         key = asyncssh.generate_private_key("ssh-ed25519")
         now = int(time.time())
         self._serial += 1
@@ -75,14 +93,24 @@ class KeyService:
         self._url = config.url.rstrip("/") + "/api/v1/ssh-keys"
         self._timeout = config.timeout
         self._http = http
+        self.staging_key_duration = config.staging_key_duration
 
-    async def client_key(self, username: str, token: str | None) -> ClientKey:
+    async def client_key(self, username: str, proof: CallerProof) -> ClientKey:
+        if isinstance(proof, IssuedKey):
+            if proof.username != username:  # a staging URL's key is for its own user only
+                raise Forbidden(f"the issued key is not {username}'s")
+            return proof.key, proof.certificate
+        return await self.issue(username, proof, 60)
+
+    async def issue(self, username: str, token: str | None, seconds: float) -> ClientKey:
+        """A key for ``username``, asked for ``seconds`` (in whole minutes, at least one)."""
         if not token:
             raise CredentialError("the key service needs the caller's token")
+        duration = f"{max(1, math.ceil(seconds / 60))}min"
         try:
             response = await self._http.post(
                 self._url,
-                json={"duration": "1min", "username": username},
+                json={"duration": duration, "username": username},
                 headers={"Authorization": f"Bearer {token}"},
                 timeout=self._timeout,
             )
@@ -123,7 +151,7 @@ class StaticKeys:
             cert = asyncssh.import_certificate(entry.certificate) if entry.certificate else None
             self._keys[user] = (key, cert)
 
-    async def client_key(self, username: str, token: str | None) -> ClientKey:
+    async def client_key(self, username: str, proof: CallerProof) -> ClientKey:
         try:
             return self._keys[username]
         except KeyError:

@@ -26,7 +26,7 @@ import asyncssh
 from ..config import SSHConfig
 from ..errors import ApiError, RequestTimeout, ServiceUnavailable
 from .coalescing import CoalescingTCP
-from .credentials import CredentialProvider
+from .credentials import CallerProof, CredentialProvider
 
 log = logging.getLogger("firecrest_server.ssh")
 
@@ -112,6 +112,10 @@ class SSHPool:
         self._reaper: asyncio.Task | None = None
         self._closing = False
 
+    @property
+    def credentials(self) -> CredentialProvider:
+        return self._credentials
+
     # ------------------------------------------------------------------------------- lifecycle
 
     def start(self) -> None:
@@ -163,7 +167,7 @@ class SSHPool:
 
     @contextlib.asynccontextmanager
     async def connection(
-        self, username: str, token: str | None = None
+        self, username: str, token: CallerProof = None
     ) -> AsyncIterator[Connection]:
         """Borrow one channel slot on one of ``username``'s connections."""
         entry = await self._acquire(username, token)
@@ -177,7 +181,7 @@ class SSHPool:
                 async with user.changed:
                     user.changed.notify()
 
-    async def _acquire(self, username: str, token: str | None) -> Connection:
+    async def _acquire(self, username: str, token: CallerProof) -> Connection:
         if self._closing:
             raise ConnectionLost("The server is shutting down")
         user = self._users.setdefault(username, _UserConnections())
@@ -220,7 +224,7 @@ class SSHPool:
             user.changed.notify_all()
         return entry
 
-    async def _open(self, username: str, token: str | None) -> Connection:
+    async def _open(self, username: str, token: CallerProof) -> Connection:
         config = self._config
         key, cert = await self._credentials.client_key(username, token)
         options = dict(

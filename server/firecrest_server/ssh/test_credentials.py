@@ -10,7 +10,7 @@ import pytest
 
 from ..config import KeyServiceCredentials
 from ..errors import Forbidden, ServiceUnavailable
-from .credentials import CredentialError, KeyService
+from .credentials import CredentialError, IssuedKey, KeyService
 
 
 def _service(handler) -> KeyService:
@@ -90,3 +90,18 @@ async def test_unusable_keys_unreachable_services_and_timeouts() -> None:
         await _service(misconfigured).client_key("alice", "T")
     with pytest.raises(CredentialError, match="token"):
         await _service(lambda _r: httpx.Response(201, json=_issued())).client_key("alice", None)
+
+
+async def test_an_issued_key_logs_in_its_own_user_only_without_asking_again() -> None:
+    asked: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(request)
+        return httpx.Response(201, json=_issued())
+
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    issued = IssuedKey(username="alice", key=key, certificate=None)
+    assert await _service(answer).client_key("alice", issued) == (key, None)
+    with pytest.raises(Forbidden):
+        await _service(answer).client_key("bob", issued)
+    assert asked == []

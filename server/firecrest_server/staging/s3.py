@@ -23,6 +23,7 @@ from ..errors import ApiError, BadRequest, sftp_error
 from ..filesystem import transfer_jobs
 from ..models.transfer import TransferJob
 from ..remote import Remote
+from .logins import StagingLogin
 from .tokens import StagingGrant, UrlSigner
 
 STAGING_DIR = ".firecrest-staging"
@@ -83,6 +84,7 @@ async def create_upload(
     signer: UrlSigner,
     base_url: str,
     account: str | None,
+    login: StagingLogin,
 ) -> tuple[TransferJob, dict]:
     system = remote.system
     part_size = system.data_operation.staging_part_size
@@ -108,8 +110,9 @@ async def create_upload(
         size=size,
         part_size=part_size,
         parts=parts,
+        sealed_key=login.sealed_key,
     )
-    token = signer.sign(grant, system.data_operation.staging_url_ttl)
+    token = signer.sign(grant, login.ttl)
     job = await transfer_jobs.submit(
         remote,
         "IngressFileTransfer",
@@ -204,7 +207,12 @@ async def complete_upload(remote: Remote, grant: StagingGrant, body: bytes) -> N
 
 
 async def create_download(
-    remote: Remote, source: str, signer: UrlSigner, base_url: str, account: str | None
+    remote: Remote,
+    source: str,
+    signer: UrlSigner,
+    base_url: str,
+    account: str | None,
+    login: StagingLogin,
 ) -> tuple[TransferJob, dict]:
     system = remote.system
     attrs = await remote.sftp(source, lambda sftp: sftp.stat(source))
@@ -218,8 +226,13 @@ async def create_download(
         account,
     )
     grant = StagingGrant(
-        kind="download", user=remote.username, system=system.name, path=source, size=attrs.size or 0
+        kind="download",
+        user=remote.username,
+        system=system.name,
+        path=source,
+        size=attrs.size or 0,
+        sealed_key=login.sealed_key,
     )
-    token = signer.sign(grant, system.data_operation.staging_url_ttl)
+    token = signer.sign(grant, login.ttl)
     url = f"{base_url.rstrip('/')}/staging/{token}/object"
     return job, {"transferMethod": "s3", "downloadUrl": url}

@@ -28,6 +28,8 @@ class StagingGrant:
     size: int
     part_size: int = 0
     parts: int = 0
+    # key_service mode: the login for this URL's requests, sealed (sealing.py).
+    sealed_key: str | None = None
 
 
 class UrlSigner:
@@ -52,6 +54,8 @@ class UrlSigner:
             "ps": grant.part_size,
             "pc": grant.parts,
         }
+        if grant.sealed_key is not None:
+            claims["c"] = grant.sealed_key
         return jwt.encode(claims, self._key, algorithm=_ALGORITHM)
 
     def verify(self, token: str, kind: str) -> StagingGrant:
@@ -77,4 +81,5 @@ class UrlSigner:
             size=claims["n"],
             part_size=claims["ps"],
             parts=claims["pc"],
+            sealed_key=claims.get("c"),
         )

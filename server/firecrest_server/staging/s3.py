@@ -83,6 +83,7 @@ async def create_upload(
     signer: UrlSigner,
     base_url: str,
     account: str | None,
+    uid: int | None = None,
 ) -> tuple[TransferJob, dict]:
     system = remote.system
     part_size = system.data_operation.staging_part_size
@@ -108,6 +109,7 @@ async def create_upload(
         size=size,
         part_size=part_size,
         parts=parts,
+        uid=uid,
     )
     token = signer.sign(grant, system.data_operation.staging_url_ttl)
     job = await transfer_jobs.submit(
@@ -204,7 +206,12 @@ async def complete_upload(remote: Remote, grant: StagingGrant, body: bytes) -> N
 
 
 async def create_download(
-    remote: Remote, source: str, signer: UrlSigner, base_url: str, account: str | None
+    remote: Remote,
+    source: str,
+    signer: UrlSigner,
+    base_url: str,
+    account: str | None,
+    uid: int | None = None,
 ) -> tuple[TransferJob, dict]:
     system = remote.system
     attrs = await remote.sftp(source, lambda sftp: sftp.stat(source))
@@ -218,7 +225,12 @@ async def create_download(
         account,
     )
     grant = StagingGrant(
-        kind="download", user=remote.username, system=system.name, path=source, size=attrs.size or 0
+        kind="download",
+        user=remote.username,
+        system=system.name,
+        path=source,
+        size=attrs.size or 0,
+        uid=uid,
     )
     token = signer.sign(grant, system.data_operation.staging_url_ttl)
     url = f"{base_url.rstrip('/')}/staging/{token}/object"

@@ -28,6 +28,7 @@ class StagingGrant:
     size: int
     part_size: int = 0
     parts: int = 0
+    uid: int | None = None  # the login's uid when the grant was issued (principal policy)
 
 
 class UrlSigner:
@@ -51,6 +52,7 @@ class UrlSigner:
             "n": grant.size,
             "ps": grant.part_size,
             "pc": grant.parts,
+            "id": grant.uid,
         }
         return jwt.encode(claims, self._key, algorithm=_ALGORITHM)
 
@@ -77,4 +79,5 @@ class UrlSigner:
             size=claims["n"],
             part_size=claims["ps"],
             parts=claims["pc"],
+            uid=claims.get("id") if isinstance(claims.get("id"), int) else None,
         )

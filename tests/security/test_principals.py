@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -90,8 +91,16 @@ def test_system_accounts_get_403_and_no_ssh_login(
             assert body["message"].startswith(f"User {user} may not use this service")
         assert _logins(sshd_log, since) == [], user
     assert _audit_users(server_log) == set()  # nothing ran on the cluster
-    refused = [e for e in _log_entries(server_log, "firecrest_server.access") if e["status"] == 403]
+    # The access log line is written once the response has gone out: wait for the last ones.
+    deadline = time.monotonic() + 15
+    while True:
+        access = _log_entries(server_log, "firecrest_server.access")
+        refused = [e for e in access if e["status"] == 403]
+        if len(refused) >= 2 * len(REFUSED) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert len(refused) == 2 * len(REFUSED)
+    assert {e["user"] for e in refused} == set(REFUSED)
     # The control: the same requests for alice log in (the own server's pool was empty) and run.
     since = sshd_log.stat().st_size
     alice = bearer(forge(stack))
@@ -141,3 +150,20 @@ def test_staging_grants_for_system_accounts_get_403(
         assert _audit_users(server_log) <= {"alice"}
     finally:
         httpx.delete(f"{url}{ops(stack)}/rm", params={"path": path}, headers=alice, timeout=30)
+
+
+def test_certificate_serials_never_repeat_across_workers_and_restarts(
+    stack: StackInfo, server: tuple[str, Path], token_for
+) -> None:
+    """Every login sshd accepted with one of our certificates in this stack's life (the stack's
+    two workers, every own server of the session, restarts) has a serial of its own."""
+    url, _ = server
+    for user in ("alice", "bob"):  # at least one login of each through the own server
+        assert httpx.get(f"{url}/status/{stack.system}/userinfo", headers=bearer(token_for(user)))
+    text = (stack.dir / "log" / "sshd.out").read_text(errors="replace")
+    logins = re.findall(r"ID firecrest-server:([a-z0-9_.-]+):\d+:(\d+) \(serial (\d+)\)", text)
+    assert len(logins) >= 2
+    assert all(in_id == serial for _, in_id, serial in logins)  # the key id names the serial
+    serials = [int(serial) for _, _, serial in logins]
+    assert len(set(serials)) == len(serials)
+    assert max(serials) >= 2**32  # random 64-bit, not a per-process counter from 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import asyncssh
@@ -35,12 +35,13 @@ class CredentialProvider(Protocol):
 
 
 # Where certificate serials come from. Every worker of every replica signs with the same CA, so
-# a per-process counter repeats serials (sshd's logs and a KRL revoke by serial). A callable, so
-# that a shared counter (Redis INCR) can replace the random source where serials must be ordered.
-SerialSource = Callable[[], int]
+# a per-process counter repeats serials (sshd's logs and a KRL revoke by serial). An async
+# callable, so that a shared counter (an INCR on Redis) can replace the random source where
+# serials must be ordered.
+SerialSource = Callable[[], Awaitable[int]]
 
 
-def random_serial() -> int:
+async def random_serial() -> int:
     """A random non-zero 64-bit serial (at least 64 bits of entropy is what is asked of X.509
     serials). Any two of a million certificates share one with odds of n**2 / 2**65 ~ 3e-8."""
     return secrets.randbits(64) or 1
@@ -67,7 +68,7 @@ class CertificateAuthority:
     async def client_key(self, username: str, token: str | None) -> ClientKey:
         key = asyncssh.generate_private_key("ssh-ed25519")
         now = int(time.time())
-        serial = self._serials()
+        serial = await self._serials()
         cert = self._ca.generate_user_certificate(
             key,
             # sshd logs the key id and serial of every login: this ties a login to a mint.

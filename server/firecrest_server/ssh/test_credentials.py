@@ -118,8 +118,8 @@ def cert_key_id(cert: asyncssh.SSHCertificate) -> str:
     return next(line for line in listing.splitlines() if "Key ID" in line).split('"')[1]
 
 
-def test_random_serials_are_64_bit_non_zero_and_distinct() -> None:
-    serials = [random_serial() for _ in range(100_000)]
+async def test_random_serials_are_64_bit_non_zero_and_distinct() -> None:
+    serials = [await random_serial() for _ in range(100_000)]
     assert len(set(serials)) == len(serials)
     assert all(0 < s < 2**64 for s in serials)
     assert max(serials) >= 2**60  # uses the whole width, not a small counter
@@ -127,7 +127,11 @@ def test_random_serials_are_64_bit_non_zero_and_distinct() -> None:
 
 async def test_certificates_take_serials_from_the_seam() -> None:
     counter = iter(range(41, 100))
-    ca = CertificateAuthority(_ca_config(), serials=lambda: next(counter))
+
+    async def next_serial() -> int:  # as a shared counter would hand them out
+        return next(counter)
+
+    ca = CertificateAuthority(_ca_config(), serials=next_serial)
     _, first = await ca.client_key("alice", None)
     _, second = await ca.client_key("alice", None)
     assert (_serial(first), _serial(second)) == (41, 42)

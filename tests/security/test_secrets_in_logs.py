@@ -74,6 +74,21 @@ def _wait_for_file(session: Session, token: str, path: str, size: int) -> None:
     raise AssertionError(f"{path} did not arrive")
 
 
+def _remove_job_logs(session: Session, token: str, job_logs: list[dict]) -> None:
+    """The transfer jobs' logs in alice's home (shared by every stack on this machine), once
+    each job has written its output."""
+    deadline = time.monotonic() + 60
+    for logs in job_logs:
+        path = logs["outputLog"]
+        while time.monotonic() < deadline:
+            stat = session.api("GET", f"{ops(session.stack)}/stat", token, params={"path": path})
+            if stat.status_code == 200 and stat.json()["output"]["size"] > 0:
+                break
+            time.sleep(0.5)
+        for log in (logs["outputLog"], logs["errorLog"]):
+            session.api("DELETE", f"{ops(session.stack)}/rm", token, params={"path": log})
+
+
 def test_no_token_in_logs_metrics_or_errors(stack: StackInfo, session: Session) -> None:
     log_file = stack.dir / "log" / "server.out"
     home = stack.users["alice"].home
@@ -110,6 +125,7 @@ def test_no_token_in_logs_metrics_or_errors(stack: StackInfo, session: Session) 
         },
     )
     assert started.status_code == 201, started.text
+    job_logs = [started.json()["transferJob"]["logs"]]
     directives = started.json()["transferDirectives"]
     parts = []
     for number, url in enumerate(directives["partsUploadUrls"], start=1):
@@ -132,6 +148,7 @@ def test_no_token_in_logs_metrics_or_errors(stack: StackInfo, session: Session) 
             json={"sourcePath": target, "transferDirectives": {"transferMethod": "s3"}},
         )
         assert started.status_code == 201, started.text
+        job_logs.append(started.json()["transferJob"]["logs"])
         url = session.staging_url(started.json()["transferDirectives"]["downloadUrl"])
         got = session.request("GET", url)
         assert got.status_code == 200
@@ -143,6 +160,7 @@ def test_no_token_in_logs_metrics_or_errors(stack: StackInfo, session: Session) 
         assert not any(piece in refused.text for s in session.secrets for piece in _pieces(s))
     finally:
         session.api("DELETE", f"{ops(stack)}/rm", token, params={"path": target})
+        _remove_job_logs(session, token, job_logs)
     metrics = session.http.get(f"{stack.url}/metrics")  # logged at debug only: not counted
     assert metrics.status_code == 200
 

@@ -71,6 +71,64 @@ def _resolve_secret(value: object) -> object:
 Secret = Annotated[SecretStr, BeforeValidator(_resolve_secret)]
 
 
+def _resolve_private_secret(value: object) -> object:
+    # Whoever can read the SSH CA key can log in as any user of the cluster: a file that the
+    # group or others may read is refused at start-up, not warned about.
+    if isinstance(value, dict):
+        source = SecretSource.model_validate(value)
+        if source.file is not None:
+            try:
+                mode = source.file.stat().st_mode
+            except OSError as exc:
+                raise ValueError(f"cannot read secret file {source.file}: {exc.strerror}") from None
+            if mode & 0o077:
+                raise ValueError(
+                    f"{source.file} is readable or writable by group or others "
+                    f"(mode {mode & 0o777:04o}); make it 0600 or 0400"
+                )
+        return source.read()
+    return value
+
+
+# A secret that must be private to the server's account when read from a file (the CA key).
+PrivateSecret = Annotated[SecretStr, BeforeValidator(_resolve_private_secret)]
+
+
+class PrincipalPolicyConfig(_Strict):
+    """Which token and staging-grant usernames the server acts as (auth/principals.py).
+
+    The health probes' operator-configured login is not subject to it.
+    """
+
+    # Where a login's uid comes from, without SSH: "nss" asks this host's name service
+    # (getpwnam; at a centre the API host uses the cluster's LDAP), "claim" reads `uid_claim`
+    # from the validated token (staging grants carry the uid seen when they were issued).
+    uid_source: Literal["nss", "claim"] = "nss"
+    uid_claim: str | None = None
+    # Logins with a lower uid are system accounts and are refused.
+    min_uid: int = Field(default=1000, ge=1)
+    # Refused whatever their uid ("nobody" has uid 65534 on Debian).
+    deny_users: list[str] = ["root", "nobody", "nfsnobody"]
+    # Served even though their uid is below min_uid (never uid 0, never a denied name).
+    allow_users: list[str] = []
+    # A login whose uid the source does not know: "refuse" (403), or "allow" (then sshd on the
+    # login node is the only check left; only for sites whose API host cannot see the users).
+    unknown_users: Literal["refuse", "allow"] = "refuse"
+    # Seconds a decision is remembered, so a name-service lookup is not made per request.
+    cache_ttl: float = Field(default=300.0, ge=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PrincipalPolicyConfig:
+        if self.uid_source == "claim" and not self.uid_claim:
+            raise ValueError("uid_source 'claim' needs uid_claim")
+        both = sorted(set(self.allow_users) & set(self.deny_users))
+        if both:
+            raise ValueError(f"users both allowed and denied: {both}")
+        if "root" in self.allow_users:
+            raise ValueError("root can never be allowed")
+        return self
+
+
 class AuthConfig(_Strict):
     """How bearer tokens are validated."""
 
@@ -78,6 +136,11 @@ class AuthConfig(_Strict):
     public_keys: list[str] = []  # PEM public keys, an alternative or addition to jwks_url
     issuer: str | None = None
     audience: list[str] = []
+    # Both are checked unless switched off here explicitly (a warning is logged at start-up):
+    # without them, a token the same provider issued to any other application is accepted.
+    verify_issuer: bool = True
+    verify_audience: bool = True
+    principals: PrincipalPolicyConfig = PrincipalPolicyConfig()
     username_claim: str = "preferred_username"
     algorithms: list[str] = ["RS256"]
     # Reject tokens that expire sooner than this (seconds): a request that starts with a token
@@ -112,6 +175,14 @@ class AuthConfig(_Strict):
     def _has_keys(self) -> AuthConfig:
         if not self.jwks_url and not self.public_keys:
             raise ValueError("give jwks_url or public_keys")
+        if self.verify_issuer and not self.issuer:
+            raise ValueError("auth.issuer is required (or set auth.verify_issuer: false)")
+        if not self.verify_issuer and self.issuer:
+            raise ValueError("auth.issuer is set but auth.verify_issuer is false; drop one")
+        if self.verify_audience and not self.audience:
+            raise ValueError("auth.audience is required (or set auth.verify_audience: false)")
+        if not self.verify_audience and self.audience:
+            raise ValueError("auth.audience is set but auth.verify_audience is false; drop one")
         return self
 
 
@@ -119,7 +190,7 @@ class CertificateAuthorityCredentials(_Strict):
     """Built-in CA: mint an ephemeral key and a short-lived certificate for each connection."""
 
     type: Literal["ca"]
-    ca_key: Secret
+    ca_key: PrivateSecret
     ca_key_passphrase: Secret | None = None
     validity: float = Field(default=300.0, gt=0, description="certificate lifetime, seconds")
 

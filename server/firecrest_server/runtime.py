@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import httpx
 
 from .auth import TokenValidator
+from .auth.principals import PrincipalPolicy
 from .config import Settings, SystemConfig
 from .filesystem.names import IdNames
 from .health import HealthMonitor
@@ -32,6 +33,7 @@ class Runtime:
     settings: Settings
     http: httpx.AsyncClient
     tokens: TokenValidator
+    principals: PrincipalPolicy
     pools: dict[str, SSHPool]  # by system name
     names: dict[str, IdNames]  # by system name
     limiter: RateLimiter
@@ -79,6 +81,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
                 settings=settings,
                 http=http,
                 tokens=TokenValidator(settings.auth, http),
+                principals=PrincipalPolicy(settings.auth.principals),
                 pools=pools,
                 names={system.name: IdNames() for system in settings.systems},
                 limiter=RateLimiter(settings.rate_limit),

@@ -6,6 +6,7 @@ dependency per request for functions that never block.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -51,12 +52,17 @@ async def get_principal(
         principal = await runtime.tokens.validate(credentials.credentials)
     except TokenRejected as exc:
         raise Unauthorized(exc.reason) from None
+    context = current_request.get()
+    if context is not None:
+        # Before the policy check: a refused login is named in the access log line of its 403.
+        context.user = principal.username
+    # Before the rate limiter and anything else: a system account costs one cached lookup
+    # and a 403, never an SSH login.
+    uid = await runtime.principals.check_token(principal.username, principal.claims)
+    principal = dataclasses.replace(principal, uid=uid)
     request.state.principal = principal
     # Kept for this request only, for credential providers that forward it (key service).
     request.state.bearer_token = credentials.credentials
-    context = current_request.get()
-    if context is not None:
-        context.user = principal.username
     try:
         runtime.limiter.acquire(principal.username)
     except RateLimited as exc:

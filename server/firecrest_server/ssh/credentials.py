@@ -12,7 +12,9 @@ key service issued when the URL was made (carried sealed in the URL, staging/sea
 from __future__ import annotations
 
 import math
+import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -50,11 +52,26 @@ class CredentialProvider(Protocol):
     async def client_key(self, username: str, proof: CallerProof) -> ClientKey: ...
 
 
+# Where certificate serials come from. Every worker of every replica signs with the same CA, so
+# a per-process counter repeats serials (sshd's logs and a KRL revoke by serial). An async
+# callable, so that a shared counter (an INCR on Redis) can replace the random source where
+# serials must be ordered.
+SerialSource = Callable[[], Awaitable[int]]
+
+
+async def random_serial() -> int:
+    """A random non-zero 64-bit serial (at least 64 bits of entropy is what is asked of X.509
+    serials). Any two of a million certificates share one with odds of n**2 / 2**65 ~ 3e-8."""
+    return secrets.randbits(64) or 1
+
+
 class CertificateAuthority:
     # Back-dated a little so a login node whose clock lags ours still accepts the certificate.
     CLOCK_SKEW = 60
 
-    def __init__(self, config: CertificateAuthorityCredentials) -> None:
+    def __init__(
+        self, config: CertificateAuthorityCredentials, serials: SerialSource = random_serial
+    ) -> None:
         passphrase = config.ca_key_passphrase
         try:
             self._ca = asyncssh.import_private_key(
@@ -64,16 +81,17 @@ class CertificateAuthority:
         except (asyncssh.KeyImportError, ValueError) as exc:
             raise CredentialError(f"cannot load the SSH CA key: {exc}") from None
         self._validity = config.validity
-        self._serial = 0
+        self._serials = serials
 
     async def client_key(self, username: str, proof: CallerProof) -> ClientKey:
         key = asyncssh.generate_private_key("ssh-ed25519")
         now = int(time.time())
-        self._serial += 1
+        serial = await self._serials()
         cert = self._ca.generate_user_certificate(
             key,
-            f"firecrest-server:{username}:{now}",
-            serial=self._serial,
+            # sshd logs the key id and serial of every login: this ties a login to a mint.
+            f"firecrest-server:{username}:{now}:{serial}",
+            serial=serial,
             principals=[username],
             valid_after=now - self.CLOCK_SKEW,
             valid_before=now + int(self._validity),

@@ -85,6 +85,7 @@ async def create_upload(
     base_url: str,
     account: str | None,
     login: StagingLogin,
+    uid: int | None = None,
 ) -> tuple[TransferJob, dict]:
     system = remote.system
     part_size = system.data_operation.staging_part_size
@@ -111,6 +112,7 @@ async def create_upload(
         part_size=part_size,
         parts=parts,
         sealed_key=login.sealed_key,
+        uid=uid,
     )
     token = signer.sign(grant, login.ttl)
     job = await transfer_jobs.submit(
@@ -213,6 +215,7 @@ async def create_download(
     base_url: str,
     account: str | None,
     login: StagingLogin,
+    uid: int | None = None,
 ) -> tuple[TransferJob, dict]:
     system = remote.system
     attrs = await remote.sftp(source, lambda sftp: sftp.stat(source))
@@ -232,6 +235,7 @@ async def create_download(
         path=source,
         size=attrs.size or 0,
         sealed_key=login.sealed_key,
+        uid=uid,
     )
     token = signer.sign(grant, login.ttl)
     url = f"{base_url.rstrip('/')}/staging/{token}/object"

@@ -30,6 +30,7 @@ class StagingGrant:
     parts: int = 0
     # key_service mode: the login for this URL's requests, sealed (sealing.py).
     sealed_key: str | None = None
+    uid: int | None = None  # the login's uid when the grant was issued (principal policy)
 
 
 class UrlSigner:
@@ -53,6 +54,7 @@ class UrlSigner:
             "n": grant.size,
             "ps": grant.part_size,
             "pc": grant.parts,
+            "id": grant.uid,
         }
         if grant.sealed_key is not None:
             claims["c"] = grant.sealed_key
@@ -82,4 +84,5 @@ class UrlSigner:
             part_size=claims["ps"],
             parts=claims["pc"],
             sealed_key=claims.get("c"),
+            uid=claims.get("id") if isinstance(claims.get("id"), int) else None,
         )

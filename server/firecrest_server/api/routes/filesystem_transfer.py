@@ -23,7 +23,7 @@ from ...models.transfer import (
 from ...remote import Remote
 from ...staging import s3
 from ...staging.logins import StagingLogin, staging_login
-from ..deps import RemoteDep, RuntimeDep, require_scheduler
+from ..deps import PrincipalDep, RemoteDep, RuntimeDep, require_scheduler
 
 # Every transfer endpoint submits a job: none can work while the scheduler is down.
 router = APIRouter(
@@ -121,7 +121,11 @@ def _require_s3(method: str) -> None:
 
 @router.post("/upload", status_code=201, response_model=StagedTransferResponse)
 async def upload(
-    remote: RemoteDep, runtime: RuntimeDep, request: Request, body: TransferUploadRequest
+    remote: RemoteDep,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    request: Request,
+    body: TransferUploadRequest,
 ) -> StagedTransferResponse:
     """Start a large upload: the parts go to the returned staging URLs, then a job moves the
     assembled file to `path`."""
@@ -140,13 +144,18 @@ async def upload(
         _public_url(runtime, request),
         body.account,
         await _login(runtime, remote),
+        uid=principal.uid,
     )
     return StagedTransferResponse(transfer_job=job, transfer_directives=directives)
 
 
 @router.post("/download", status_code=201, response_model=StagedTransferResponse)
 async def download(
-    remote: RemoteDep, runtime: RuntimeDep, request: Request, body: TransferDownloadRequest
+    remote: RemoteDep,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    request: Request,
+    body: TransferDownloadRequest,
 ) -> StagedTransferResponse:
     """Start a large download: when the job has finished, GET the returned `downloadUrl`."""
     _require_s3(body.transfer_directives.transfer_method)
@@ -158,5 +167,6 @@ async def download(
         _public_url(runtime, request),
         body.account,
         await _login(runtime, remote),
+        uid=principal.uid,
     )
     return StagedTransferResponse(transfer_job=job, transfer_directives=directives)

@@ -26,8 +26,12 @@ MAX_TOKEN = 8192
 Token = Annotated[str, Path(max_length=MAX_TOKEN)]
 
 
-def _remote(runtime, request: Request, token: str, kind: str) -> tuple[Remote, StagingGrant]:
+async def _remote(runtime, request: Request, token: str, kind: str) -> tuple[Remote, StagingGrant]:
     grant = runtime.signer.verify(token, kind)
+    # The grant names a login: the same policy as for bearer tokens, checked again here because
+    # a grant outlives the request that made it (by default a day) and may land on a replica
+    # configured since.
+    await runtime.principals.check_grant(grant.user, grant.uid)
     system = runtime.settings.system(grant.system)
     if system is None:
         raise NotFound(f"System not found: {grant.system}")
@@ -51,14 +55,14 @@ async def put_part(
     token: Token,
     number: Annotated[int, Path(ge=1, le=s3.MAX_PARTS)],
 ) -> Response:
-    remote, grant = _remote(runtime, request, token, "upload")
+    remote, grant = await _remote(runtime, request, token, "upload")
     etag = await s3.write_part(remote, grant, number, request.stream())
     return Response(status_code=200, headers={"ETag": etag})
 
 
 @router.post("/complete", summary="Finish an upload (S3 CompleteMultipartUpload)")
 async def complete(runtime: RuntimeDep, request: Request, token: Token) -> Response:
-    remote, grant = _remote(runtime, request, token, "upload")
+    remote, grant = await _remote(runtime, request, token, "upload")
     body = await request.body()
     await s3.complete_upload(remote, grant, body)
     result = (
@@ -75,6 +79,6 @@ async def get_object(
     token: Token,
     range_header: Annotated[str | None, Header(alias="Range")] = None,
 ) -> DownloadResponse:
-    remote, grant = _remote(runtime, request, token, "download")
+    remote, grant = await _remote(runtime, request, token, "download")
     source = await open_download(remote, grant.path, None, range_header)
     return DownloadResponse(source)

@@ -49,6 +49,13 @@ EDGE_STATE = "firecrest_edge_budget"
 OVER_CAPACITY_RETRY_AFTER = 2
 # Linux refuses a soft RLIMIT_NOFILE above fs.nr_open (this is its default).
 _NR_OPEN_DEFAULT = 1024 * 1024
+# A refusal sent before the body was read (401, 413) is followed by a lingering close: the
+# server stops sending (FIN) but reads and drops what the client still sends, for at most
+# this long and this much. Closed at once, the socket would answer the client's next bytes with
+# a reset, and a reset makes the client's kernel drop the refusal it has not read yet: the
+# client would see "connection reset" instead of 401 or 413 (measured: 8 of 8 here).
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 64 * 1024 * 1024
 
 
 def raise_fd_limit() -> int:
@@ -124,6 +131,24 @@ class _ReadClock(FlowControl):
         super().resume_reading()
 
 
+class _LingeringTransport:
+    """The transport uvicorn sees: closing it while a request body is still arriving becomes a
+    lingering close (see LINGER_SECONDS); everything else goes to the socket's transport."""
+
+    def __init__(self, transport: asyncio.Transport, protocol: EdgeProtocol) -> None:
+        self._transport = transport
+        self._protocol = protocol
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+    def close(self) -> None:
+        if self._protocol.in_body and self._transport.can_write_eof():
+            self._protocol.linger()
+        else:
+            self._transport.close()
+
+
 class EdgeProtocol(HttpToolsProtocol):
     """uvicorn's ``http`` protocol for this server (cli.py)."""
 
@@ -145,11 +170,16 @@ class EdgeProtocol(HttpToolsProtocol):
         self._body_timer: asyncio.TimerHandle | None = None
         self._body_seen = 0.0
         self._over_capacity = False
+        self.in_body = False  # between a request's headers and the end of its body
+        self._socket: asyncio.Transport | None = None
+        self._lingering: asyncio.TimerHandle | None = None
+        self._lingered_bytes = 0
 
     # ------------------------------------------------------------------ connection
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        self._socket = transport
+        super().connection_made(_LingeringTransport(transport, self))  # type: ignore[arg-type]
         self.flow = _ReadClock(transport, self.loop)
         open_connections = len(self.connections)
         if open_connections > self.budget.hard_cap:
@@ -165,6 +195,28 @@ class EdgeProtocol(HttpToolsProtocol):
         self._cancel_timers()
         super().connection_lost(exc)
 
+    def data_received(self, data: bytes) -> None:
+        if self._lingering is not None:
+            self._lingered_bytes += len(data)
+            if self._lingered_bytes > LINGER_BYTES:
+                self._close_now()
+            return  # the rest of a refused body: dropped unparsed
+        super().data_received(data)
+
+    def linger(self) -> None:
+        """Close after a refusal: stop sending, drop what still arrives, close when the client
+        does or after LINGER_SECONDS."""
+        if self._lingering is not None or self._socket is None or self._socket.is_closing():
+            return
+        self._cancel_timers()
+        self._socket.write_eof()
+        self._socket.resume_reading()
+        self._lingering = self.loop.call_later(LINGER_SECONDS, self._close_now)
+
+    def _close_now(self) -> None:
+        if self._socket is not None and not self._socket.is_closing():
+            self._socket.close()
+
     def _cancel_timers(self) -> None:
         if self._header_timer is not None:
             self._header_timer.cancel()
@@ -172,6 +224,8 @@ class EdgeProtocol(HttpToolsProtocol):
         if self._body_timer is not None:
             self._body_timer.cancel()
             self._body_timer = None
+        if self._lingering is not None:
+            self._lingering.cancel()
 
     # ------------------------------------------------------------------ parser events
 
@@ -191,9 +245,10 @@ class EdgeProtocol(HttpToolsProtocol):
         if self._over_capacity:
             if not self.transport.is_closing():
                 self.transport.write(over_capacity_response())
-                self.transport.close()
+                self._close_now()
             return
         super().on_headers_complete()
+        self.in_body = True
         self._body_seen = self.loop.time()
         if self._body_timer is None:
             self._body_timer = self.loop.call_later(self.budget.body_timeout, self._body_timed_out)
@@ -207,6 +262,7 @@ class EdgeProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         if self._over_capacity:
             return
+        self.in_body = False
         if self._body_timer is not None:
             self._body_timer.cancel()
             self._body_timer = None
@@ -218,7 +274,7 @@ class EdgeProtocol(HttpToolsProtocol):
         self._header_timer = None
         if not self.transport.is_closing():
             log.debug("closing a connection that sent no complete request headers in time")
-            self.transport.close()
+            self._close_now()
 
     def _body_timed_out(self) -> None:
         self._body_timer = None
@@ -237,4 +293,4 @@ class EdgeProtocol(HttpToolsProtocol):
             self._body_timer = self.loop.call_later(remaining, self._body_timed_out)
             return
         log.debug("closing a connection whose request body stopped arriving")
-        self.transport.close()
+        self._close_now()

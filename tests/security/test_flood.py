@@ -241,3 +241,30 @@ async def test_chunked_body_over_the_cap_is_cut_off_with_413(
         # Cut off early: the client could not push the whole body (socket buffers hold a few MiB).
         assert sent < BIG_BODY
         assert sampler.growth_mib < 100
+
+
+async def test_connections_over_the_cap_get_503_and_the_server_recovers(
+    stack: StackInfo, token_for, tmp_path: Path
+) -> None:
+    cap = 50
+    overrides = {"server": {"limits": {"max_connections": cap, "header_timeout": 30}}}
+    with own_server(stack, tmp_path, overrides=overrides) as url:
+        held = [await asyncio.open_connection("127.0.0.1", _port(url)) for _ in range(cap)]
+        await asyncio.sleep(0.5)  # the worker has accepted them all
+        async with httpx.AsyncClient(
+            base_url=url, headers=bearer(token_for("bob")), timeout=30
+        ) as client:
+            refused = await client.get("/status/systems")
+            for _reader, writer in held:
+                writer.close()
+            await asyncio.sleep(0.5)
+            served = await client.get("/status/systems")
+        print(
+            f"\n{cap} idle connections held (cap {cap}): the next request got "
+            f"{refused.status_code} (Retry-After {refused.headers.get('retry-after')}); "
+            f"once they closed: {served.status_code}"
+        )
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"] == "2"
+        assert set(refused.json()) == {"errorType", "message", "causedBy", "data", "user"}
+        assert served.status_code == 200

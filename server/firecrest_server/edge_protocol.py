@@ -138,6 +138,9 @@ class _LingeringTransport:
     def __init__(self, transport: asyncio.Transport, protocol: EdgeProtocol) -> None:
         self._transport = transport
         self._protocol = protocol
+        # Called for every response: bound here rather than looked up through __getattr__.
+        self.write = transport.write
+        self.is_closing = transport.is_closing
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
@@ -245,7 +248,7 @@ class EdgeProtocol(HttpToolsProtocol):
         if self._over_capacity:
             if not self.transport.is_closing():
                 self.transport.write(over_capacity_response())
-                self._close_now()
+                self.linger()  # a body may follow: let the client read the 503 first
             return
         super().on_headers_complete()
         self.in_body = True

@@ -7,6 +7,7 @@ statuses, never durations.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import resource
 import socket
@@ -77,7 +78,12 @@ def _app(budget: ConnectionBudget, read_delay: float = 0.0) -> Starlette:
     async def lifespan(app) -> AsyncIterator[dict]:
         yield {EDGE_STATE: budget}
 
-    return Starlette(routes=[Route("/", echo, methods=["GET", "POST"])], lifespan=lifespan)
+    async def refuse(request: Request) -> JSONResponse:
+        # As body_limits.py does: answer without reading the body, and close.
+        return JSONResponse({}, status_code=401, headers={"Connection": "close"})
+
+    routes = [Route("/", echo, methods=["GET", "POST"]), Route("/refuse", refuse, methods=["POST"])]
+    return Starlette(routes=routes, lifespan=lifespan)
 
 
 @asynccontextmanager
@@ -194,6 +200,30 @@ async def test_connections_over_the_cap_get_503() -> None:
     assert json.loads(refused.split(b"\r\n\r\n", 1)[1])["message"].startswith("The server has")
     assert aborted == [True]
     assert after.startswith(b"HTTP/1.1 200 ")
+
+
+async def test_a_refusal_before_the_body_reaches_the_client() -> None:
+    # A client that sends its whole body before reading (as Python's http.client does). Closed
+    # at once, the server's socket would answer the bytes still coming with a reset, and the
+    # client's kernel would drop the 401 it had not read yet.
+    answers = []
+    size = 16 * 2**20
+    async with _serve(_budget(body_timeout=30)) as port:
+        for _ in range(3):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"POST /refuse HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % size)
+            with contextlib.suppress(ConnectionError):
+                for _ in range(size // 2**18):
+                    writer.write(b"x" * 2**18)
+                    await writer.drain()
+            try:
+                answers.append(await asyncio.wait_for(reader.readline(), 10))
+            except ConnectionError:
+                answers.append(b"reset")
+            closed = await _closed_by_server(reader, 10)
+            writer.close()
+            assert closed
+    assert answers == [b"HTTP/1.1 401 Unauthorized\r\n"] * 3
 
 
 @pytest.fixture(autouse=True)

@@ -165,13 +165,16 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        policy = self.limits.policy(scope["method"], scope["path"])
         headers = BodyHeaders.from_scope(scope["headers"])
+        if not headers.has_body:  # most requests: nothing to refuse or count
+            await self.app(scope, receive, send)
+            return
+        policy = self.limits.policy(scope["method"], scope["path"])
         error = refusal(policy, headers)
         if error is not None:
             await _answer(scope, receive, send, error)
             return
-        if policy.limit is None or not headers.has_body:
+        if policy.limit is None:
             await self.app(scope, receive, send)
             return
         # A declared length within the cap is enforced by the HTTP parser (it never delivers

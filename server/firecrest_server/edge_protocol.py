@@ -174,6 +174,7 @@ class EdgeProtocol(HttpToolsProtocol):
         self._body_seen = 0.0
         self._over_capacity = False
         self.in_body = False  # between a request's headers and the end of its body
+        self._awaiting_headers = False  # between a request's first byte and its headers' end
         self._socket: asyncio.Transport | None = None
         self._lingering: asyncio.TimerHandle | None = None
         self._lingered_bytes = 0
@@ -205,6 +206,14 @@ class EdgeProtocol(HttpToolsProtocol):
                 self._close_now()
             return  # the rest of a refused body: dropped unparsed
         super().data_received(data)
+        # Timers only for what this data left unfinished: a request that arrives whole in one
+        # read (nearly all of them) costs no timer at all.
+        if self._awaiting_headers and self._header_timer is None:
+            self._header_timer = self.loop.call_later(
+                self.budget.header_timeout, self._header_timed_out
+            )
+        if self.in_body and self._body_timer is None and self._lingering is None:
+            self._body_timer = self.loop.call_later(self.budget.body_timeout, self._body_timed_out)
 
     def linger(self) -> None:
         """Close after a refusal: stop sending, drop what still arrives, close when the client
@@ -234,14 +243,13 @@ class EdgeProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        # A later request on a kept-alive connection: its headers get their own deadline.
-        # The first request's deadline runs from connecting, so a byte sent late buys nothing.
-        if self._header_timer is None:
-            self._header_timer = self.loop.call_later(
-                self.budget.header_timeout, self._header_timed_out
-            )
+        # A later request on a kept-alive connection gets its own header deadline (armed in
+        # data_received if its headers do not arrive at once). The first request's deadline
+        # runs from connecting, so a byte sent late buys nothing.
+        self._awaiting_headers = True
 
     def on_headers_complete(self) -> None:
+        self._awaiting_headers = False
         if self._header_timer is not None:
             self._header_timer.cancel()
             self._header_timer = None
@@ -253,8 +261,6 @@ class EdgeProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         self.in_body = True
         self._body_seen = self.loop.time()
-        if self._body_timer is None:
-            self._body_timer = self.loop.call_later(self.budget.body_timeout, self._body_timed_out)
 
     def on_body(self, body: bytes) -> None:
         if self._over_capacity:

@@ -27,6 +27,11 @@ UVICORN_LOOPS = {
 }
 
 
+# uvicorn's httptools protocol with header and body timeouts and a connection cap
+# (edge_protocol.py explains why a protocol, and what it enforces).
+HTTP_PROTOCOL = "firecrest_server.edge_protocol:EdgeProtocol"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="firecrest-server", description=__doc__)
     parser.add_argument("--config", required=True, help="the YAML configuration file")
@@ -57,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         server_header=False,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
         loop=UVICORN_LOOPS[settings.server.event_loop],
+        http=HTTP_PROTOCOL,
     )
     return 0
 

@@ -303,6 +303,32 @@ class RateLimit(_Strict):
     max_concurrent_requests: int = Field(default=64, ge=1)
 
 
+class EdgeLimits(_Strict):
+    """What a client may cost the server before it is known who it is (`server.limits`).
+
+    Enforced by the ASGI body-limit middleware (body_limits.py) and the connection protocol
+    (edge_protocol.py), before any route runs. Defaults are safe for a server on the internet.
+    """
+
+    # Body cap, bytes, of every request without a cap of its own: multipart uploads are capped
+    # at the system's max_ops_file_size (plus the form's framing), staging parts at its
+    # staging_part_size, CompleteMultipartUpload documents at 4 MiB (10,000 parts fit).
+    max_json_body: int = Field(default=1024 * 1024, ge=1024)
+    # The PUT /ops/tree extension unpacks a tar stream; its total size is bounded by this (0:
+    # unbounded, the cluster's quota then being the limit).
+    max_tree_body: int = Field(default=0, ge=0)
+    # Seconds a client has to send a request line and all headers, from the first byte of a
+    # request (or from connecting): longer, and the connection is closed.
+    header_timeout: float = Field(default=10.0, gt=0, le=300)
+    # Seconds a request body may stall (no byte while the server is ready to read it).
+    body_timeout: float = Field(default=60.0, gt=0, le=3600)
+    # Open client connections per worker; over it, requests get 503 and the connection is
+    # closed. The effective cap is also kept below the process's file-descriptor limit minus
+    # fd_reserve (SSH connections, log files, the listening socket), see edge_protocol.py.
+    max_connections: int = Field(default=4096, ge=1)
+    fd_reserve: int = Field(default=256, ge=16)
+
+
 class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -328,6 +354,7 @@ class ServerConfig(_Strict):
     # HMAC key for staging URLs. Every replica behind one URL must share it; when unset, a
     # random key is made at start-up and shared by the workers of that one process.
     url_signing_key: Secret | None = None
+    limits: EdgeLimits = EdgeLimits()
 
     @field_validator("public_url")
     @classmethod

@@ -185,3 +185,17 @@ def test_principal_policy_defaults_and_errors() -> None:
     data["auth"]["principals"] = {"min_uid": 0}
     with pytest.raises(ConfigError, match=r"auth\.principals\.min_uid"):
         parse_settings(data)
+
+
+def test_edge_limits_have_safe_defaults_and_named_errors() -> None:
+    limits = parse_settings(_minimal()).server.limits
+    assert limits.max_json_body == 1024 * 1024
+    assert 0 < limits.header_timeout <= 30
+    assert limits.max_connections > 0
+    data = _minimal()
+    data["server"] = {"limits": {"header_timeout": 0}}
+    with pytest.raises(ConfigError, match=r"server\.limits\.header_timeout: "):
+        parse_settings(data)
+    data["server"] = {"limits": {"max_body": 5}}
+    with pytest.raises(ConfigError, match=r"server\.limits\.max_body: "):
+        parse_settings(data)

@@ -14,12 +14,12 @@ import hashlib
 import posixpath
 import stat as stat_module
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 
 import asyncssh
 from defusedxml import ElementTree
 
-from ..errors import ApiError, BadRequest, sftp_error
+from ..errors import ApiError, BadRequest, PayloadTooLarge, sftp_error
 from ..filesystem import transfer_jobs
 from ..models.transfer import TransferJob
 from ..remote import Remote
@@ -162,6 +162,19 @@ async def write_part(
         except asyncssh.SFTPError as exc:
             raise sftp_error(exc, grant.path) from None
     return etag
+
+
+async def read_complete_request(body: AsyncIterable[bytes]) -> bytes:
+    """The CompleteMultipartUpload document, read as it arrives and refused (413) as soon as it
+    passes MAX_COMPLETE_BODY, so an oversized one is never held whole in memory."""
+    document = bytearray()
+    async for chunk in body:
+        document += chunk
+        if len(document) > MAX_COMPLETE_BODY:
+            raise PayloadTooLarge(
+                f"CompleteMultipartUpload document exceeds {MAX_COMPLETE_BODY} bytes"
+            )
+    return bytes(document)
 
 
 def parse_complete_request(body: bytes) -> dict[int, str]:

@@ -63,7 +63,8 @@ async def put_part(
 @router.post("/complete", summary="Finish an upload (S3 CompleteMultipartUpload)")
 async def complete(runtime: RuntimeDep, request: Request, token: Token) -> Response:
     remote, grant = await _remote(runtime, request, token, "upload")
-    body = await request.body()
+    # Read only after the token is checked, and never past the document's cap.
+    body = await s3.read_complete_request(request.stream())
     await s3.complete_upload(remote, grant, body)
     result = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'

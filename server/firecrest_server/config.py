@@ -210,8 +210,9 @@ class SystemConfig(_Strict):
     # None: every authenticated user may use the system. A list: only these usernames.
     allowed_users: list[str] | None = None
     probe_interval: float = Field(default=60.0, gt=0)
-    # The login the health probes run as. None: the most recent user authorized on this system
-    # (the server has no service account of its own); until someone has called, health is unknown.
+    # The server's own login for the health probes (an operator-configured service account,
+    # not a caller), used over a pool of its own. None: the system is not probed and its health
+    # stays unknown; never a caller's login or connections (health.py).
     probe_user: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_.-]{0,31}$")
 
     @field_validator("name")

@@ -111,6 +111,35 @@ def test_key_service_mode_logs_each_user_in_as_themselves(
         assert answer.status_code == 403, answer.text
 
 
+def test_key_service_systems_are_not_probed_and_nothing_is_refused_for_health(
+    stack: StackInfo, token_for, key_service: str, tmp_path: Path
+) -> None:
+    # The key service issues keys only for a token of the same user, and the probes have none:
+    # the probe_user is left out (with a warning), never replaced by a caller.
+    credentials = {"type": "key_service", "url": key_service, "timeout": 10}
+    overrides = {"probe_interval": 1}
+    with own_server(
+        stack, tmp_path, system_overrides=overrides, ssh_credentials=credentials
+    ) as url:
+        alice = {"Authorization": f"Bearer {token_for('alice')}"}
+        for _ in range(3):  # callers for three probe intervals
+            listed = httpx.get(
+                f"{url}/filesystem/{stack.system}/ops/ls",
+                params={"path": stack.users["alice"].home},
+                headers=alice,
+                timeout=60,
+            )
+            assert listed.status_code == 200, listed.text
+            time.sleep(1)
+        assert httpx.get(f"{url}/status/liveness").json() == {
+            "healthcheckRuns": {},
+            "lastUpdate": 0,
+        }
+        systems = httpx.get(f"{url}/status/systems", headers=alice, timeout=60).json()
+        assert all(h["healthy"] is None for h in systems["systems"][0]["servicesHealth"])
+    assert "probe_user is ignored" in (tmp_path / "server.log").read_text()
+
+
 def test_an_unreachable_key_service_is_a_503_to_retry(
     stack: StackInfo, token_for, tmp_path: Path
 ) -> None:

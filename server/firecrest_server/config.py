@@ -122,12 +122,25 @@ class CertificateAuthorityCredentials(_Strict):
     validity: float = Field(default=300.0, gt=0, description="certificate lifetime, seconds")
 
 
+class ServiceAccountToken(_Strict):
+    """An OAuth2 client-credentials grant for the server's own login (the probe user)."""
+
+    token_url: str
+    client_id: str
+    client_secret: Secret
+    scope: str | None = None
+    timeout: float = Field(default=10.0, gt=0)
+
+
 class KeyServiceCredentials(_Strict):
     """External key service speaking FirecREST's SSHService protocol."""
 
     type: Literal["key_service"]
     url: str
     timeout: float = 5.0
+    # The key service wants a bearer token of the user it issues a key for, and the health
+    # probes run outside any request: a token of the probe user's own service account.
+    probe_token: ServiceAccountToken | None = None
 
 
 class StaticKey(_Strict):
@@ -219,6 +232,14 @@ class SystemConfig(_Strict):
     @classmethod
     def _lower(cls, value: str) -> str:
         return value.lower()  # FirecREST treats system names case-insensitively
+
+    @model_validator(mode="after")
+    def _probe_token_has_a_user(self) -> SystemConfig:
+        credentials = self.ssh.credentials
+        has_token = isinstance(credentials, KeyServiceCredentials) and credentials.probe_token
+        if has_token and self.probe_user is None:
+            raise ValueError("ssh.credentials.probe_token needs probe_user (whose token it is)")
+        return self
 
 
 class RateLimit(_Strict):

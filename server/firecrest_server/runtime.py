@@ -17,7 +17,8 @@ from .filesystem.names import IdNames
 from .health import HealthMonitor
 from .metrics import Metrics
 from .ratelimit import RateLimiter
-from .ssh import RemoteRunner, SSHPool, build_credential_provider
+from .ssh import CredentialProvider, RemoteRunner, SSHPool, build_credential_provider
+from .ssh.service_token import ClientCredentialsToken, WithServiceToken
 from .staging.tokens import UrlSigner
 
 # Set by the command line for its worker processes when the configuration has no key.
@@ -58,7 +59,11 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         # The probes' own pool: a caller's busy channels, slow shell start-up or closed
         # connections can neither delay a probe nor make it fail.
         probe_pools = {
-            system.name: SSHPool(system.name, _probe_ssh(system), credentials[system.name])
+            system.name: SSHPool(
+                system.name,
+                _probe_ssh(system),
+                _probe_credentials(system, credentials[system.name], http),
+            )
             for system in settings.systems
             if probe_users[system.name] is not None
         }
@@ -114,17 +119,30 @@ def _probe_identity(system: SystemConfig) -> str | None:
             extra={"system": system.name},
         )
         return None
-    if isinstance(system.ssh.credentials, KeyServiceCredentials):
+    credentials = system.ssh.credentials
+    if isinstance(credentials, KeyServiceCredentials) and credentials.probe_token is None:
         # The key service issues keys only for a bearer token of the same user, and probes
         # run outside any request.
         log.warning(
             "systems.%s.probe_user is ignored: key_service credentials need a token for the "
-            "probe user, which the server does not have; the system's health stays unknown",
+            "probe user (ssh.credentials.probe_token is not set); the system's health stays "
+            "unknown",
             system.name,
             extra={"system": system.name},
         )
         return None
     return system.probe_user
+
+
+def _probe_credentials(
+    system: SystemConfig, callers: CredentialProvider, http: httpx.AsyncClient
+) -> CredentialProvider:
+    """The callers' provider (the CA mints for any login), or, for a key service, the same
+    provider presenting the probe user's own service-account token."""
+    credentials = system.ssh.credentials
+    if isinstance(credentials, KeyServiceCredentials) and credentials.probe_token is not None:
+        return WithServiceToken(callers, ClientCredentialsToken(credentials.probe_token, http))
+    return callers
 
 
 def _probe_ssh(system: SystemConfig) -> SSHConfig:

@@ -44,6 +44,21 @@ def test_key_service_systems_have_no_probe_identity(caplog) -> None:
     assert "systems.cluster.probe_user is ignored" in caplog.text
 
 
+def test_key_service_systems_probe_with_a_service_account_token(caplog) -> None:
+    token = {"token_url": "https://idp/token", "client_id": "svc", "client_secret": "x"}
+    credentials = {"type": "key_service", "url": "http://keys.example", "probe_token": token}
+    with caplog.at_level(logging.WARNING):
+        assert _probe_identity(system(credentials, probe_user="svc")) == "svc"
+    assert caplog.records == []
+
+
+def test_a_probe_token_without_a_probe_user_is_refused() -> None:
+    token = {"token_url": "https://idp/token", "client_id": "svc", "client_secret": "x"}
+    credentials = {"type": "key_service", "url": "http://keys.example", "probe_token": token}
+    with pytest.raises(ValueError, match="probe_token needs probe_user"):
+        system(credentials)
+
+
 @pytest.mark.parametrize(("channels", "expected"), [(64, 5), (3, 3)])
 def test_the_probe_pool_has_one_connection_with_a_channel_per_probe(
     channels: int, expected: int

@@ -3,12 +3,12 @@
 Each operation borrows one *channel slot* on a connection of the calling user. A connection
 carries at most ``max_channels_per_connection`` operations at once (kept below sshd's
 MaxSessions); when every connection of that user is full, the pool opens another, up to
-``max_connections_per_user``, and beyond that callers wait for a free slot of their own (woken in
-arrival order), for a bounded time, then get 429 (``ChannelsBusy``): one user's channels are
-never lent to another, so a user who keeps all of theirs busy delays only themselves. The
-server's health probes have a pool of their own (runtime.py). Each connection also
-keeps one SFTP channel open, shared by all SFTP operations of that user: an SFTP request on an
-open channel costs a message, not a fork and exec on the login node.
+``max_connections_per_user``, and beyond that callers wait for a free slot of their own for a
+bounded time, then get 429 (``ChannelsBusy``): one user's channels are never lent to another,
+so a user who keeps all of theirs busy delays only themselves. The server's health probes have
+a pool of their own (runtime.py). Each connection also keeps one SFTP channel open, shared by
+all SFTP operations of that user: an SFTP request on an open channel costs a message, not a
+fork and exec on the login node.
 
 Connections are opened lazily, with credentials minted at that moment; idle ones are closed by a
 reaper; keepalives detect dead peers; a connection that drops is discarded and the next borrow

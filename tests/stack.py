@@ -40,7 +40,8 @@ class StackInfo:
     url: str
     system: str
     token_url: str
-    users: dict[str, StackUser]
+    users: dict[str, StackUser]  # alice and bob; mallory for hostile-shell tests only
+    probe_user: str | None  # the server's own login for health probes (no OIDC client)
     ssh_host: str
     ssh_port: int
     ca_key: Path
@@ -61,6 +62,7 @@ class StackInfo:
             system=raw["system"],
             token_url=raw["token_url"],
             users={name: StackUser(name=name, **u) for name, u in raw["users"].items()},
+            probe_user=raw.get("probe_user"),
             ssh_host=raw["ssh"]["host"],
             ssh_port=raw["ssh"]["port"],
             ca_key=Path(raw["ssh"]["ca_key"]),

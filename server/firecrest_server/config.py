@@ -195,6 +195,16 @@ class CertificateAuthorityCredentials(_Strict):
     validity: float = Field(default=300.0, gt=0, description="certificate lifetime, seconds")
 
 
+class ServiceAccountToken(_Strict):
+    """An OAuth2 client-credentials grant for the server's own login (the probe user)."""
+
+    token_url: str
+    client_id: str
+    client_secret: Secret
+    scope: str | None = None
+    timeout: float = Field(default=10.0, gt=0)
+
+
 class KeyServiceCredentials(_Strict):
     """External key service speaking FirecREST's SSHService protocol."""
 
@@ -205,6 +215,9 @@ class KeyServiceCredentials(_Strict):
     # requests bring no bearer token to ask the key service with. The key is asked for this
     # long, and a URL expires with its key: a leaked URL is worth nothing after it.
     staging_key_duration: float = Field(default=600.0, ge=60, le=7 * 24 * 3600)
+    # The key service wants a bearer token of the user it issues a key for, and the health
+    # probes run outside any request: a token of the probe user's own service account.
+    probe_token: ServiceAccountToken | None = None
 
 
 class StaticKey(_Strict):
@@ -287,14 +300,23 @@ class SystemConfig(_Strict):
     # None: every authenticated user may use the system. A list: only these usernames.
     allowed_users: list[str] | None = None
     probe_interval: float = Field(default=60.0, gt=0)
-    # The login the health probes run as. None: the most recent user authorized on this system
-    # (the server has no service account of its own); until someone has called, health is unknown.
+    # The server's own login for the health probes (an operator-configured service account,
+    # not a caller), used over a pool of its own. None: the system is not probed and its health
+    # stays unknown; never a caller's login or connections (health.py).
     probe_user: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_.-]{0,31}$")
 
     @field_validator("name")
     @classmethod
     def _lower(cls, value: str) -> str:
         return value.lower()  # FirecREST treats system names case-insensitively
+
+    @model_validator(mode="after")
+    def _probe_token_has_a_user(self) -> SystemConfig:
+        credentials = self.ssh.credentials
+        has_token = isinstance(credentials, KeyServiceCredentials) and credentials.probe_token
+        if has_token and self.probe_user is None:
+            raise ValueError("ssh.credentials.probe_token needs probe_user (whose token it is)")
+        return self
 
 
 class RateLimit(_Strict):

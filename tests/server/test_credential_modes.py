@@ -116,6 +116,70 @@ def test_key_service_mode_logs_each_user_in_as_themselves(
         assert answer.status_code == 403, answer.text
 
 
+def test_key_service_systems_are_not_probed_and_nothing_is_refused_for_health(
+    stack: StackInfo, token_for, key_service: str, tmp_path: Path
+) -> None:
+    # The key service issues keys only for a token of the same user, and the probes have none:
+    # the probe_user is left out (with a warning), never replaced by a caller.
+    credentials = {"type": "key_service", "url": key_service, "timeout": 10}
+    overrides = {"probe_interval": 1}
+    with own_server(
+        stack, tmp_path, system_overrides=overrides, ssh_credentials=credentials
+    ) as url:
+        alice = {"Authorization": f"Bearer {token_for('alice')}"}
+        for _ in range(3):  # callers for three probe intervals
+            listed = httpx.get(
+                f"{url}/filesystem/{stack.system}/ops/ls",
+                params={"path": stack.users["alice"].home},
+                headers=alice,
+                timeout=60,
+            )
+            assert listed.status_code == 200, listed.text
+            time.sleep(1)
+        assert httpx.get(f"{url}/status/liveness").json() == {
+            "healthcheckRuns": {},
+            "lastUpdate": 0,
+        }
+        systems = httpx.get(f"{url}/status/systems", headers=alice, timeout=60).json()
+        assert all(h["healthy"] is None for h in systems["systems"][0]["servicesHealth"])
+    assert "probe_user is ignored" in (tmp_path / "server.log").read_text()
+
+
+def test_key_service_systems_probe_with_the_probe_users_own_token(
+    stack: StackInfo, key_service: str, tmp_path: Path
+) -> None:
+    # A service account of the identity provider for the probe user (here mallory's client,
+    # as the stack's probe account has none): the probes fetch its token themselves and log
+    # in before anyone calls, on their own pool.
+    mallory = stack.users["mallory"]
+    token = {
+        "token_url": stack.token_url,
+        "client_id": mallory.client_id,
+        "client_secret": mallory.client_secret,
+    }
+    credentials = {"type": "key_service", "url": key_service, "timeout": 10, "probe_token": token}
+    overrides = {"probe_interval": 1, "probe_user": "mallory"}
+    with own_server(
+        stack, tmp_path, system_overrides=overrides, ssh_credentials=credentials
+    ) as url:
+        deadline = time.monotonic() + 30
+        while not httpx.get(f"{url}/status/liveness").json()["healthcheckRuns"]:
+            assert time.monotonic() < deadline, "no probe ran"
+            time.sleep(0.2)
+        metrics = httpx.get(f"{url}/metrics").text
+        assert f'firecrest_ssh_connections{{system="{stack.system}"}} 0.0' in metrics  # no caller
+        systems = httpx.get(
+            f"{url}/status/systems",
+            headers={"Authorization": f"Bearer {stack.fetch_token('bob')}"},
+            timeout=60,
+        ).json()
+    health = systems["systems"][0]["servicesHealth"]
+    assert {h["serviceType"] for h in health} == {"ssh", "scheduler", "filesystem"}
+    assert all(h["healthy"] is True for h in health), health
+    log = (tmp_path / "server.log").read_text()
+    assert mallory.client_secret not in log
+
+
 def test_an_unreachable_key_service_is_a_503_to_retry(
     stack: StackInfo, token_for, tmp_path: Path
 ) -> None:

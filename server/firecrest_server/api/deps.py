@@ -88,7 +88,6 @@ async def get_system(
     context = current_request.get()
     if context is not None:
         context.system = system.name
-    runtime.health.note_user(system.name, principal.username)
     return system
 
 

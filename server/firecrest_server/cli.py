@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         proxy_headers=False,
         server_header=False,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        # After the drain (draining.py): how long requests in flight may take to finish.
+        timeout_graceful_shutdown=settings.server.shutdown_grace_seconds,
         loop=UVICORN_LOOPS[settings.server.event_loop],
     )
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import secrets
@@ -12,6 +13,7 @@ import httpx
 
 from .auth import TokenValidator
 from .config import Settings, SystemConfig
+from .draining import Drain
 from .filesystem.names import IdNames
 from .health import HealthMonitor
 from .metrics import Metrics
@@ -37,6 +39,7 @@ class Runtime:
     health: HealthMonitor
     metrics: Metrics
     signer: UrlSigner
+    drain: Drain
 
 
 @contextlib.asynccontextmanager
@@ -71,6 +74,8 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         for pool in pools.values():
             pool.start()
         health.start()
+        drain = Drain(settings.server.drain_seconds)
+        drain.install(asyncio.get_running_loop())
         try:
             yield Runtime(
                 settings=settings,
@@ -82,8 +87,10 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
                 health=health,
                 metrics=metrics,
                 signer=UrlSigner(_signing_key(settings)),
+                drain=drain,
             )
         finally:
+            drain.uninstall()
             await health.close()
             metrics.stop_counting()
             for pool in pools.values():

@@ -177,3 +177,14 @@ async def test_access_log_has_user_and_no_query_or_token(client, token, caplog) 
     everything = "\n".join(formatter.format(r) for r in ours)
     assert alice_token not in everything
     assert "secret=x" not in everything
+
+
+async def test_liveness_is_503_while_draining_and_the_rest_still_serves(client, token) -> None:
+    assert (await client.get("/status/liveness")).status_code == 200
+    client.app.state.runtime.drain.draining = True  # what the first SIGTERM does
+    draining = await client.get("/status/liveness")
+    assert draining.status_code == 503
+    assert draining.headers["Retry-After"] == "1"
+    assert "shutting down" in draining.json()["message"]
+    # Requests the balancer still sends before it notices are served as usual.
+    assert (await client.get("/status/systems", headers=bearer(token("bob")))).status_code == 200

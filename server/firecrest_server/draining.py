@@ -6,11 +6,13 @@ closed port (or, with several workers, a listening socket no process accepts on 
 each worker's SIGTERM handler is wrapped: the first SIGTERM turns ``draining`` on, which makes
 /status/liveness answer 503, keeps serving for ``drain_seconds``, and only then hands the signal
 to uvicorn, which stops accepting, waits up to ``shutdown_grace_seconds`` for requests in flight
-and runs the lifespan's shutdown (which closes the SSH pools). A second SIGTERM during the drain
-is handed over at once: an operator who insists gets uvicorn's ordinary stop.
+and runs the lifespan's shutdown (which closes the SSH pools).
 
 With ``workers > 1`` uvicorn's supervisor process gets the signal and sends SIGTERM to every
-worker at once, so each worker drains on its own clock; the supervisor waits for them.
+worker at once, so each worker drains on its own clock; the supervisor waits for them. A worker
+often gets SIGTERM twice (from the supervisor, and from whoever signalled the whole process group:
+systemd's default KillMode, `dev/stack restart`): further SIGTERMs during the drain change
+nothing. SIGINT (uvicorn's own handler, untouched) still stops at once, SIGKILL regardless.
 """
 
 from __future__ import annotations
@@ -60,11 +62,12 @@ class Drain:
         previous, loop = self._previous, self._loop
         if previous is None or loop is None:
             return
-        if self.draining or self.drain_seconds <= 0:
-            self.draining = True
+        if self.draining:
+            return  # already on its way out (see the module's docstring)
+        self.draining = True
+        if self.drain_seconds <= 0:
             self._hand_over(signum)
             return
-        self.draining = True
         log.info("SIGTERM: failing health checks for %.1f s before stopping", self.drain_seconds)
         # A signal handler runs between two bytecodes of the loop's thread: schedule through
         # the thread-safe call, which also wakes a loop that sleeps in select().

@@ -11,6 +11,7 @@ import uvicorn
 
 from .app import CONFIG_ENV
 from .config import ConfigError, load_settings
+from .http_protocol import JoinedWritesProtocol
 from .runtime import SIGNING_KEY_ENV
 
 # How long an idle client connection stays open. uvicorn's default (5 s) equals httpx's default
@@ -57,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
         # After the drain (draining.py): how long requests in flight may take to finish.
         timeout_graceful_shutdown=settings.server.shutdown_grace_seconds,
         loop=UVICORN_LOOPS[settings.server.event_loop],
+        # A response's head and body in one write: a replica that dies mid-answer sends all or
+        # nothing, and the balancer can retry "nothing" (http_protocol.py).
+        http=JoinedWritesProtocol,
     )
     return 0
 

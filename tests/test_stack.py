@@ -47,8 +47,12 @@ def test_stack_json_describes_every_part(stack: StackInfo) -> None:
         "slurmctld",
         "slurmd",
         "oidc",
+        "redis",
         "server",
     }
+    # One replica: the server itself on the entry URL, no balancer in front of it.
+    assert [(r["name"], r["url"]) for r in stack.replicas] == [("server", stack.url)]
+    assert (stack.redis_url or "").startswith("redis://127.0.0.1:")
     # stack.json is the record (tests that restart the server update it)
     recorded = StackInfo.load(stack.dir / "stack.json").pids
     assert all(_alive(pid) for pid in recorded.values())

@@ -27,7 +27,7 @@ UVICORN_LOOPS = {
 }
 
 
-# uvicorn's httptools protocol with header and body timeouts and a connection cap
+# uvicorn's httptools protocol with header and body timeouts, a connection cap and joined writes
 # (edge_protocol.py explains why a protocol, and what it enforces).
 HTTP_PROTOCOL = "firecrest_server.edge_protocol:EdgeProtocol"
 
@@ -61,7 +61,11 @@ def main(argv: list[str] | None = None) -> int:
         proxy_headers=False,
         server_header=False,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        # After the drain (draining.py): how long requests in flight may take to finish.
+        timeout_graceful_shutdown=settings.server.shutdown_grace_seconds,
         loop=UVICORN_LOOPS[settings.server.event_loop],
+        # The edge protocol: timeouts, the connection cap, and a response's head and body in
+        # one write, so a replica that dies mid-answer sends all or nothing (edge_protocol.py).
         http=HTTP_PROTOCOL,
     )
     return 0

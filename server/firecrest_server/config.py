@@ -414,11 +414,26 @@ class ServerConfig(_Strict):
             )
         return self
 
+    # SIGTERM: answer /status/liveness with 503 for this long while still serving, so that a
+    # load balancer's health checks take this replica out before it stops accepting. Set it
+    # above the balancer's check interval x fall count; 0 without a balancer.
+    drain_seconds: float = Field(default=0.0, ge=0, le=300)
+    # Then stop accepting and give requests in flight this long to finish (uvicorn's
+    # timeout_graceful_shutdown) before they are cancelled and the SSH pools close.
+    shutdown_grace_seconds: float = Field(default=30.0, gt=0, le=3600)
+
+
+class StateConfig(_Strict):
+    """State the replicas behind one URL share (rate limits, serials, signing keys)."""
+
+    redis_url: str | None = None
+
 
 class Settings(_Strict):
     server: ServerConfig = ServerConfig()
     auth: AuthConfig
     rate_limit: RateLimit = RateLimit()
+    state: StateConfig = StateConfig()
     systems: list[SystemConfig] = Field(min_length=1)
 
     @field_validator("systems")

@@ -40,6 +40,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from .config import EdgeLimits
+from .http_protocol import JoinedWrites
 from .models.errors import ErrorBody
 
 log = logging.getLogger("firecrest_server.edge")
@@ -135,7 +136,7 @@ class _LingeringTransport:
     """The transport uvicorn sees: closing it while a request body is still arriving becomes a
     lingering close (see LINGER_SECONDS); everything else goes to the socket's transport."""
 
-    def __init__(self, transport: asyncio.Transport, protocol: EdgeProtocol) -> None:
+    def __init__(self, transport: JoinedWrites, protocol: EdgeProtocol) -> None:
         self._transport = transport
         self._protocol = protocol
         # Called for every response: bound here rather than looked up through __getattr__.
@@ -176,6 +177,7 @@ class EdgeProtocol(HttpToolsProtocol):
         self.in_body = False  # between a request's headers and the end of its body
         self._awaiting_headers = False  # between a request's first byte and its headers' end
         self._socket: asyncio.Transport | None = None
+        self._joined: JoinedWrites = None  # type: ignore[assignment]  # set on connection
         self._lingering: asyncio.TimerHandle | None = None
         self._lingered_bytes = 0
 
@@ -183,7 +185,10 @@ class EdgeProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._socket = transport
-        super().connection_made(_LingeringTransport(transport, self))  # type: ignore[arg-type]
+        # uvicorn writes through joined writes (http_protocol.py: a response leaves whole or
+        # not at all), which close like a refusal must (_LingeringTransport).
+        self._joined = JoinedWrites(transport, self.loop)
+        super().connection_made(_LingeringTransport(self._joined, self))  # type: ignore[arg-type]
         self.flow = _ReadClock(transport, self.loop)
         open_connections = len(self.connections)
         if open_connections > self.budget.hard_cap:
@@ -221,12 +226,14 @@ class EdgeProtocol(HttpToolsProtocol):
         if self._lingering is not None or self._socket is None or self._socket.is_closing():
             return
         self._cancel_timers()
+        self._joined.flush()  # the refusal itself, before the end of what is sent
         self._socket.write_eof()
         self._socket.resume_reading()
         self._lingering = self.loop.call_later(LINGER_SECONDS, self._close_now)
 
     def _close_now(self) -> None:
         if self._socket is not None and not self._socket.is_closing():
+            self._joined.flush()
             self._socket.close()
 
     def _cancel_timers(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -14,6 +15,7 @@ import httpx
 from .auth import TokenValidator
 from .auth.principals import PrincipalPolicy
 from .config import KeyServiceCredentials, Settings, SSHConfig, SystemConfig
+from .draining import Drain
 from .filesystem.names import IdNames
 from .health import HealthMonitor
 from .metrics import Metrics
@@ -46,6 +48,7 @@ class Runtime:
     metrics: Metrics
     signer: UrlSigner
     sealer: KeySealer  # staging URLs' keys in key_service mode, under the same secret
+    drain: Drain
 
 
 @contextlib.asynccontextmanager
@@ -91,6 +94,8 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             pool.start()
         health.start()
         signing_key = _signing_key(settings)
+        drain = Drain(settings.server.drain_seconds)
+        drain.install(asyncio.get_running_loop())
         try:
             yield Runtime(
                 settings=settings,
@@ -105,8 +110,10 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
                 metrics=metrics,
                 signer=UrlSigner(signing_key),
                 sealer=KeySealer(signing_key),
+                drain=drain,
             )
         finally:
+            drain.uninstall()
             await health.close()
             metrics.stop_counting()
             for pool in [*pools.values(), *probe_pools.values()]:

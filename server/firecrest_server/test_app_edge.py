@@ -202,3 +202,14 @@ async def test_system_accounts_get_403_before_any_ssh(client, token, user, uid) 
     metrics = (await client.get("/metrics")).text
     assert 'program="id"' not in metrics  # userinfo's command never ran
     assert runtime.pools["cluster"].stats()["users"] == pool_users  # no SSH login was tried
+
+
+async def test_liveness_is_503_while_draining_and_the_rest_still_serves(client, token) -> None:
+    assert (await client.get("/status/liveness")).status_code == 200
+    client.app.state.runtime.drain.draining = True  # what the first SIGTERM does
+    draining = await client.get("/status/liveness")
+    assert draining.status_code == 503
+    assert draining.headers["Retry-After"] == "1"
+    assert "shutting down" in draining.json()["message"]
+    # Requests the balancer still sends before it notices are served as usual.
+    assert (await client.get("/status/systems", headers=bearer(token("bob")))).status_code == 200

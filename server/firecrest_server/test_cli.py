@@ -34,6 +34,9 @@ def test_idle_connections_outlive_client_keep_alive(tmp_path: Path, monkeypatch)
     # Longer than httpx's (and so pyfirecrest's) pool expiry, with a wide margin: otherwise a
     # client reuses a connection the server is closing at that very moment.
     assert seen["timeout_keep_alive"] > 2 * httpx.Limits().keepalive_expiry
+    # A response's head and body in one write; a bounded wait for requests in flight on stop.
+    assert seen["http"] == "firecrest_server.edge_protocol:EdgeProtocol"
+    assert seen["timeout_graceful_shutdown"] == 30
     assert seen["proxy_headers"] is False
     # server.event_loop chooses; uvloop with batched accepting by default (event_loop.py).
     assert seen["loop"] == "firecrest_server.event_loop:new_event_loop"

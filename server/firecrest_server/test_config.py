@@ -199,3 +199,18 @@ def test_edge_limits_have_safe_defaults_and_named_errors() -> None:
     data["server"] = {"limits": {"max_body": 5}}
     with pytest.raises(ConfigError, match=r"server\.limits\.max_body: "):
         parse_settings(data)
+
+
+def test_replica_keys_drain_grace_and_shared_state() -> None:
+    data = _minimal() | {
+        "server": {"drain_seconds": 2, "shutdown_grace_seconds": 20},
+        "state": {"redis_url": "redis://127.0.0.1:6390/0"},
+    }
+    settings = parse_settings(data)
+    assert (settings.server.drain_seconds, settings.server.shutdown_grace_seconds) == (2, 20)
+    assert settings.state.redis_url == "redis://127.0.0.1:6390/0"
+    assert parse_settings(_minimal()).state.redis_url is None
+    with pytest.raises(ConfigError, match=r"server\.drain_seconds: "):
+        parse_settings(_minimal() | {"server": {"drain_seconds": -1}})
+    with pytest.raises(ConfigError, match=r"state\.redis_uri"):
+        parse_settings(_minimal() | {"state": {"redis_uri": "redis://x"}})

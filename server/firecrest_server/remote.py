@@ -22,6 +22,16 @@ T = TypeVar("T")
 SFTP_GRACE = 10.0
 
 
+async def sftp_request(request: Awaitable[T], limit: float, path: str) -> T:
+    """Await one SFTP request (or a short sequence of them) for at most ``limit`` seconds;
+    past it, 408 naming ``path``. Streamed transfers bound each request, not the whole."""
+    try:
+        async with asyncio.timeout(limit):
+            return await request
+    except TimeoutError:
+        raise RequestTimeout(f"SFTP request on {path} timed out after {limit:g} s") from None
+
+
 @dataclass
 class Remote:
     system: SystemConfig
@@ -50,13 +60,26 @@ class Remote:
             raise command_error(result.exit_status, result.stderr_text)
         return result
 
+    @property
+    def sftp_deadline(self) -> float:
+        """Seconds one SFTP request may take: ``ssh.command_timeout`` plus the grace a
+        command's local deadline has."""
+        return self.system.ssh.command_timeout + SFTP_GRACE
+
     @contextlib.asynccontextmanager
     async def sftp_session(self) -> AsyncIterator[asyncssh.SFTPClient]:
-        """The caller's shared SFTP channel, with a channel slot held for the duration."""
+        """The caller's shared SFTP channel, with a channel slot held for the duration.
+
+        Every SFTP request made in the block must be bounded (``sftp_request``); a timeout
+        raised in the block closes the channel, which a hung request would otherwise block.
+        """
         pool = self.runner.pool
         async with pool.connection(self.username, self.runner.bearer_token) as entry:
             try:
                 yield await entry.sftp()
+            except RequestTimeout:
+                entry.discard_sftp()
+                raise
             # ConnectionError: the socket broke (reset, broken pipe) under an SFTP request.
             except (asyncssh.ConnectionLost, asyncssh.ChannelOpenError, ConnectionError) as exc:
                 entry.close()
@@ -77,11 +100,15 @@ class Remote:
         deadline has): an SFTP server that stops answering gives a 408, not a request that
         hangs until the client gives up.
         """
-        limit = self.system.ssh.command_timeout + SFTP_GRACE
+        limit = self.sftp_deadline
         for attempt in (1, 2):
             try:
-                async with asyncio.timeout(limit), self.sftp_session() as sftp:
-                    return await operation(sftp)
+                async with contextlib.AsyncExitStack() as stack:
+                    # One deadline for getting a channel slot, one for the operation; the
+                    # latter's 408 passes through the session, which closes the hung channel.
+                    async with asyncio.timeout(limit):
+                        sftp = await stack.enter_async_context(self.sftp_session())
+                    return await sftp_request(operation(sftp), limit, path)
             except TimeoutError:
                 raise RequestTimeout(
                     f"SFTP request on {path} timed out after {limit:g} s"

@@ -94,3 +94,12 @@ def test_load_settings_reports_unreadable_and_bad_yaml(tmp_path: Path) -> None:
     bad.write_text("auth: [unclosed")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_settings(bad)
+
+
+def test_extract_limits_have_safe_defaults_and_are_validated() -> None:
+    limits = parse_settings(_minimal()).systems[0].data_operation
+    assert limits.max_extract_bytes == 16 * 1024**3
+    assert limits.max_extract_files == 250_000
+    for key in ("max_extract_bytes", "max_extract_files"):
+        with pytest.raises(ConfigError, match=rf"systems\.0\.data_operation\.{key}: "):
+            parse_settings(_minimal(data_operation={key: 0}))

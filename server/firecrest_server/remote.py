@@ -76,7 +76,8 @@ class Remote:
         pool = self.runner.pool
         async with pool.connection(self.username, self.runner.bearer_token) as entry:
             try:
-                yield await entry.sftp()
+                # Starting the SFTP subsystem is a request like any other: bounded.
+                yield await sftp_request(entry.sftp(), self.sftp_deadline, "the SFTP channel")
             except RequestTimeout:
                 entry.discard_sftp()
                 raise

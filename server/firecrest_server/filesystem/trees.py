@@ -10,7 +10,7 @@ permissions on the cluster remain the final guard. An upload is unpacked within 
 413 and the directory as it was.
 
 The whole transfer is bounded by TREE_TIMEOUT on the login node; each step of it (a chunk read,
-a write drained, the exit waited for) by the SFTP deadline, so a stalled file system or login
+a write drained) by the SFTP deadline, so a stalled file system or login
 node ends the request rather than holding it and its channel for hours. tar writes as it reads
 and never reads the bytes of FIFOs, sockets or devices in a tree (it archives them as such),
 so no member can stall it.
@@ -139,7 +139,10 @@ async def upload(remote: Remote, path: str, body: AsyncIterator[bytes]) -> None:
                 process.stdin.write_eof()
             except (BrokenPipeError, asyncssh.Error):
                 pass  # the unpacking ended early (a limit, a damaged archive): its status says
-            completed = await _step(process.wait(check=False), deadline, path)
+            # After the last byte the script still links a whole tree into place and removes
+            # its unpacking directory: that can outlast one step's deadline on a large tree,
+            # and it is bounded on the login node by TREE_TIMEOUT.
+            completed = await _step(process.wait(check=False), TREE_TIMEOUT + deadline, path)
             errors = await _step(asyncio.shield(stderr), deadline, path)
         finally:
             stderr.cancel()

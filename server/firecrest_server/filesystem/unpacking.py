@@ -20,10 +20,10 @@ How the limits hold, whatever the archive claims:
   that listing, so up to a pipe buffer of names more may be created before it stops; they are
   removed with the rest.
 - Everything is unpacked into a fresh 0700 directory inside the target. Only when the archive
-  was complete and within both limits are its entries hard-linked into the target
-  (``cp -al``: merges into existing directories and replaces files, as tar would; no data is
-  copied) and the directory removed. Over a limit or on any failure the directory is removed
-  and the target is as it was.
+  was complete and within both limits are its entries moved into the target: renamed when the
+  name is new, else hard-linked (``cp -al``: merges into existing directories and replaces
+  files, as tar would; no data is copied), and the directory removed. Over a limit or on any
+  failure the directory is removed and the target is as it was.
 
 One exec, as before: the script is a constant, every value reaches it as a positional parameter.
 """
@@ -94,7 +94,12 @@ if [ "${status[2]}" != 0 ] || [ "${status[3]}" != 0 ] \
 fi
 shopt -s dotglob nullglob
 for entry in "$unpack"/*; do
-  cp -a -l --remove-destination -- "$entry" "$target/" || { s=$?; discard; exit "$s"; }
+  name=${entry##*/}
+  if [ -e "$target/$name" ] || [ -L "$target/$name" ]; then
+    cp -a -l --remove-destination -- "$entry" "$target/" || { s=$?; discard; exit "$s"; }
+  else  # the common case, a new name: one rename
+    mv -T -- "$entry" "$target/$name" || { s=$?; discard; exit "$s"; }
+  fi
 done
 discard
 """

@@ -289,6 +289,10 @@ class DataOperation(_Strict):
     staging_url_ttl: float = Field(default=24 * 3600, gt=0)
     staging_upload_timeout: float = Field(default=6 * 3600, gt=0)
     transfer_job_directives: list[str] = []
+    # What one extract or tree upload may unpack (archive bombs): bytes of the uncompressed tar
+    # stream, and entries (files, directories, links). Over either: 413, target unchanged.
+    max_extract_bytes: int = Field(default=16 * 1024**3, ge=1)
+    max_extract_files: int = Field(default=250_000, ge=1)
 
 
 class SystemConfig(_Strict):

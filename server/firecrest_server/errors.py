@@ -197,6 +197,8 @@ _STDERR_STATUS: tuple[tuple[str, type[ApiError]], ...] = (
     ("not in gzip format", BadRequest),
     ("is not a bzip2 file", BadRequest),
     ("File format not recognized", BadRequest),
+    # a compressed archive with compression "none", or compressed twice: tar will not undo it
+    ("Archive is compressed", BadRequest),
     # requests that can never succeed as asked: the client must change them
     ("File name too long", BadRequest),
     ("Too many levels of symbolic links", BadRequest),

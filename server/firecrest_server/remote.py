@@ -22,6 +22,16 @@ T = TypeVar("T")
 SFTP_GRACE = 10.0
 
 
+async def sftp_request(request: Awaitable[T], limit: float, path: str) -> T:
+    """Await one SFTP request (or a short sequence of them) for at most ``limit`` seconds;
+    past it, 408 naming ``path``. Streamed transfers bound each request, not the whole."""
+    try:
+        async with asyncio.timeout(limit):
+            return await request
+    except TimeoutError:
+        raise RequestTimeout(f"SFTP request on {path} timed out after {limit:g} s") from None
+
+
 @dataclass
 class Remote:
     system: SystemConfig
@@ -50,13 +60,27 @@ class Remote:
             raise command_error(result.exit_status, result.stderr_text)
         return result
 
+    @property
+    def sftp_deadline(self) -> float:
+        """Seconds one SFTP request may take: ``ssh.command_timeout`` plus the grace a
+        command's local deadline has."""
+        return self.system.ssh.command_timeout + SFTP_GRACE
+
     @contextlib.asynccontextmanager
     async def sftp_session(self) -> AsyncIterator[asyncssh.SFTPClient]:
-        """The caller's shared SFTP channel, with a channel slot held for the duration."""
+        """The caller's shared SFTP channel, with a channel slot held for the duration.
+
+        Every SFTP request made in the block must be bounded (``sftp_request``); a timeout
+        raised in the block closes the channel, which a hung request would otherwise block.
+        """
         pool = self.runner.pool
         async with pool.connection(self.username, self.runner.bearer_token) as entry:
             try:
-                yield await entry.sftp()
+                # Starting the SFTP subsystem is a request like any other: bounded.
+                yield await sftp_request(entry.sftp(), self.sftp_deadline, "the SFTP channel")
+            except RequestTimeout:
+                entry.discard_sftp()
+                raise
             # ConnectionError: the socket broke (reset, broken pipe) under an SFTP request.
             except (asyncssh.ConnectionLost, asyncssh.ChannelOpenError, ConnectionError) as exc:
                 entry.close()
@@ -79,11 +103,13 @@ class Remote:
         pool bounds that itself, with a 429 (the caller's own channels are busy; a 408 would
         send clients to transfer jobs).
         """
-        limit = self.system.ssh.command_timeout + SFTP_GRACE
+        limit = self.sftp_deadline
         for attempt in (1, 2):
             try:
-                async with self.sftp_session() as sftp, asyncio.timeout(limit):
-                    return await operation(sftp)
+                # The wait for a channel slot is bounded by the pool (429); the request by
+                # sftp_request, whose 408 passes through the session, which closes the channel.
+                async with self.sftp_session() as sftp:
+                    return await sftp_request(operation(sftp), limit, path)
             except TimeoutError:
                 raise RequestTimeout(
                     f"SFTP request on {path} timed out after {limit:g} s"

@@ -214,3 +214,12 @@ def test_replica_keys_drain_grace_and_shared_state() -> None:
         parse_settings(_minimal() | {"server": {"drain_seconds": -1}})
     with pytest.raises(ConfigError, match=r"state\.redis_uri"):
         parse_settings(_minimal() | {"state": {"redis_uri": "redis://x"}})
+
+
+def test_extract_limits_have_safe_defaults_and_are_validated() -> None:
+    limits = parse_settings(_minimal()).systems[0].data_operation
+    assert limits.max_extract_bytes == 16 * 1024**3
+    assert limits.max_extract_files == 250_000
+    for key in ("max_extract_bytes", "max_extract_files"):
+        with pytest.raises(ConfigError, match=rf"systems\.0\.data_operation\.{key}: "):
+            parse_settings(_minimal(data_operation={key: 0}))

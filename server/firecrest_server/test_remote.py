@@ -52,8 +52,13 @@ async def test_a_broken_socket_is_connection_lost_not_a_crash(exc: Exception) ->
 class _SilentEntry(_BrokenEntry):
     """An SFTP channel whose server never answers."""
 
+    discarded = 0
+
     async def sftp(self):
         return SimpleNamespace(stat=lambda path: asyncio.sleep(3600))
+
+    def discard_sftp(self) -> None:
+        self.discarded += 1
 
 
 async def test_an_sftp_request_that_gets_no_answer_is_a_408(monkeypatch) -> None:
@@ -62,3 +67,28 @@ async def test_an_sftp_request_that_gets_no_answer_is_a_408(monkeypatch) -> None
     with pytest.raises(RequestTimeout, match="timed out"):
         async with asyncio.timeout(30):  # the test's own guard: the deadline is 0.2 s
             await _remote(entry).sftp("/home/alice/x", lambda sftp: sftp.stat("/home/alice/x"))
+    # The hung channel is closed, so the user's next SFTP request does not queue behind it.
+    assert entry.discarded == 1
+
+
+class _SilentSubsystem(_SilentEntry):
+    """An sshd that never answers the request to start the SFTP subsystem."""
+
+    async def sftp(self):
+        await asyncio.sleep(3600)
+
+
+async def test_a_streamed_transfer_whose_sftp_channel_never_starts_is_a_408(
+    monkeypatch,
+) -> None:
+    # Streamed transfers hold the session themselves (no outer deadline): the start is bounded.
+    monkeypatch.setattr("firecrest_server.remote.SFTP_GRACE", 0.1)
+    entry = _SilentSubsystem(RuntimeError("unused"))
+
+    async def open_session() -> None:
+        async with asyncio.timeout(30), _remote(entry).sftp_session():  # 30 s: the test's guard
+            pass
+
+    with pytest.raises(RequestTimeout, match="the SFTP channel"):
+        await open_session()
+    assert entry.discarded == 1

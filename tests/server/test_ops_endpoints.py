@@ -593,6 +593,19 @@ def test_download(api: httpx.Client, work: str) -> None:
     assert api.get("/download", params={"path": link}).content == data
 
 
+@pytest.mark.parametrize("header", ["bytes=-5", "bytes=0-", "bytes=0-0"])
+def test_a_range_of_an_empty_file_is_416(api: httpx.Client, work: str, header: str) -> None:
+    # `bytes=-5` used to be answered with a malformed 206 (Content-Range: bytes 0--1/0).
+    empty = _upload(api, work, "empty", b"")
+    response = api.get("/download", params={"path": empty}, headers={"Range": header})
+    _error(response, 416, "not satisfiable")
+    assert response.headers["content-range"] == "bytes */0"
+    nonempty = _upload(api, work, "ten", b"0123456789")
+    response = api.get("/download", params={"path": nonempty}, headers={"Range": header})
+    assert response.status_code == 206
+    assert response.content == {"bytes=-5": b"56789", "bytes=0-": b"0123456789"}.get(header, b"0")
+
+
 def test_download_errors(api: httpx.Client, work: str, bob_file: str, limit: int) -> None:
     _error(api.get("/download", params={"path": f"{work}/no"}), 404, "No such file or directory")
     _error(api.get("/download", params={"path": work}), 400, "Is a directory")

@@ -10,16 +10,21 @@ parameter ("$1", "$2", ...), never as script text.
 tar writes the archive under a temporary name next to the target, renamed over it only when tar
 succeeded: a failed or interrupted compress never leaves a truncated archive at `targetPath`, nor
 destroys the file that was there before.
+
+Extract unpacks within the system's ``data_operation.max_extract_bytes`` and
+``max_extract_files`` (``unpacking``: an archive bomb gets 413 and leaves the target as it was).
 """
 
 from __future__ import annotations
 
 import posixpath
 
+from ..config import DataOperation
 from ..errors import BadRequest
 from ..models.filesystem import Compression
 from ..remote import Remote
 from .direct_transfer import temporary_name
+from .unpacking import unpack_argv, unpack_error
 
 COMPRESSION_FLAGS: dict[str, list[str]] = {
     "none": [],
@@ -93,8 +98,16 @@ def compress_argv(
     return ["bash", "-c", WRITE_THEN_RENAME_SCRIPT, "bash", partial, target, *writer]
 
 
-def extract_argv(source: str, target: str, compression: Compression = "gzip") -> list[str]:
-    return ["tar", "-x", *COMPRESSION_FLAGS[compression], "-f", source, "-C", target]
+def extract_argv(
+    source: str, target: str, limits: DataOperation, compression: Compression = "gzip"
+) -> list[str]:
+    return unpack_argv(
+        source,
+        target,
+        compression=compression,
+        max_bytes=limits.max_extract_bytes,
+        max_files=limits.max_extract_files,
+    )
 
 
 async def compress(
@@ -119,4 +132,7 @@ async def compress(
 async def extract(
     remote: Remote, source: str, target: str, compression: Compression = "gzip"
 ) -> None:
-    await remote.run(extract_argv(source, target, compression))
+    argv = extract_argv(source, target, remote.system.data_operation, compression)
+    result = await remote.run(argv, check=False)
+    if result.exit_status != 0:
+        raise unpack_error(source, result.exit_status, result.stderr_text)

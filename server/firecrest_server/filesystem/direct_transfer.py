@@ -7,6 +7,10 @@ in flight on the SFTP side while the next batch arrives over HTTP (write-behind)
 batches in memory. A download keeps a few SFTP read requests outstanding and sends each answer
 on as it arrives, in file order (read-ahead): at most READS_IN_FLIGHT answers in memory. Both
 are limited to ``data_operation.max_ops_file_size``; larger files go through transfer jobs.
+
+Every SFTP request is bounded by the system's SFTP deadline (``Remote.sftp_deadline``), each
+on its own: a transfer may take long, but no single request may hang it. A download stats the
+path before it opens it, so a FIFO, socket or device is refused (400) without being opened.
 """
 
 from __future__ import annotations
@@ -22,10 +26,11 @@ from dataclasses import dataclass, field
 
 import asyncssh
 
-from ..errors import BadRequest, PayloadTooLarge, sftp_error
-from ..remote import Remote
+from ..errors import BadRequest, PayloadTooLarge, RequestTimeout, sftp_error
+from ..remote import Remote, sftp_request
 from ..ssh.pool import ConnectionLost
 from .ranges import parse_range
+from .special import refuse_special
 
 # One SFTP request per REQUEST_SIZE bytes (or the server's smaller maximum: 255 KiB for
 # OpenSSH), several outstanding at explicit offsets, each sent or answered as it comes.
@@ -78,10 +83,16 @@ async def _lstat_or_none(sftp: asyncssh.SFTPClient, path: str) -> asyncssh.SFTPA
 
 
 async def _copy(
-    file: asyncssh.SFTPClientFile, chunks: AsyncIterable[bytes], limit: int, write_size: int
+    file: asyncssh.SFTPClientFile,
+    chunks: AsyncIterable[bytes],
+    limit: int,
+    write_size: int,
+    deadline: float,
+    path: str,
 ) -> int:
     """Write ``chunks`` as requests of ``write_size`` bytes at explicit offsets, up to
-    WRITES_IN_FLIGHT at once, while the next bytes arrive (write-behind)."""
+    WRITES_IN_FLIGHT at once, while the next bytes arrive (write-behind). Each write must be
+    answered within ``deadline`` seconds of being waited for."""
     size = 0  # received so far
     handed_on = 0  # of those, given to write requests
     buffer = bytearray()
@@ -90,7 +101,7 @@ async def _copy(
     async def write(piece: bytes) -> None:
         nonlocal handed_on
         if len(writing) >= WRITES_IN_FLIGHT:
-            await writing.popleft()
+            await sftp_request(writing.popleft(), deadline, path)
         writing.append(asyncio.ensure_future(file.write(piece, handed_on)))
         handed_on += len(piece)
 
@@ -108,18 +119,22 @@ async def _copy(
         if buffer:
             await write(bytes(buffer))
         while writing:
-            await writing.popleft()
+            await sftp_request(writing.popleft(), deadline, path)
     finally:
         # Never leave a write in flight: the caller closes and removes the file next.
         while writing:
-            await _settle(writing.popleft())
+            await _settle(writing.popleft(), deadline)
     return size
 
 
-async def _settle(future: asyncio.Future) -> None:
+async def _settle(future: asyncio.Future, deadline: float) -> None:
     """Wait for ``future`` to finish without raising its error (the one that matters is
-    already propagating), and mark that error retrieved."""
-    await asyncio.wait([future])
+    already propagating), and mark that error retrieved; cancel it if it is not answered
+    within ``deadline`` seconds."""
+    await asyncio.wait([future], timeout=deadline)
+    if not future.done():
+        future.cancel()
+        await asyncio.wait([future])
     if not future.cancelled():
         future.exception()
 
@@ -151,29 +166,38 @@ async def upload(
     """Write ``chunks`` to ``directory/name``, replacing an existing file; returns the size."""
     target = posixpath.join(directory, check_file_name(name))
     temp = posixpath.join(directory, temporary_name(name))
+    deadline = remote.sftp_deadline
     async with remote.sftp_session() as sftp:
         try:
-            existing = await _lstat_or_none(sftp, target)
+            existing = await sftp_request(_lstat_or_none(sftp, target), deadline, target)
         except asyncssh.SFTPError as exc:
             raise sftp_error(exc, target) from None
         if existing is not None and _is_dir(existing):
             raise BadRequest(f"{target}: Is a directory")
         flags = asyncssh.FXF_WRITE | asyncssh.FXF_CREAT | asyncssh.FXF_EXCL
         try:
-            file = await sftp.open(temp, flags, encoding=None, block_size=0)
+            file = await sftp_request(
+                sftp.open(temp, flags, encoding=None, block_size=0), deadline, directory
+            )
         except asyncssh.SFTPError as exc:
             raise sftp_error(exc, directory) from None
         try:
-            async with file:
-                size = await _copy(file, chunks, limit, _request_size(sftp.limits.max_write_len))
+            try:
+                write_size = _request_size(sftp.limits.max_write_len)
+                size = await _copy(file, chunks, limit, write_size, deadline, target)
                 if existing is not None and stat_module.S_ISREG(existing.permissions or 0):
                     # Overwriting keeps the file's permissions, as writing into it would.
-                    await file.chmod(stat_module.S_IMODE(existing.permissions or 0))
-            await _replace(sftp, temp, target)
+                    mode = stat_module.S_IMODE(existing.permissions or 0)
+                    await sftp_request(file.chmod(mode), deadline, target)
+            finally:
+                await sftp_request(file.close(), deadline, target)
+            await sftp_request(_replace(sftp, temp, target), deadline, target)
         except BaseException as exc:
             # Also on cancellation or a client that went away: never leave the partial file.
-            with contextlib.suppress(Exception):
-                await asyncio.shield(sftp.remove(temp))
+            # After a timeout the channel is hung and the removal would wait behind it.
+            if not isinstance(exc, RequestTimeout):
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(sftp_request(sftp.remove(temp), deadline, temp))
             if isinstance(exc, asyncssh.SFTPError):
                 raise sftp_error(exc, target) from None
             raise
@@ -195,11 +219,14 @@ class Download:
     byte_range: tuple[int, int] | None = None
     # Bytes per SFTP read request: the server's maximum read length.
     read_size: int = REQUEST_SIZE
+    # Seconds each read may take once waited for (Remote.sftp_deadline).
+    deadline: float = 40.0
     # The reads in flight, in file order: (offset, size, the read).
     _reading: deque[tuple[int, int, asyncio.Future[bytes]]] = field(
         default_factory=deque, repr=False
     )
     _next: int = field(default=0, repr=False)
+    _timed_out: RequestTimeout | None = field(default=None, repr=False)
 
     @property
     def length(self) -> int:
@@ -214,7 +241,11 @@ class Download:
         self._read_ahead(end)
         while self._reading:
             offset, size, reading = self._reading.popleft()
-            data = await reading
+            try:
+                data = await sftp_request(reading, self.deadline, self.path)
+            except RequestTimeout as exc:
+                self._timed_out = exc
+                raise
             if not data:  # the file shrank meanwhile: the client sees a short body
                 return
             if len(data) < size:
@@ -233,17 +264,29 @@ class Download:
             self._next += size
 
     async def _settle_reads(self) -> None:
+        # After a timeout the channel is hung: the reads behind it would not be answered.
+        deadline = 0 if self._timed_out is not None else self.deadline
         while self._reading:
-            await _settle(self._reading.popleft()[2])
+            await _settle(self._reading.popleft()[2], deadline)
 
     async def aclose(self) -> None:
         # A client that went away leaves reads in flight: let them end before the file closes
         # under them.
         await self._settle_reads()
         # Closing fails only when the connection died; the pool has discarded it by then, and
-        # the response is over: there is nobody left to tell.
-        with contextlib.suppress(asyncssh.Error, OSError, ConnectionLost):
-            await self._resources.aclose()
+        # the response is over: there is nobody left to tell. After a read timed out, the
+        # timeout goes through the SFTP session, which closes the hung channel.
+        with contextlib.suppress(asyncssh.Error, OSError, ConnectionLost, RequestTimeout):
+            if self._timed_out is None:
+                try:
+                    await sftp_request(self._file.close(), self.deadline, self.path)
+                except RequestTimeout as exc:
+                    self._timed_out = exc
+            if self._timed_out is not None:
+                exc = self._timed_out
+                await self._resources.__aexit__(type(exc), exc, exc.__traceback__)
+            else:
+                await self._resources.aclose()
 
 
 def _request_size(advertised: int) -> int:
@@ -254,30 +297,42 @@ def _request_size(advertised: int) -> int:
 async def open_download(
     remote: Remote, path: str, limit: int | None, range_header: str | None = None
 ) -> Download:
-    """Open ``path`` for reading; 404/403 as usual, 400 for a directory, 413 above ``limit``
-    (None: no limit), 416 for a range outside the file.
+    """Open ``path`` for reading; 404/403 as usual, 400 for a directory, a FIFO, a socket or
+    a device, 413 above ``limit`` (None: no limit), 416 for a range outside the file.
 
+    Two SFTP requests before the reads, as before the special-file check: stat (which follows
+    symlinks; it says what the path is and its size) and open, only if the stat allowed it.
     The SFTP channel slot stays held until ``aclose``: the caller must call it.
     """
+    deadline = remote.sftp_deadline
     resources = contextlib.AsyncExitStack()
     try:
         sftp = await resources.enter_async_context(remote.sftp_session())
         try:
-            file = await resources.enter_async_context(
-                await sftp.open(path, "rb", encoding=None, block_size=0)
+            attrs = await sftp_request(sftp.stat(path), deadline, path)
+            refuse_special(path, attrs.permissions)
+            if _is_dir(attrs):
+                raise BadRequest(f"{path}: Is a directory")
+            size = attrs.size or 0
+            if limit is not None and size > limit:
+                raise too_large(limit)
+            byte_range = parse_range(range_header, size)
+            file = await sftp_request(
+                sftp.open(path, "rb", encoding=None, block_size=0), deadline, path
             )
-            attrs = await file.stat()
         except asyncssh.SFTPError as exc:
             raise sftp_error(exc, path) from None
-        if _is_dir(attrs):
-            raise BadRequest(f"{path}: Is a directory")
-        size = attrs.size or 0
-        if limit is not None and size > limit:
-            raise too_large(limit)
-        byte_range = parse_range(range_header, size)
         return Download(
-            path, size, file, resources, byte_range, _request_size(sftp.limits.max_read_len)
+            path,
+            size,
+            file,
+            resources,
+            byte_range,
+            _request_size(sftp.limits.max_read_len),
+            deadline,
         )
-    except BaseException:
-        await resources.aclose()
+    except BaseException as exc:
+        # A timeout passes through the session, which closes the hung channel.
+        with contextlib.suppress(RequestTimeout):
+            await resources.__aexit__(type(exc), exc, exc.__traceback__)
         raise

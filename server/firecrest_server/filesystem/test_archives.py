@@ -5,10 +5,12 @@ from __future__ import annotations
 import subprocess
 import tarfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from ..errors import BadRequest, RequestTimeout
+from ..config import DataOperation
+from ..errors import BadRequest, PayloadTooLarge, RequestTimeout
 from ..remote import Remote
 from ..ssh import CommandResult
 from .archives import (
@@ -21,6 +23,7 @@ from .archives import (
     split_source,
 )
 from .names import IdNames
+from .unpacking import UNPACK_SCRIPT
 
 
 def test_split_source() -> None:
@@ -114,19 +117,18 @@ def test_compress_argv_allows_a_sibling_with_the_same_prefix() -> None:
 
 
 @pytest.mark.parametrize(
-    ("compression", "flags"),
-    [("none", []), ("gzip", ["-z"]), ("bzip2", ["-j"]), ("xz", ["-J"])],
+    ("compression", "decompressor"),
+    [("none", ["cat"]), ("gzip", ["gzip", "-d", "-c"]), ("xz", ["xz", "-d", "-c"])],
 )
-def test_extract_argv(compression: str, flags: list[str]) -> None:
-    assert extract_argv("/h/a.tar", "/h/out", compression) == [
-        "tar",
-        "-x",
-        *flags,
-        "-f",
-        "/h/a.tar",
-        "-C",
-        "/h/out",
-    ]
+def test_extract_argv_unpacks_within_the_systems_limits(
+    compression: str, decompressor: list[str]
+) -> None:
+    limits = DataOperation(max_extract_bytes=1000, max_extract_files=7)
+    argv = extract_argv("/h/a.tar", "/h/out", limits, compression)
+    assert argv[:4] == ["bash", "-c", UNPACK_SCRIPT, "bash"]
+    assert argv[4:6] == ["/h/a.tar", "/h/out"]
+    assert argv[6].startswith(".fcunpack-")
+    assert argv[7:] == ["1000", "7", "", *decompressor]
 
 
 HOSTILE = ["$(touch CANARY)", "`touch CANARY`", "a'b", 'a"b', "new\nline", "-rf", "ünï ☃", "x;y"]
@@ -184,7 +186,7 @@ def test_plain_compress_and_extract_round_trip(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     out = tmp_path / "out"
     out.mkdir()
-    result = _run(extract_argv(str(archive), str(out), "bzip2"))
+    result = _run(extract_argv(str(archive), str(out), DataOperation(), "bzip2"))
     assert result.returncode == 0, result.stderr
     assert (out / "-n" / "--help").read_text() == "payload"
 
@@ -241,7 +243,8 @@ class _Runner:
 
 
 def _remote(runner: _Runner) -> Remote:
-    return Remote(system=None, runner=runner, names=IdNames())  # type: ignore[arg-type]
+    system = SimpleNamespace(data_operation=DataOperation())
+    return Remote(system=system, runner=runner, names=IdNames())  # type: ignore[arg-type]
 
 
 async def test_a_remote_timeout_is_408_so_pyfirecrest_falls_back_to_a_transfer_job() -> None:
@@ -271,3 +274,11 @@ def test_compress_argv_refuses_a_nul_in_the_pattern() -> None:
     # it would reach the SSH exec request, and sshd drops the connection on a NUL
     with pytest.raises(BadRequest, match="matchPattern"):
         compress_argv("/h/src", "/h/a.tar", match_pattern="x\x00y")
+
+
+async def test_an_archive_over_a_limit_is_413_with_the_scripts_message() -> None:
+    message = b"The archive has more than 7 entries, the limit (data_operation.max_extract_files)"
+    runner = _Runner(3, b"tar: stdout: Broken pipe\n" + message + b"\n")
+    with pytest.raises(PayloadTooLarge) as excinfo:
+        await extract(_remote(runner), "/h/a.tar", "/h/out", "none")
+    assert excinfo.value.message == message.decode()

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import asyncssh
 import pytest
 
-from ..errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
+from ..errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, RequestTimeout
 from .direct_transfer import (
     READS_IN_FLIGHT,
     WRITES_IN_FLIGHT,
@@ -35,7 +35,13 @@ class FakeFile:
     async def __aexit__(self, *exc: object) -> None:
         self.closed = True
 
+    async def close(self) -> None:
+        self.server.requests.append("close")
+        self.closed = True
+
     async def write(self, data: bytes, offset: int) -> None:
+        if self.server.hang_writes:
+            await asyncio.Event().wait()
         if self.server.fail_write:
             raise asyncssh.SFTPFailure("Disk quota exceeded")
         self.server.writes.append(len(data))
@@ -48,6 +54,9 @@ class FakeFile:
         self.server.modes[self.path] = mode
 
     async def read(self, size: int, offset: int) -> bytes:
+        if self.server.hang_reads:
+            await asyncio.Event().wait()
+        self.server.requests.append("read")
         self.server.reads.append((offset, size))
         size = min(size, self.server.max_answer)  # a server may answer less than asked
         return bytes(self.server.files[self.path][offset : offset + size])
@@ -67,6 +76,17 @@ class FakeSFTP:
         self.reads: list[tuple[int, int]] = []
         self.max_answer = 1 << 40
         self.limits = asyncssh.sftp.SFTPLimits(1 << 18, 1000, 1000, 0)
+        # FIFOs, sockets and devices (path -> mode): opening one never returns, as a FIFO's.
+        self.specials: dict[str, int] = {}
+        self.requests: list[str] = []  # the SFTP requests a download makes, in order
+        self.hang_reads = False
+        self.hang_writes = False
+
+    async def stat(self, path: str) -> asyncssh.SFTPAttrs:
+        self.requests.append("stat")
+        if path in self.specials:
+            return asyncssh.SFTPAttrs(permissions=self.specials[path] | 0o644, size=0)
+        return await self.lstat(path)
 
     async def lstat(self, path: str) -> asyncssh.SFTPAttrs:
         if path.startswith("/home/b"):
@@ -83,8 +103,11 @@ class FakeSFTP:
     async def open(
         self, path: str, mode: object, encoding: object = None, block_size: int = -1
     ) -> FakeFile:
+        self.requests.append("open")
         if path.startswith("/home/b"):
             raise asyncssh.SFTPPermissionDenied("Permission denied")
+        if path in self.specials:
+            await asyncio.Event().wait()
         if mode == "rb":
             await self.lstat(path)
         else:
@@ -113,12 +136,17 @@ class FakeRemote:
     def __init__(self) -> None:
         self.server = FakeSFTP()
         self.sessions_open = 0
+        self.sftp_deadline = 5.0
+        self.timeouts_seen = 0  # timeouts the session saw (it closes the channel on them)
 
     @contextlib.asynccontextmanager
     async def sftp_session(self) -> AsyncIterator[FakeSFTP]:
         self.sessions_open += 1
         try:
             yield self.server
+        except RequestTimeout:
+            self.timeouts_seen += 1
+            raise
         finally:
             self.sessions_open -= 1
 
@@ -384,3 +412,59 @@ async def test_download_refusals_release_the_session(path, error, message) -> No
         await open_download(remote, path, limit=10)
     assert remote.sessions_open == 0
     assert all(f.closed for f in remote.server.opened)
+
+
+# ----------------------------------------------------------------- special files and deadlines
+
+
+@pytest.mark.parametrize(
+    ("mode", "kind"),
+    [
+        (stat_module.S_IFIFO, "named pipe"),
+        (stat_module.S_IFCHR, "character device"),
+        (stat_module.S_IFBLK, "block device"),
+        (stat_module.S_IFSOCK, "socket"),
+    ],
+)
+async def test_download_of_a_special_file_is_400_without_opening_it(mode, kind) -> None:
+    remote = FakeRemote()
+    remote.server.specials["/home/a/special"] = mode
+    with pytest.raises(BadRequest, match=f"/home/a/special: Not a regular file .*{kind}"):
+        await open_download(remote, "/home/a/special", limit=None)
+    assert remote.server.requests == ["stat"]  # the open, which would hang, never happens
+    assert remote.sessions_open == 0
+
+
+async def test_download_makes_as_many_requests_before_reading_as_before_the_check() -> None:
+    # Before: open + fstat, then the reads. Now: stat + open; the stat's size is the size.
+    remote = FakeRemote()
+    remote.server.files["/home/a/f"] = bytearray(b"x" * 2500)
+    source = await open_download(remote, "/home/a/f", limit=None)
+    assert b"".join([chunk async for chunk in source.chunks()]) == b"x" * 2500
+    await source.aclose()
+    assert remote.server.requests == ["stat", "open", "read", "read", "read", "close"]
+
+
+async def test_a_read_that_is_never_answered_is_408_and_closes_the_channel() -> None:
+    remote = FakeRemote()
+    remote.sftp_deadline = 0.05
+    remote.server.files["/home/a/f"] = bytearray(b"x" * 5000)
+    source = await open_download(remote, "/home/a/f", limit=None)
+    remote.server.hang_reads = True
+    with pytest.raises(RequestTimeout, match="/home/a/f"):
+        _ = [chunk async for chunk in source.chunks()]
+    await source.aclose()
+    assert remote.timeouts_seen == 1
+    assert remote.sessions_open == 0
+    assert not source._reading
+
+
+async def test_a_write_that_is_never_answered_is_408_and_closes_the_channel() -> None:
+    remote = FakeRemote()
+    remote.sftp_deadline = 0.05
+    remote.server.hang_writes = True
+    with pytest.raises(RequestTimeout, match="/home/a/f"):
+        await upload(remote, "/home/a", "f", _chunks(b"x" * 5000), limit=10_000)
+    assert remote.timeouts_seen == 1
+    assert remote.sessions_open == 0
+    assert "/home/a/f" not in remote.server.files

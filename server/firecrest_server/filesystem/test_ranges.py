@@ -26,3 +26,22 @@ def test_unsatisfiable(header) -> None:
         parse_range(header, 1000)
     assert excinfo.value.status_code == 416
     assert excinfo.value.headers["Content-Range"] == "bytes */1000"
+
+
+@pytest.mark.parametrize("header", ["bytes=-1", "bytes=-100", "bytes=0-", "bytes=0-0", "bytes=5-9"])
+def test_every_range_of_an_empty_file_is_unsatisfiable(header) -> None:
+    with pytest.raises(RangeNotSatisfiable) as excinfo:
+        parse_range(header, 0)
+    assert excinfo.value.headers["Content-Range"] == "bytes */0"
+
+
+def test_an_empty_file_without_range_or_with_an_ignored_one_is_sent_whole() -> None:
+    assert parse_range(None, 0) is None
+    assert parse_range("bytes=0-1,5-6", 0) is None
+
+
+@pytest.mark.parametrize("size", [1, 2, 1000])
+@pytest.mark.parametrize("header", ["bytes=-1", "bytes=0-", "bytes=0-0", "bytes=-99999"])
+def test_satisfiable_ranges_stay_inside_the_file(header, size) -> None:
+    first, last = parse_range(header, size)
+    assert 0 <= first <= last <= size - 1

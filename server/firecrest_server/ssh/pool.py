@@ -87,6 +87,17 @@ class Connection:
                     self._sftp = await self.conn.start_sftp_client()
         return self._sftp
 
+    def discard_sftp(self) -> None:
+        """Close the SFTP channel after a request on it timed out; the next one opens anew.
+
+        OpenSSH's sftp-server answers one request at a time: behind a request that hangs (a
+        stalled file system, an open of a FIFO) every later request on the channel would wait
+        too. The connection and its other channels stay open.
+        """
+        sftp, self._sftp = self._sftp, None
+        if sftp is not None:
+            sftp.exit()
+
     def close(self) -> None:
         self.closed = True
         self.conn.close()

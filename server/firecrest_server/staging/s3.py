@@ -10,6 +10,7 @@ signed URL then streams it straight from the cluster, with Range support.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import posixpath
 import stat as stat_module
@@ -19,10 +20,11 @@ from collections.abc import AsyncIterable, AsyncIterator
 import asyncssh
 from defusedxml import ElementTree
 
-from ..errors import ApiError, BadRequest, PayloadTooLarge, sftp_error
+from ..errors import ApiError, BadRequest, PayloadTooLarge, RequestTimeout, sftp_error
 from ..filesystem import transfer_jobs
+from ..filesystem.special import refuse_special
 from ..models.transfer import TransferJob
-from ..remote import Remote
+from ..remote import Remote, sftp_request
 from .logins import StagingLogin
 from .tokens import StagingGrant, UrlSigner
 
@@ -135,20 +137,33 @@ async def create_upload(
 async def write_part(
     remote: Remote, grant: StagingGrant, number: int, body: AsyncIterator[bytes]
 ) -> str:
-    """Write part ``number`` at its offset; its ETag (the MD5 of its bytes, as in S3)."""
+    """Write part ``number`` at its offset; its ETag (the MD5 of its bytes, as in S3).
+
+    Each SFTP request is bounded by the SFTP deadline on its own (the body may be slow).
+    """
     offset, length = part_range(grant, number)
     data_path = f"{grant.path}/data"
     digest = hashlib.md5()  # noqa: S324 - S3's ETag definition, not a security measure
     received = 0
+    deadline = remote.sftp_deadline
     async with remote.sftp_session() as sftp:
         try:
-            async with await sftp.open(data_path, asyncssh.FXF_WRITE, encoding=None) as file:
+            opening = sftp.open(data_path, asyncssh.FXF_WRITE, encoding=None)
+            file = await sftp_request(opening, deadline, data_path)
+            try:
                 async for chunk in body:
                     if received + len(chunk) > length:
                         raise BadRequest(f"part {number} must be {length} bytes")
-                    await file.write(chunk, offset + received)
+                    await sftp_request(file.write(chunk, offset + received), deadline, data_path)
                     digest.update(chunk)
                     received += len(chunk)
+            except RequestTimeout:
+                raise  # the channel is hung: closing the file would wait behind it
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await sftp_request(file.close(), deadline, data_path)
+                raise
+            await sftp_request(file.close(), deadline, data_path)
         except asyncssh.SFTPNoSuchFile:
             raise NoSuchUpload("The upload does not exist (expired or completed)") from None
         except asyncssh.SFTPError as exc:
@@ -156,9 +171,13 @@ async def write_part(
         if received != length:
             raise BadRequest(f"part {number} must be {length} bytes, got {received}")
         etag = f'"{digest.hexdigest()}"'
-        try:
+
+        async def mark() -> None:
             async with await sftp.open(f"{grant.path}/part-{number:05d}", "w") as marker:
                 await marker.write(etag)
+
+        try:
+            await sftp_request(mark(), deadline, grant.path)
         except asyncssh.SFTPError as exc:
             raise sftp_error(exc, grant.path) from None
     return etag
@@ -232,6 +251,8 @@ async def create_download(
 ) -> tuple[TransferJob, dict]:
     system = remote.system
     attrs = await remote.sftp(source, lambda sftp: sftp.stat(source))
+    # The job's `head --bytes=0` would block on a FIFO; the staged download would then hang.
+    refuse_special(source, attrs.permissions)
     if stat_module.S_ISDIR(attrs.permissions or 0):
         raise BadRequest(f"{source}: Is a directory")
     job = await transfer_jobs.submit(

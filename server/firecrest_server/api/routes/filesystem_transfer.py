@@ -95,7 +95,7 @@ async def compress(remote: RemoteDep, body: TransferCompressRequest) -> Transfer
 async def extract(remote: RemoteDep, body: TransferExtractRequest) -> TransferJobResponse:
     source = checked_path(remote.system, body.path, "sourcePath")
     target = checked_path(remote.system, body.target_path, "targetPath")
-    argv = archives.extract_argv(source, target, body.compression)
+    argv = archives.extract_argv(source, target, remote.system.data_operation, body.compression)
     job = await transfer_jobs.submit(
         remote, "ExtractFiles", [argv], "Files were successfully extracted.", body.account
     )

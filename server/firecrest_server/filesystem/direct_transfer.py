@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 import asyncssh
 
-from ..errors import BadRequest, PayloadTooLarge, sftp_error
+from ..diagnostics import Failure
+from ..errors import BadRequest, PayloadTooLarge, file_error, sftp_error
 from ..remote import Remote
 from ..ssh.pool import ConnectionLost
 from .ranges import parse_range
@@ -132,7 +133,7 @@ async def _replace(sftp: asyncssh.SFTPClient, source: str, target: str) -> None:
         # appeared at the target while the upload ran (checked before it started).
         current = await _lstat_or_none(sftp, target)
         if current is not None and _is_dir(current):
-            raise BadRequest(f"{target}: Is a directory") from None
+            raise file_error("upload", Failure.IS_A_DIRECTORY, target) from None
         raise
     except asyncssh.SFTPOpUnsupported:
         # A server without the posix-rename extension: plain SFTP rename refuses to overwrite.
@@ -155,14 +156,14 @@ async def upload(
         try:
             existing = await _lstat_or_none(sftp, target)
         except asyncssh.SFTPError as exc:
-            raise sftp_error(exc, target) from None
+            raise sftp_error(exc, target, "upload") from None
         if existing is not None and _is_dir(existing):
-            raise BadRequest(f"{target}: Is a directory")
+            raise file_error("upload", Failure.IS_A_DIRECTORY, target)
         flags = asyncssh.FXF_WRITE | asyncssh.FXF_CREAT | asyncssh.FXF_EXCL
         try:
             file = await sftp.open(temp, flags, encoding=None, block_size=0)
         except asyncssh.SFTPError as exc:
-            raise sftp_error(exc, directory) from None
+            raise sftp_error(exc, target, "upload") from None
         try:
             async with file:
                 size = await _copy(file, chunks, limit, _request_size(sftp.limits.max_write_len))
@@ -175,7 +176,7 @@ async def upload(
             with contextlib.suppress(Exception):
                 await asyncio.shield(sftp.remove(temp))
             if isinstance(exc, asyncssh.SFTPError):
-                raise sftp_error(exc, target) from None
+                raise sftp_error(exc, target, "upload") from None
             raise
     return size
 
@@ -268,9 +269,9 @@ async def open_download(
             )
             attrs = await file.stat()
         except asyncssh.SFTPError as exc:
-            raise sftp_error(exc, path) from None
+            raise sftp_error(exc, path, "download") from None
         if _is_dir(attrs):
-            raise BadRequest(f"{path}: Is a directory")
+            raise file_error("download", Failure.IS_A_DIRECTORY, path)
         size = attrs.size or 0
         if limit is not None and size > limit:
             raise too_large(limit)

@@ -13,6 +13,7 @@ The profile is SQLite with no broker, and the calculations run in the ``verdi ru
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import uuid
@@ -105,7 +106,9 @@ def test_published_plugin_sets_up_and_runs_calculations(
     assert "successfully configured" in configured
     assert Path(f"{remote}/tmp").is_dir()
     tested = _ok(verdi("computer", "test", COMPUTER))
-    assert "all 6 tests succeeded" in tested, tested
+    # (6 checks with aiida-core 2.9; the number is aiida-core's, whichever version pip chose)
+    assert re.search(r"Success: all \d+ tests succeeded", tested), tested
+    assert "[Failed]" not in tested
     assert "Determining remote user name... [OK]: alice" in tested
     _ok(
         verdi(

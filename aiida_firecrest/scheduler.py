@@ -15,7 +15,10 @@ replaces every shell command with an API request made by the ``firecrest`` trans
   within the hour); the jobs wanted are picked out of it and those that ended earlier are
   asked for by id. A requested job the server answers "Job not found" for is asked again a
   few times before it is taken as gone: AiiDA reads a missing job as finished, and a plain
-  FirecREST can briefly not know a job it has just accepted (our server never does);
+  FirecREST can briefly not know a job it has just accepted (our server never does). When
+  the listing itself fails (a 5xx, 400 or 413 after the client's retries, or an answer that is not
+  a list of jobs, as FirecREST v2 gives when one job in the window has a hostile name), every
+  requested job is asked for by id instead, so calculations keep running;
 - ``get_detailed_job_info``: the job's final state in the shape ``parse_output`` reads;
 - ``kill_job``: ``DELETE /compute/{system}/jobs/{id}``; never raises.
 
@@ -148,6 +151,18 @@ def detailed_job_info(job: dict[str, Any]) -> dict[str, str | int]:
     return {"retval": 0, "stdout": f"{header}\n{values}\n", "stderr": ""}
 
 
+def _listing_broken(exc: BaseException) -> bool:
+    """Whether a failed listing is worth replacing by per-job lookups: the server failed on it
+    (5xx, after the client's retries) or refused it (400; 413: an answer too large to send),
+    or its answer was not a list of jobs. Not for authentication, permission or network
+    failures: lookups would fail alike."""
+    if isinstance(exc, FirecrestError):
+        status = exc.status_code
+        return status is not None and (status >= 500 or status in (400, 413))
+    # response.json() of a non-JSON body, .get of a non-object, a record without "jobId".
+    return isinstance(exc, ValueError | AttributeError | KeyError | TypeError)
+
+
 class FirecrestScheduler(SlurmScheduler):
     """Slurm through a FirecREST v2 API; to be paired with the ``firecrest`` transport."""
 
@@ -203,7 +218,18 @@ class FirecrestScheduler(SlurmScheduler):
     async def _collect(self, wanted: list[str]) -> list[dict[str, Any]]:
         transport = self._firecrest()
         client, system = transport.client, transport.compute_resource
-        listed = await self._listing(client, system, wanted)
+        try:
+            listed = await self._listing(client, system, wanted)
+        except Exception as exc:
+            if not wanted or not _listing_broken(exc):
+                raise
+            # One hostile or corrupt record in the user's accounting window can break the
+            # listing for every job (FirecREST v2 answers 500); AiiDA pauses a calculation
+            # after 5 failed updates. The jobs AiiDA tracks can still be asked for by id.
+            self.logger.warning(
+                f"listing jobs failed ({exc!r:.200}); asking for {len(wanted)} job(s) by id"
+            )
+            listed = {}
         missing = [job_id for job_id in wanted if job_id not in listed]
         found = await asyncio.gather(*(self._one(client, system, job_id) for job_id in missing))
         for job in (j for j in found if j is not None):

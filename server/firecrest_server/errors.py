@@ -14,6 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from . import diagnostics
+from .diagnostics import Failure, framed
 from .models.errors import ErrorBody
 from .redaction import redact
 
@@ -216,9 +218,7 @@ _STDERR_STATUS: tuple[tuple[str, type[ApiError]], ...] = (
 
 def command_error(exit_status: int, stderr: str) -> ApiError:
     """The API error for a remote command that exited with ``exit_status``."""
-    message = (
-        f"Remote process failed with exit status:{exit_status} and error message:{stderr.strip()}"
-    )
+    message = framed(exit_status, stderr)
     if exit_status == 124:
         return RequestTimeout(message)
     for needle, error in _STDERR_STATUS:
@@ -227,25 +227,56 @@ def command_error(exit_status: int, stderr: str) -> ApiError:
     return ApiError(message)
 
 
-def sftp_error(exc: Exception, path: str) -> ApiError:
-    """The API error for a failed SFTP request on ``path`` (the messages clients look for)."""
+# The status of each file-system failure (as _STDERR_STATUS maps the same words).
+_FAILURE_STATUS: dict[Failure, type[ApiError]] = {
+    Failure.NOT_FOUND: NotFound,
+    Failure.PERMISSION_DENIED: Forbidden,
+    Failure.NOT_PERMITTED: Forbidden,
+    Failure.EXISTS: BadRequest,
+    Failure.NOT_A_DIRECTORY: BadRequest,
+    Failure.IS_A_DIRECTORY: BadRequest,
+    Failure.NOT_EMPTY: BadRequest,
+    Failure.NAME_TOO_LONG: BadRequest,
+}
+
+
+def file_error(operation: str, failure: Failure, path: str) -> ApiError:
+    """The API error for ``operation`` failing on ``path``, worded as the program FirecREST v2
+    runs for it would have worded it (see ``diagnostics``)."""
+    return _FAILURE_STATUS[failure](diagnostics.message(operation, failure, path))
+
+
+def _sftp_failure(exc: Exception) -> Failure | None:
     import asyncssh  # local: keeps this module importable without the SSH stack
 
-    if isinstance(exc, asyncssh.SFTPNoSuchFile):
-        return NotFound(f"{path}: No such file or directory")
-    if isinstance(exc, asyncssh.SFTPPermissionDenied):
-        return Forbidden(f"{path}: Permission denied")
-    if isinstance(exc, asyncssh.SFTPFileAlreadyExists):
-        return BadRequest(f"{path}: File exists")
-    if isinstance(exc, asyncssh.SFTPNotADirectory):
-        return BadRequest(f"{path}: Not a directory")
-    if isinstance(exc, asyncssh.SFTPFileIsADirectory):
-        return BadRequest(f"{path}: Is a directory")
-    if isinstance(exc, asyncssh.SFTPDirNotEmpty):
-        return BadRequest(f"{path}: Directory not empty")
-    if isinstance(exc, asyncssh.SFTPBadMessage):
+    for kind, failure in (
+        (asyncssh.SFTPNoSuchFile, Failure.NOT_FOUND),
+        (asyncssh.SFTPPermissionDenied, Failure.PERMISSION_DENIED),
+        (asyncssh.SFTPFileAlreadyExists, Failure.EXISTS),
+        (asyncssh.SFTPNotADirectory, Failure.NOT_A_DIRECTORY),
+        (asyncssh.SFTPFileIsADirectory, Failure.IS_A_DIRECTORY),
+        (asyncssh.SFTPDirNotEmpty, Failure.NOT_EMPTY),
+    ):
+        if isinstance(exc, kind):
+            return failure
+    return None
+
+
+def sftp_error(exc: Exception, path: str, operation: str | None = None) -> ApiError:
+    """The API error for a failed SFTP request on ``path``, made for ``operation`` (worded as
+    its program would word it; without one, as ``path: reason``)."""
+    import asyncssh
+
+    failure = _sftp_failure(exc)
+    if failure is None and isinstance(exc, asyncssh.SFTPBadMessage):
         # OpenSSH's sftp-server answers a name longer than NAME_MAX, or a read at an offset
         # beyond any file, with SSH_FX_BAD_MESSAGE: a request that cannot succeed as asked.
-        return BadRequest(f"{path}: Invalid argument or file name too long")
+        if operation is None:
+            return BadRequest(f"{path}: Invalid argument or file name too long")
+        failure = Failure.NAME_TOO_LONG
+    if failure is not None:
+        if operation is not None:
+            return file_error(operation, failure, path)
+        return _FAILURE_STATUS[failure](f"{path}: {failure.value}")
     reason = getattr(exc, "reason", "") or type(exc).__name__
     return ApiError(f"{path}: {reason}")

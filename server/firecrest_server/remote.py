@@ -94,8 +94,11 @@ class Remote:
         operation: Callable[[asyncssh.SFTPClient], Awaitable[T]],
         *,
         idempotent: bool = True,
+        action: str | None = None,
     ) -> T:
-        """Run one SFTP operation on ``path``; SFTP failures become API errors naming ``path``.
+        """Run one SFTP operation on ``path``; SFTP failures become API errors naming ``path``,
+        worded as the program FirecREST v2 runs for ``action`` (an API operation: "stat",
+        "ls", ...) would word them.
 
         Bounded like a command (``ssh.command_timeout``, plus the grace a command's local
         deadline has): an SFTP server that stops answering gives a 408, not a request that
@@ -115,7 +118,7 @@ class Remote:
                     f"SFTP request on {path} timed out after {limit:g} s"
                 ) from None
             except asyncssh.SFTPError as exc:
-                raise sftp_error(exc, path) from None
+                raise sftp_error(exc, path, action) from None
             except ConnectionLost:
                 if attempt == 2 or not idempotent:
                     raise

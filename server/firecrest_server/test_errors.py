@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncssh
 import pytest
 
+from .diagnostics import Failure, program_stderr
 from .errors import (
     ApiError,
     BadRequest,
@@ -12,6 +13,7 @@ from .errors import (
     NotFound,
     RequestTimeout,
     command_error,
+    file_error,
     sftp_error,
 )
 
@@ -70,3 +72,31 @@ def test_sftp_errors(exc: Exception, status: int) -> None:
     error = sftp_error(exc, "/home/alice/x")
     assert error.status_code == status
     assert error.message.startswith("/home/alice/x")
+
+
+@pytest.mark.parametrize(
+    ("exc", "operation", "status", "stderr"),
+    [
+        (asyncssh.SFTPNoSuchFile("x"), "stat", 404, "stat: cannot statx '/a/x': No such file"),
+        (asyncssh.SFTPNoSuchFile("x"), "ls", 404, "ls: cannot access '/a/x': No such file"),
+        (asyncssh.SFTPNoSuchFile("x"), "view", 404, "dd: failed to open '/a/x': No such file"),
+        (asyncssh.SFTPPermissionDenied("x"), "ls", 403, "ls: cannot open directory '/a/x'"),
+        (asyncssh.SFTPFileAlreadyExists("x"), "mkdir", 400, "directory '/a/x': File exists"),
+        (asyncssh.SFTPNotADirectory("x"), "stat", 400, "statx '/a/x': Not a directory"),
+        (asyncssh.SFTPBadMessage("x"), "stat", 400, "statx '/a/x': File name too long"),
+    ],
+)
+def test_sftp_errors_of_an_operation_use_its_programs_words(
+    exc: Exception, operation: str, status: int, stderr: str
+) -> None:
+    error = sftp_error(exc, "/a/x", operation)
+    assert error.status_code == status
+    assert error.message.startswith("Remote process failed with exit status:")
+    assert stderr in error.message
+
+
+def test_file_errors_keep_the_status_of_their_words() -> None:
+    # The same words through command_error (a program's stderr) give the same status.
+    for failure in Failure:
+        made = file_error("stat", failure, "/a/x")
+        assert type(command_error(1, program_stderr("stat", failure, "/a/x"))) is type(made)

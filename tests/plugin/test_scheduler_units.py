@@ -1,13 +1,20 @@
 """The scheduler's job query with a fake client (pure logic): one listing naming the jobs
 wanted (or, from a server that ignores the names, the short window), then the requested jobs it
-missed one by one."""
+missed one by one; and, behind the real client with an in-process fake server that breaks the
+listing, the fallback to one lookup per job."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+import httpx
+import pytest
+
 from aiida_firecrest import scheduler as scheduler_module
+from aiida_firecrest.client import FirecrestClient, auth, errors
 from aiida_firecrest.client.errors import JobNotFoundError
+from aiida_firecrest.client.retry import RetryPolicy
 from aiida_firecrest.scheduler import IDS_PER_LISTING, LISTING_WINDOW, FirecrestScheduler
 
 
@@ -98,3 +105,113 @@ async def test_jobs_the_listing_missed_are_asked_for_one_by_one(monkeypatch) -> 
         ("get", "9"),
         ("get", "9"),
     ]
+
+
+# ------------------------------------------------- a broken listing: per-job lookups instead
+
+FAST = RetryPolicy(attempts=2, initial_wait=0.001, max_wait=0.002, max_retry_after=0.01)
+JOB_PATH = re.compile(r"^/api/compute/cluster/jobs/(\d+)$")
+
+
+class FaultyServer:
+    """A fake FirecREST (in-process, behind the real client) whose job listing answers
+    ``listing``; ``GET .../jobs/{id}`` answers the jobs in ``jobs``, 404 for others."""
+
+    def __init__(self, listing: httpx.Response, jobs: list[str]) -> None:
+        self.listing, self.jobs = listing, jobs
+        self.requests: list[str] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        self.requests.append(path)
+        if path == "/api/compute/cluster/jobs":
+            return self.listing
+        found = JOB_PATH.match(path)
+        if found and found.group(1) in self.jobs:
+            job = {"jobId": found.group(1), "status": {"state": "RUNNING"}}
+            return httpx.Response(200, json={"jobs": [job]})
+        body = {"errorType": "error", "message": "Job not found", "user": "alice"}
+        return httpx.Response(404, json=body)
+
+
+def _client_for(server: FaultyServer) -> FirecrestClient:
+    return FirecrestClient(
+        "http://firecrest.test/api",
+        auth.StaticToken("t"),
+        retry=FAST,
+        transport=httpx.MockTransport(server),
+    )
+
+
+_ERROR = {"errorType": "error", "message": "Remote process failed", "user": "alice"}
+
+
+@pytest.mark.parametrize(
+    "listing",
+    [
+        # FirecREST v2 on a hostile job name in the user's accounting window
+        httpx.Response(500, json=_ERROR),
+        # a proxy in front that gave up (retried by the client first)
+        httpx.Response(502, text="<html>Bad Gateway</html>"),
+        httpx.Response(400, json={**_ERROR, "message": "Invalid request"}),
+        httpx.Response(413, json={**_ERROR, "message": "Output exceeds 4096 bytes"}),
+        # answers that are not a list of jobs
+        httpx.Response(200, text="<html>maintenance</html>"),
+        httpx.Response(200, json=["not", "an", "object"]),
+        httpx.Response(200, json={"jobs": [{"name": "no id"}]}),
+    ],
+    ids=["500", "502", "400", "413", "not-json", "json-list", "record-without-id"],
+)
+async def test_a_failed_listing_falls_back_to_per_job_lookups(monkeypatch, listing) -> None:
+    server = FaultyServer(listing, jobs=["11", "12", "13"])
+    client = _client_for(server)
+    try:
+        found = await scheduler_with(client, monkeypatch)._collect(["11", "12", "13"])
+    finally:
+        await client.aclose()
+    # Every tracked job is still reported (AiiDA would take a missing one as finished) ...
+    assert [job["jobId"] for job in found] == ["11", "12", "13"]
+    assert all(job["status"]["state"] == "RUNNING" for job in found)
+    # ... each found by one lookup of its own after the listing failed.
+    lookups = [path for path in server.requests if JOB_PATH.match(path)]
+    assert sorted(lookups) == [f"/api/compute/cluster/jobs/{n}" for n in ("11", "12", "13")]
+    assert "/api/compute/cluster/jobs" in server.requests
+
+
+async def test_a_job_gone_for_good_is_still_left_out_in_the_fallback(monkeypatch) -> None:
+    server = FaultyServer(httpx.Response(500, json=_ERROR), jobs=["11"])
+    client = _client_for(server)
+    try:
+        found = await scheduler_with(client, monkeypatch)._collect(["11", "99"])
+    finally:
+        await client.aclose()
+    assert [job["jobId"] for job in found] == ["11"]
+
+
+@pytest.mark.parametrize(
+    ("listing", "error"),
+    [
+        # lookups would fail the same way: the error reaches AiiDA, which retries later
+        (httpx.Response(401, json={**_ERROR, "message": "Invalid token"}), errors.FirecrestError),
+        (httpx.Response(403, json={**_ERROR, "message": "Forbidden"}), errors.FirecrestError),
+    ],
+)
+async def test_auth_failures_are_not_papered_over(monkeypatch, listing, error) -> None:
+    server = FaultyServer(listing, jobs=["11"])
+    client = _client_for(server)
+    try:
+        with pytest.raises(error):
+            await scheduler_with(client, monkeypatch)._collect(["11"])
+    finally:
+        await client.aclose()
+    assert not [path for path in server.requests if JOB_PATH.match(path)]
+
+
+async def test_without_job_ids_there_is_nothing_to_fall_back_to(monkeypatch) -> None:
+    server = FaultyServer(httpx.Response(500, json=_ERROR), jobs=["11"])
+    client = _client_for(server)
+    try:
+        with pytest.raises(errors.FirecrestError):
+            await scheduler_with(client, monkeypatch)._collect([])
+    finally:
+        await client.aclose()

@@ -119,9 +119,9 @@ async def test_makedirs(transport, remote_dir) -> None:
     assert Path(remote_dir, "a/b/c/d").is_dir()
     # ignore_existing forgives an existing directory, never an existing file.
     await transport.putfile_async(__file__, f"{remote_dir}/a/file")
-    with pytest.raises(FileExistsError, match="a/file: File exists"):
+    with pytest.raises(FileExistsError, match="a/file': File exists"):
         await transport.makedirs_async(f"{remote_dir}/a/file", ignore_existing=True)
-    with pytest.raises(FileExistsError, match="a/file: File exists"):
+    with pytest.raises(FileExistsError, match="a/file': File exists"):
         await transport.makedirs_async(f"{remote_dir}/a/file/below", ignore_existing=True)
     assert Path(remote_dir, "a/file").is_file()
 

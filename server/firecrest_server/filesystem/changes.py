@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import asyncssh
 
 from ..config import SystemConfig
-from ..errors import BadRequest
+from ..diagnostics import Failure
+from ..errors import BadRequest, file_error
 from ..models.filesystem import FileEntry
 from ..remote import Remote
 from .listing import describe
@@ -60,7 +61,7 @@ async def _mkdir(sftp: asyncssh.SFTPClient, path: str) -> None:
     except asyncssh.SFTPFailure:
         # OpenSSH answers EEXIST with a generic failure: look whether something is there.
         if await _existing(sftp, path) is not None:
-            raise BadRequest(f"{path}: File exists") from None
+            raise file_error("mkdir", Failure.EXISTS, path) from None
         raise
 
 
@@ -76,7 +77,7 @@ async def _existing_directory(
     except asyncssh.SFTPNoSuchFile:  # a dangling symbolic link
         followed = None
     if followed is None or not _is_dir(followed):
-        raise BadRequest(f"{path}: File exists") from None
+        raise file_error("mkdir", Failure.EXISTS, path) from None
 
 
 async def _mkdir_parents(sftp: asyncssh.SFTPClient, path: str) -> None:
@@ -104,7 +105,7 @@ async def _mkdir_parents(sftp: asyncssh.SFTPClient, path: str) -> None:
 
 async def mkdir(remote: Remote, path: str, parent: bool) -> FileEntry:
     create = _mkdir_parents if parent else _mkdir
-    await remote.sftp(path, lambda sftp: create(sftp, path), idempotent=parent)
+    await remote.sftp(path, lambda sftp: create(sftp, path), idempotent=parent, action="mkdir")
     return await describe(remote, path)
 
 
@@ -120,10 +121,10 @@ async def symlink(remote: Remote, target: str, link_path: str) -> FileEntry:
             await sftp.symlink(target, link_path)
         except asyncssh.SFTPFailure:
             if await _existing(sftp, link_path) is not None:
-                raise BadRequest(f"{link_path}: File exists") from None
+                raise file_error("symlink", Failure.EXISTS, link_path) from None
             raise
 
-    await remote.sftp(link_path, create, idempotent=False)
+    await remote.sftp(link_path, create, idempotent=False, action="symlink")
     return await describe(remote, link_path)
 
 
@@ -172,9 +173,13 @@ async def chmod(remote: Remote, path: str, mode: Mode) -> FileEntry:
 
         async def apply(sftp: asyncssh.SFTPClient) -> None:
             current = await sftp.stat(path)  # chmod follows symbolic links, so does this
-            await sftp.chmod(path, mode.bits(current.permissions or 0))
+            try:
+                await sftp.chmod(path, mode.bits(current.permissions or 0))
+            except asyncssh.SFTPPermissionDenied:
+                # The path was found, so this is EPERM (not the owner), as chmod(1) words it.
+                raise file_error("chmod", Failure.NOT_PERMITTED, path) from None
 
-        await remote.sftp(path, apply)
+        await remote.sftp(path, apply, action="chmod")
     else:
         await remote.run(mode.argv(path))
     return await describe(remote, path)

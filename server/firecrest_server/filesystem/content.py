@@ -14,7 +14,8 @@ from typing import Literal
 
 import asyncssh
 
-from ..errors import ApiError, BadRequest, command_error
+from ..diagnostics import Failure
+from ..errors import ApiError, BadRequest, command_error, file_error
 from ..models.filesystem import Checksum, FileContent
 from ..remote import Remote
 from ..ssh import CommandResult
@@ -131,10 +132,10 @@ async def view(remote: Remote, path: str, size: int, offset: int) -> str:
             except asyncssh.SFTPFailure:
                 # OpenSSH opens a directory but fails the read with a generic failure.
                 if stat_module.S_ISDIR((await f.stat()).permissions or 0):
-                    raise BadRequest(f"{path}: Is a directory") from None
+                    raise file_error("view", Failure.IS_A_DIRECTORY, path) from None
                 raise
 
-    data = await remote.sftp(path, read)
+    data = await remote.sftp(path, read, action="view")
     return data.decode("utf-8", errors="replace")
 
 
@@ -172,6 +173,6 @@ async def file_type(remote: Remote, path: str) -> str:
     if result.exit_status != 0:
         if _FILE_OVERFLOW in result.stdout_text:
             # The path could not be opened: SFTP tells why, as the usual 404, 403 or 400.
-            await remote.sftp(path, lambda sftp: sftp.stat(path))
+            await remote.sftp(path, lambda sftp: sftp.stat(path), action="file")
         raise command_error(result.exit_status, result.stderr_text or result.stdout_text)
     return parse_file_type(result.stdout_text)

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 
 import asyncssh
 
-from ..errors import BadRequest, PayloadTooLarge, RequestTimeout, sftp_error
+from ..diagnostics import Failure
+from ..errors import BadRequest, PayloadTooLarge, RequestTimeout, file_error, sftp_error
 from ..remote import Remote, sftp_request
 from ..ssh.pool import ConnectionLost
 from .ranges import parse_range
@@ -147,7 +148,7 @@ async def _replace(sftp: asyncssh.SFTPClient, source: str, target: str) -> None:
         # appeared at the target while the upload ran (checked before it started).
         current = await _lstat_or_none(sftp, target)
         if current is not None and _is_dir(current):
-            raise BadRequest(f"{target}: Is a directory") from None
+            raise file_error("upload", Failure.IS_A_DIRECTORY, target) from None
         raise
     except asyncssh.SFTPOpUnsupported:
         # A server without the posix-rename extension: plain SFTP rename refuses to overwrite.
@@ -171,16 +172,16 @@ async def upload(
         try:
             existing = await sftp_request(_lstat_or_none(sftp, target), deadline, target)
         except asyncssh.SFTPError as exc:
-            raise sftp_error(exc, target) from None
+            raise sftp_error(exc, target, "upload") from None
         if existing is not None and _is_dir(existing):
-            raise BadRequest(f"{target}: Is a directory")
+            raise file_error("upload", Failure.IS_A_DIRECTORY, target)
         flags = asyncssh.FXF_WRITE | asyncssh.FXF_CREAT | asyncssh.FXF_EXCL
         try:
             file = await sftp_request(
                 sftp.open(temp, flags, encoding=None, block_size=0), deadline, directory
             )
         except asyncssh.SFTPError as exc:
-            raise sftp_error(exc, directory) from None
+            raise sftp_error(exc, target, "upload") from None
         try:
             try:
                 write_size = _request_size(sftp.limits.max_write_len)
@@ -199,7 +200,7 @@ async def upload(
                 with contextlib.suppress(Exception):
                     await asyncio.shield(sftp_request(sftp.remove(temp), deadline, temp))
             if isinstance(exc, asyncssh.SFTPError):
-                raise sftp_error(exc, target) from None
+                raise sftp_error(exc, target, "upload") from None
             raise
     return size
 
@@ -312,7 +313,7 @@ async def open_download(
             attrs = await sftp_request(sftp.stat(path), deadline, path)
             refuse_special(path, attrs.permissions)
             if _is_dir(attrs):
-                raise BadRequest(f"{path}: Is a directory")
+                raise file_error("download", Failure.IS_A_DIRECTORY, path)
             size = attrs.size or 0
             if limit is not None and size > limit:
                 raise too_large(limit)
@@ -321,7 +322,7 @@ async def open_download(
                 sftp.open(path, "rb", encoding=None, block_size=0), deadline, path
             )
         except asyncssh.SFTPError as exc:
-            raise sftp_error(exc, path) from None
+            raise sftp_error(exc, path, "download") from None
         return Download(
             path,
             size,

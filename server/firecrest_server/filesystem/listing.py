@@ -93,7 +93,7 @@ def _is_link(attrs: asyncssh.SFTPAttrs) -> bool:
 
 async def stat(remote: Remote, path: str, dereference: bool = False) -> StatResult:
     attrs = await remote.sftp(
-        path, lambda sftp: sftp.stat(path) if dereference else sftp.lstat(path)
+        path, lambda sftp: sftp.stat(path) if dereference else sftp.lstat(path), action="stat"
     )
     return stat_result(attrs)
 
@@ -106,7 +106,7 @@ async def describe(remote: Remote, path: str, name: str | None = None) -> FileEn
         target = await sftp.readlink(path) if _is_link(attrs) else None
         return attrs, target
 
-    attrs, target = await remote.sftp(path, lookup)
+    attrs, target = await remote.sftp(path, lookup, action="ls")
     entries = await _named(remote, [(name or path, attrs, target)], numeric=False)
     return entries[0]
 
@@ -183,7 +183,7 @@ async def list_path(
                 )
         return rows
 
-    rows = await remote.sftp(path, walk)
+    rows = await remote.sftp(path, walk, action="ls")
     return await _named(remote, rows, numeric=numeric_uid)
 
 

@@ -221,7 +221,7 @@ async def test_mkdir_creates() -> None:
 
 async def test_mkdir_of_an_existing_path_says_file_exists() -> None:
     sftp = FakeSFTP("/home", "/home/d")
-    with pytest.raises(BadRequest, match="/home/d: File exists"):
+    with pytest.raises(BadRequest, match="mkdir: cannot create directory '/home/d': File exists"):
         await _mkdir(sftp, "/home/d")
 
 

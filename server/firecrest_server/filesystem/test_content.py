@@ -162,7 +162,7 @@ class _FileRemote:
     async def run(self, argv, **kwargs):
         return CommandResult(tuple(argv), self.exit_status, self.stdout, b"")
 
-    async def sftp(self, path, operation):
+    async def sftp(self, path, operation, action=None):
         if self.sftp_error is not None:
             raise self.sftp_error
 

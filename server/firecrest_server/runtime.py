@@ -15,9 +15,10 @@ from .config import Settings, SystemConfig
 from .filesystem.names import IdNames
 from .health import HealthMonitor
 from .metrics import Metrics
-from .ratelimit import RateLimiter
+from .ratelimit import UserLimiter
 from .ssh import RemoteRunner, SSHPool, build_credential_provider
 from .staging.tokens import UrlSigner
+from .state.shared import open_shared_state
 
 # Set by the command line for its worker processes when the configuration has no key.
 SIGNING_KEY_ENV = "FIRECREST_SERVER_SIGNING_KEY"
@@ -33,7 +34,7 @@ class Runtime:
     tokens: TokenValidator
     pools: dict[str, SSHPool]  # by system name
     names: dict[str, IdNames]  # by system name
-    limiter: RateLimiter
+    limiter: UserLimiter  # per worker, or shared through Redis (state.redis_url)
     health: HealthMonitor
     metrics: Metrics
     signer: UrlSigner
@@ -41,12 +42,20 @@ class Runtime:
 
 @contextlib.asynccontextmanager
 async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
-    async with httpx.AsyncClient(timeout=settings.auth.jwks_timeout) as http:
+    metrics = Metrics()
+
+    def state_error(operation: str) -> None:
+        metrics.state_errors.labels(operation).inc()
+
+    async with (
+        httpx.AsyncClient(timeout=settings.auth.jwks_timeout) as http,
+        open_shared_state(settings, _local_signing_key, state_error) as shared,
+    ):
         pools = {
             system.name: SSHPool(
                 system.name,
                 system.ssh,
-                build_credential_provider(system.ssh.credentials, http),
+                build_credential_provider(system.ssh.credentials, http, shared.serials),
             )
             for system in settings.systems
         }
@@ -64,7 +73,6 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             )
 
         health = HealthMonitor(settings.systems, probe_runner)
-        metrics = Metrics()
         metrics.add_pool_stats(lambda: {name: pool.stats() for name, pool in pools.items()})
         metrics.add_health(health.all_results)
         metrics.count_audit_log()
@@ -78,10 +86,10 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
                 tokens=TokenValidator(settings.auth, http),
                 pools=pools,
                 names={system.name: IdNames() for system in settings.systems},
-                limiter=RateLimiter(settings.rate_limit),
+                limiter=shared.limiter,
                 health=health,
                 metrics=metrics,
-                signer=UrlSigner(_signing_key(settings)),
+                signer=shared.signer,
             )
         finally:
             await health.close()
@@ -90,9 +98,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
                 await pool.close()
 
 
-def _signing_key(settings: Settings) -> str:
-    configured = settings.server.url_signing_key
-    if configured is not None:
-        return configured.get_secret_value()
-    # An app built without the command line (tests, embedding): a key for this process only.
+def _local_signing_key() -> str:
+    # No key configured and no Redis: the key the command line made for its workers, or for an
+    # app built without the command line (tests, embedding) a key for this process only.
     return os.environ.get(SIGNING_KEY_ENV) or secrets.token_urlsafe(32)

@@ -6,6 +6,7 @@ dependency per request for functions that never block.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -56,15 +57,13 @@ async def get_principal(
     context = current_request.get()
     if context is not None:
         context.user = principal.username
-    try:
-        runtime.limiter.acquire(principal.username)
-    except RateLimited as exc:
-        runtime.metrics.rate_limited.labels(exc.reason).inc()
-        raise
-    try:
+    async with contextlib.AsyncExitStack() as held:
+        try:
+            await held.enter_async_context(runtime.limiter.admitted(principal.username))
+        except RateLimited as exc:
+            runtime.metrics.rate_limited.labels(exc.reason).inc()
+            raise
         yield principal
-    finally:
-        runtime.limiter.release(principal.username)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -32,11 +32,29 @@ class CredentialProvider(Protocol):
     async def client_key(self, username: str, token: str | None) -> ClientKey: ...
 
 
+class SerialSource(Protocol):
+    """Where certificate serials come from: one counter per process, or one shared by all
+    replicas (``state.serials.RedisSerials``)."""
+
+    async def next_serial(self) -> int: ...
+
+
+class CountingSerials:
+    def __init__(self) -> None:
+        self._serial = 0
+
+    async def next_serial(self) -> int:
+        self._serial += 1
+        return self._serial
+
+
 class CertificateAuthority:
     # Back-dated a little so a login node whose clock lags ours still accepts the certificate.
     CLOCK_SKEW = 60
 
-    def __init__(self, config: CertificateAuthorityCredentials) -> None:
+    def __init__(
+        self, config: CertificateAuthorityCredentials, serials: SerialSource | None = None
+    ) -> None:
         passphrase = config.ca_key_passphrase
         try:
             self._ca = asyncssh.import_private_key(
@@ -46,16 +64,15 @@ class CertificateAuthority:
         except (asyncssh.KeyImportError, ValueError) as exc:
             raise CredentialError(f"cannot load the SSH CA key: {exc}") from None
         self._validity = config.validity
-        self._serial = 0
+        self._serials = serials or CountingSerials()
 
     async def client_key(self, username: str, token: str | None) -> ClientKey:
         key = asyncssh.generate_private_key("ssh-ed25519")
         now = int(time.time())
-        self._serial += 1
         cert = self._ca.generate_user_certificate(
             key,
             f"firecrest-server:{username}:{now}",
-            serial=self._serial,
+            serial=await self._serials.next_serial(),
             principals=[username],
             valid_after=now - self.CLOCK_SKEW,
             valid_before=now + int(self._validity),
@@ -130,9 +147,11 @@ class StaticKeys:
             raise Forbidden(f"no SSH key is configured for user {username}") from None
 
 
-def build_credential_provider(config: Credentials, http: httpx.AsyncClient) -> CredentialProvider:
+def build_credential_provider(
+    config: Credentials, http: httpx.AsyncClient, serials: SerialSource | None = None
+) -> CredentialProvider:
     if isinstance(config, CertificateAuthorityCredentials):
-        return CertificateAuthority(config)
+        return CertificateAuthority(config, serials)
     if isinstance(config, KeyServiceCredentials):
         return KeyService(config, http)
     return StaticKeys(config)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import ConnectionError, RedisError
 
 from ..config import StateConfig
 
@@ -21,7 +21,8 @@ def open_redis(config: StateConfig) -> Redis:
         config.redis_url,
         socket_timeout=config.timeout,
         socket_connect_timeout=config.timeout,
-        # No retries inside the client: a request should not wait several timeouts for Redis;
-        # callers fall back at once and try Redis again after ``state.retry_interval``.
-        retry=Retry(NoBackoff(), 0),
+        # One retry, on a broken connection only: a pooled connection to a Redis that has
+        # since restarted fails once and reconnects. Never on a timeout: a request should not
+        # wait several timeouts; callers fall back and try again after state.retry_interval.
+        retry=Retry(NoBackoff(), 1, supported_errors=(ConnectionError,)),
     )

@@ -68,6 +68,15 @@ redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[1])) + 1)
 return #ARGV - 1
 """
 
+# KEYS[i]: the in-flight slots of the user who held slot ARGV[i]. One call frees every slot
+# released since the last one: under load, many requests share a round trip.
+_RELEASE = """
+for i = 1, #KEYS do
+  redis.call('ZREM', KEYS[i], ARGV[i])
+end
+return #KEYS
+"""
+
 # KEYS: one user's in-flight slots. Returns how many are live (not yet expired).
 _COUNT = """
 local t = redis.call('TIME')
@@ -100,18 +109,28 @@ class SharedRateLimiter:
         self._acquire = redis.register_script(_ACQUIRE)
         self._renew = redis.register_script(_RENEW)
         self._count = redis.register_script(_COUNT)
+        self._release_batch = redis.register_script(_RELEASE)
         self._held: dict[str, set[str]] = {}  # user -> ids of the slots this worker holds
+        self._released: list[tuple[str, str]] = []  # (user, slot) not yet removed in Redis
+        self._release_wanted = asyncio.Event()
         self._down_until: float | None = None  # set while Redis is considered unreachable
-        self._renewer: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
 
     def start(self) -> None:
-        self._renewer = asyncio.create_task(self._renew_forever(), name="slot-lease-renewal")
+        self._tasks = [
+            asyncio.create_task(self._renew_forever(), name="slot-lease-renewal"),
+            asyncio.create_task(self._release_forever(), name="slot-release"),
+        ]
 
     async def close(self) -> None:
-        if self._renewer is not None:
-            self._renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._renewer
+        # Asked to stop rather than cancelled: Python 3.11's wait_for (inside the Redis client)
+        # can swallow a cancellation that arrives as a command completes, and a task that
+        # missed it would wait on its event forever. Each command is bounded by state.timeout.
+        self._stopping.set()
+        self._release_wanted.set()
+        await asyncio.gather(*self._tasks)
+        await self.release_pending()
 
     @property
     def shared(self) -> bool:
@@ -134,9 +153,10 @@ class SharedRateLimiter:
                 held.discard(slot)
                 if not held:
                     del self._held[user]
-            # Shielded: a client that disconnects cancels the request, and the slot should
-            # still be freed now rather than when its lease runs out.
-            await asyncio.shield(self._release(user, slot))
+            # Freed by the releaser task, off the request path and batched with other
+            # requests' slots; a slot whose release never reaches Redis expires with its lease.
+            self._released.append((user, slot))
+            self._release_wanted.set()
 
     async def in_flight(self, user: str) -> int:
         return int(await self._count(keys=[self._slots_key(user)]))
@@ -177,16 +197,27 @@ class SharedRateLimiter:
             reason="rate",
         )
 
-    async def _release(self, user: str, slot: str) -> None:
+    async def _release_forever(self) -> None:
+        while not self._stopping.is_set():
+            await self._release_wanted.wait()
+            self._release_wanted.clear()
+            await self.release_pending()
+
+    async def release_pending(self) -> None:
+        batch, self._released = self._released, []
+        if not batch:
+            return
         try:
-            await self._redis.zrem(self._slots_key(user), slot)
+            await self._release_batch(
+                keys=[self._slots_key(user) for user, _slot in batch],
+                args=[slot for _user, slot in batch],
+            )
         except STATE_ERRORS as exc:
-            # The slot expires with its lease; nothing leaks.
+            # The slots expire with their lease; nothing leaks.
             self._failed("release", exc)
 
     async def _renew_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self._lease / 3)
+        while not await _stopped(self._stopping, self._lease / 3):
             await self.renew_held()
 
     async def renew_held(self) -> None:
@@ -219,6 +250,13 @@ class SharedRateLimiter:
 
     def _slots_key(self, user: str) -> str:
         return f"{self._prefix}:inflight:{user}"
+
+
+async def _stopped(stopping: asyncio.Event, within: float) -> bool:
+    """Wait up to ``within`` seconds for ``stopping``; whether it was set."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), within)
+    return stopping.is_set()
 
 
 def _text(value: bytes | str) -> str:

@@ -43,6 +43,7 @@ class SharedSigningKey:
         self._on_error = on_error
         self._key: str | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     async def load(self) -> str:
         """The shared key, creating it if no replica has yet. Raises ``SharedKeyUnavailable``."""
@@ -60,10 +61,10 @@ class SharedSigningKey:
         self._task = asyncio.create_task(self._reassert_forever(), name="signing-key-reassert")
 
     async def close(self) -> None:
+        # Asked to stop, not cancelled (see SharedRateLimiter.close).
+        self._stopping.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task
 
     async def reassert(self) -> None:
         assert self._key is not None, "load() first"
@@ -87,5 +88,8 @@ class SharedSigningKey:
 
     async def _reassert_forever(self) -> None:
         while True:
-            await asyncio.sleep(REASSERT_INTERVAL)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), REASSERT_INTERVAL)
+            if self._stopping.is_set():
+                return
             await self.reassert()

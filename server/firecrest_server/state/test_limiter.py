@@ -93,6 +93,8 @@ async def test_in_flight_cap_is_shared(redis: Redis, redis_server: RedisProcess)
         assert await first.in_flight("alice") == 2
         assert await admit(second, "alice") == "concurrency"
         assert await admit(first, "bob") == "ok"
+    for limiter in (first, second):
+        await limiter.release_pending()  # what the background releaser does
     assert await first.in_flight("alice") == 0
     assert await second.in_flight("alice") == 0
     assert await admit(second, "alice") == "ok"
@@ -112,6 +114,7 @@ async def test_a_dead_workers_slots_expire_and_a_live_workers_are_renewed(
         await asyncio.sleep(1.5)  # past the dead slot's lease, within the renewed one
         assert await live.in_flight("alice") == 1
         assert await admit(live, "alice") == "ok"
+    await live.release_pending()
     assert await live.in_flight("alice") == 0
 
 
@@ -146,16 +149,28 @@ async def test_a_slot_held_across_an_outage_is_released_without_error(
     try:
         async with limiter.admitted("alice"):
             redis_server.stop()
+        await limiter.release_pending()
     finally:
         redis_server.start()
     assert errors == ["release"]
 
 
-async def test_background_renewal_starts_and_stops(
+async def test_the_background_releaser_frees_slots_in_batches(
     redis: Redis, redis_server: RedisProcess
 ) -> None:
-    limiter = make(redis_server)
+    limiter = make(redis_server, burst=100)
     limiter.start()
-    await limiter.close()
-    assert limiter._renewer is not None
-    assert limiter._renewer.cancelled()
+    try:
+        async with contextlib.AsyncExitStack() as held:
+            for user in ("alice", "alice", "bob"):
+                await held.enter_async_context(limiter.admitted(user))
+            assert await limiter.in_flight("alice") == 2
+        for _ in range(100):  # the releaser runs as soon as the event loop lets it
+            if await limiter.in_flight("alice") + await limiter.in_flight("bob") == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert await limiter.in_flight("alice") == 0
+        assert await limiter.in_flight("bob") == 0
+    finally:
+        await limiter.close()
+    assert all(task.done() for task in limiter._tasks)

@@ -7,6 +7,8 @@ other; a Redis outage falls back to per-server limits, is counted, and recovers.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -179,3 +181,49 @@ async def test_redis_outage_falls_back_to_per_server_limits_and_recovers(
     log = (replica_dirs[0] / "server.log").read_text()
     assert log.count("Redis unreachable") == 1
     assert log.count("Redis reachable again") == 1
+
+
+@pytest.fixture
+def leasing_replicas(
+    stack: StackInfo, shared_redis: RedisProcess, tmp_path_factory
+) -> Iterator[list]:
+    """Two servers with a cap of 2 requests in flight per user and a 3 s slot lease."""
+    overrides = {
+        "rate_limit": {"requests_per_second": 100, "burst": 100, "max_concurrent_requests": 2},
+        "state": {"redis_url": shared_redis.url, "slot_lease": 3},
+    }
+    big = {"data_operation": {"max_ops_file_size": 64 << 20}}
+    with (
+        own_server(stack, tmp_path_factory.mktemp("lease-a"), overrides, big) as first,
+        own_server(stack, tmp_path_factory.mktemp("lease-b"), overrides, big) as second,
+    ):
+        yield [first, second]
+
+
+async def test_a_killed_servers_slots_expire_with_their_lease(
+    leasing_replicas: list,
+    fresh_redis: redis.Redis,
+    stack: StackInfo,
+    token_for,
+    alice_dir: str,
+) -> None:
+    first, second = leasing_replicas
+    alice = bearer(token_for("alice"))
+    big = Path(alice_dir, "big.bin")
+    big.write_bytes(b"\0" * (32 << 20))
+    home = Path(stack.users["alice"].home).stat()
+    os.chown(big, home.st_uid, home.st_gid)
+    url = f"/filesystem/{stack.system}/ops/download?path={big}"
+    async with httpx.AsyncClient(base_url=first.url, timeout=60) as http:
+        # Two downloads that are never read: each holds one of alice's 2 slots on the first
+        # server until its last byte is sent, which never happens.
+        streams = [http.stream("GET", url, headers=alice) for _ in range(2)]
+        responses = [await stream.__aenter__() for stream in streams]
+        assert [r.status_code for r in responses] == [200, 200]
+        assert fresh_redis.zcard("firecrest:inflight:alice") == 2
+        refused = await statuses([second.url], alice, 1)
+        os.kill(first.pid, signal.SIGKILL)  # dies holding both slots
+    assert refused == [429]
+    # Nobody releases them now: they expire with their lease (3 s), then alice is served again.
+    await asyncio.sleep(3.5)
+    assert await statuses([second.url], alice, 2, at_once=2) == [200, 200]

@@ -22,7 +22,7 @@ import httpx
 
 REPO = Path(__file__).resolve().parent.parent
 STACK = REPO / "dev" / "stack"
-PORT_NAMES = ("ssh", "slurmctld", "slurmd", "slurmdbd", "mysql", "oidc", "api")
+PORT_NAMES = ("ssh", "slurmctld", "slurmd", "slurmdbd", "mysql", "oidc", "api", "redis")
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,8 @@ class StackInfo:
     url: str
     system: str
     token_url: str
-    users: dict[str, StackUser]
+    users: dict[str, StackUser]  # alice and bob; mallory for hostile-shell tests only
+    probe_user: str | None  # the server's own login for health probes (no OIDC client)
     ssh_host: str
     ssh_port: int
     ca_key: Path
@@ -51,6 +52,10 @@ class StackInfo:
     audience: str
     account: str
     pids: dict[str, int]
+    # The API servers behind ``url``: one named "server" directly on it, or with
+    # `up --replicas N` server-1..N behind HAProxy, each with its own direct URL.
+    replicas: tuple[dict[str, Any], ...] = ()
+    redis_url: str | None = None
 
     @classmethod
     def load(cls, stack_json: Path) -> StackInfo:
@@ -61,6 +66,7 @@ class StackInfo:
             system=raw["system"],
             token_url=raw["token_url"],
             users={name: StackUser(name=name, **u) for name, u in raw["users"].items()},
+            probe_user=raw.get("probe_user"),
             ssh_host=raw["ssh"]["host"],
             ssh_port=raw["ssh"]["port"],
             ca_key=Path(raw["ssh"]["ca_key"]),
@@ -71,6 +77,8 @@ class StackInfo:
             audience=raw["audience"],
             account=raw["account"],
             pids=raw["pids"],
+            replicas=tuple(raw.get("replicas", ())),
+            redis_url=raw.get("redis_url"),
         )
 
     def fetch_token(self, user: str) -> str:
@@ -144,9 +152,13 @@ def port_arguments(ports: dict[str, int]) -> list[str]:
     return [arg for name, port in ports.items() for arg in (f"--{name}-port", str(port))]
 
 
-def stack_up(directory: Path, ports: dict[str, int] | None = None) -> tuple[StackInfo, float]:
+def stack_up(
+    directory: Path, ports: dict[str, int] | None = None, replicas: int = 1
+) -> tuple[StackInfo, float]:
     ports = ports or dict(zip(PORT_NAMES, free_ports(len(PORT_NAMES)), strict=True))
     argv = [sys.executable, str(STACK), "up", str(directory), *port_arguments(ports)]
+    if replicas != 1:
+        argv += ["--replicas", str(replicas)]
     t0 = time.monotonic()
     result = subprocess.run(argv, capture_output=True, text=True)
     elapsed = time.monotonic() - t0
@@ -164,7 +176,7 @@ def stack_down(directory: Path) -> subprocess.CompletedProcess:
 
 
 @contextlib.contextmanager
-def running_stack(stack_json: str | None) -> Iterator[StackInfo]:
+def running_stack(stack_json: str | None, replicas: int = 1) -> Iterator[StackInfo]:
     """The stack that ``stack_json`` describes, or, without one, a stack of our own on free
     ports, stopped and removed afterwards (the test session's stack, and what the benchmarks'
     ``--stack`` option means). An own stack also takes away the artefacts it left in the test
@@ -176,7 +188,7 @@ def running_stack(stack_json: str | None) -> Iterator[StackInfo]:
     directory = new_stack_dir()
     homes_before: dict[str, set[str]] = {}
     try:
-        stack, elapsed = stack_up(directory)
+        stack, elapsed = stack_up(directory, replicas=replicas)
         print(f"\nstack up in {elapsed:.1f} s at {directory}")
         homes_before = {name: home_entries(user.home) for name, user in stack.users.items()}
         yield stack

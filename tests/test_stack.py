@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import pwd
 import socket
 import subprocess
 import time
@@ -31,8 +32,9 @@ def _alive(pid: int) -> bool:
 
 def test_stack_json_describes_every_part(stack: StackInfo) -> None:
     assert stack.url.startswith("http://127.0.0.1:")
-    assert set(stack.users) == {"alice", "bob"}
+    assert set(stack.users) == {"alice", "bob", "mallory"}
     assert stack.users["alice"].home == "/home/alice"
+    assert stack.users["mallory"].home == "/home/mallory"
     assert stack.ca_key.is_file()
     assert stack.known_hosts.is_file()
     assert stack.slurm_conf.is_file()
@@ -45,11 +47,33 @@ def test_stack_json_describes_every_part(stack: StackInfo) -> None:
         "slurmctld",
         "slurmd",
         "oidc",
+        "redis",
         "server",
     }
+    # One replica: the server itself on the entry URL, no balancer in front of it.
+    assert [(r["name"], r["url"]) for r in stack.replicas] == [("server", stack.url)]
+    assert (stack.redis_url or "").startswith("redis://127.0.0.1:")
     # stack.json is the record (tests that restart the server update it)
     recorded = StackInfo.load(stack.dir / "stack.json").pids
     assert all(_alive(pid) for pid in recorded.values())
+
+
+def test_the_probe_account_is_the_servers_own_and_mallory_a_full_user(stack: StackInfo) -> None:
+    config = json.loads((stack.dir / "server" / "config.yaml").read_text())
+    assert stack.probe_user == "firecrest-probe"
+    assert config["systems"][0]["probe_user"] == stack.probe_user
+    assert pwd.getpwnam(stack.probe_user).pw_uid >= 1000
+    assert stack.probe_user not in stack.users  # no OIDC client: no token names it
+    claims = jwt.decode(stack.fetch_token("mallory"), options={"verify_signature": False})
+    assert claims["preferred_username"] == "mallory"
+    associations = subprocess.run(
+        ["sacctmgr", "-n", "-P", "show", "assoc", "user=mallory", "format=account"],
+        env={"PATH": os.environ["PATH"], "SLURM_CONF": str(stack.slurm_conf)},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert stack.account in associations
 
 
 def test_token_command_token_is_accepted(stack: StackInfo) -> None:

@@ -18,10 +18,14 @@ from .api.routes import (
     status,
     status_scheduler,
 )
+from .body_limits import BodyLimitMiddleware
 from .config import Settings, load_settings
+from .edge_protocol import EDGE_STATE, ConnectionBudget, raise_fd_limit
 from .errors import install_error_handlers
+from .forwarding import ForwardedHeadersMiddleware
 from .logs import configure_logging
 from .middleware import FirecrestHeadersMiddleware
+from .public_url import PublicUrlMiddleware
 from .runtime import open_runtime
 
 CONFIG_ENV = "FIRECREST_SERVER_CONFIG"
@@ -29,10 +33,13 @@ CONFIG_ENV = "FIRECREST_SERVER_CONFIG"
 
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict]:
         async with open_runtime(settings) as runtime:
             app.state.runtime = runtime
-            yield
+            # Lifespan state reaches uvicorn's protocol (edge_protocol.py) as its `app_state`:
+            # each worker derives its connection caps from its own descriptor limit.
+            budget = ConnectionBudget.derive(settings.server.limits, raise_fd_limit())
+            yield {EDGE_STATE: budget}
 
     app = FastAPI(
         title="firecrest-server",
@@ -42,7 +49,18 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    # Inside the headers middleware, so its refusals carry the FirecREST headers and are logged.
+    app.add_middleware(BodyLimitMiddleware, settings=settings)
     app.add_middleware(FirecrestHeadersMiddleware)
+    if settings.server.public_url is not None:
+        app.add_middleware(PublicUrlMiddleware, public_url=settings.server.public_url)
+    if settings.server.trusted_proxies:
+        # Added last, so it runs first: the access log then names the client, not the proxy.
+        app.add_middleware(
+            ForwardedHeadersMiddleware,
+            trusted=settings.server.trusted_proxies,
+            kind=settings.server.proxy_headers,
+        )
     app.include_router(status.router)
     app.include_router(filesystem_ops.router)
     app.include_router(filesystem_extensions.router)

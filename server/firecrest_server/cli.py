@@ -27,6 +27,11 @@ UVICORN_LOOPS = {
 }
 
 
+# uvicorn's httptools protocol with header and body timeouts, a connection cap and joined writes
+# (edge_protocol.py explains why a protocol, and what it enforces).
+HTTP_PROTOCOL = "firecrest_server.edge_protocol:EdgeProtocol"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="firecrest-server", description=__doc__)
     parser.add_argument("--config", required=True, help="the YAML configuration file")
@@ -37,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"firecrest-server: {exc}", file=sys.stderr)
         return 2
+    for warning in settings.warnings():
+        print(f"firecrest-server: warning: {warning}", file=sys.stderr)
     if args.check:
         print(f"firecrest-server: {args.config} is valid ({len(settings.systems)} system(s))")
         return 0
@@ -54,7 +61,12 @@ def main(argv: list[str] | None = None) -> int:
         proxy_headers=False,
         server_header=False,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        # After the drain (draining.py): how long requests in flight may take to finish.
+        timeout_graceful_shutdown=settings.server.shutdown_grace_seconds,
         loop=UVICORN_LOOPS[settings.server.event_loop],
+        # The edge protocol: timeouts, the connection cap, and a response's head and body in
+        # one write, so a replica that dies mid-answer sends all or nothing (edge_protocol.py).
+        http=HTTP_PROTOCOL,
     )
     return 0
 

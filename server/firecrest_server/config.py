@@ -10,11 +10,12 @@ Secrets can be given inline, or read from a file or an environment variable::
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import posixpath
+import urllib.parse
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -70,6 +71,64 @@ def _resolve_secret(value: object) -> object:
 Secret = Annotated[SecretStr, BeforeValidator(_resolve_secret)]
 
 
+def _resolve_private_secret(value: object) -> object:
+    # Whoever can read the SSH CA key can log in as any user of the cluster: a file that the
+    # group or others may read is refused at start-up, not warned about.
+    if isinstance(value, dict):
+        source = SecretSource.model_validate(value)
+        if source.file is not None:
+            try:
+                mode = source.file.stat().st_mode
+            except OSError as exc:
+                raise ValueError(f"cannot read secret file {source.file}: {exc.strerror}") from None
+            if mode & 0o077:
+                raise ValueError(
+                    f"{source.file} is readable or writable by group or others "
+                    f"(mode {mode & 0o777:04o}); make it 0600 or 0400"
+                )
+        return source.read()
+    return value
+
+
+# A secret that must be private to the server's account when read from a file (the CA key).
+PrivateSecret = Annotated[SecretStr, BeforeValidator(_resolve_private_secret)]
+
+
+class PrincipalPolicyConfig(_Strict):
+    """Which token and staging-grant usernames the server acts as (auth/principals.py).
+
+    The health probes' operator-configured login is not subject to it.
+    """
+
+    # Where a login's uid comes from, without SSH: "nss" asks this host's name service
+    # (getpwnam; at a centre the API host uses the cluster's LDAP), "claim" reads `uid_claim`
+    # from the validated token (staging grants carry the uid seen when they were issued).
+    uid_source: Literal["nss", "claim"] = "nss"
+    uid_claim: str | None = None
+    # Logins with a lower uid are system accounts and are refused.
+    min_uid: int = Field(default=1000, ge=1)
+    # Refused whatever their uid ("nobody" has uid 65534 on Debian).
+    deny_users: list[str] = ["root", "nobody", "nfsnobody"]
+    # Served even though their uid is below min_uid (never uid 0, never a denied name).
+    allow_users: list[str] = []
+    # A login whose uid the source does not know: "refuse" (403), or "allow" (then sshd on the
+    # login node is the only check left; only for sites whose API host cannot see the users).
+    unknown_users: Literal["refuse", "allow"] = "refuse"
+    # Seconds a decision is remembered, so a name-service lookup is not made per request.
+    cache_ttl: float = Field(default=300.0, ge=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PrincipalPolicyConfig:
+        if self.uid_source == "claim" and not self.uid_claim:
+            raise ValueError("uid_source 'claim' needs uid_claim")
+        both = sorted(set(self.allow_users) & set(self.deny_users))
+        if both:
+            raise ValueError(f"users both allowed and denied: {both}")
+        if "root" in self.allow_users:
+            raise ValueError("root can never be allowed")
+        return self
+
+
 class AuthConfig(_Strict):
     """How bearer tokens are validated."""
 
@@ -77,6 +136,11 @@ class AuthConfig(_Strict):
     public_keys: list[str] = []  # PEM public keys, an alternative or addition to jwks_url
     issuer: str | None = None
     audience: list[str] = []
+    # Both are checked unless switched off here explicitly (a warning is logged at start-up):
+    # without them, a token the same provider issued to any other application is accepted.
+    verify_issuer: bool = True
+    verify_audience: bool = True
+    principals: PrincipalPolicyConfig = PrincipalPolicyConfig()
     username_claim: str = "preferred_username"
     algorithms: list[str] = ["RS256"]
     # Reject tokens that expire sooner than this (seconds): a request that starts with a token
@@ -111,6 +175,14 @@ class AuthConfig(_Strict):
     def _has_keys(self) -> AuthConfig:
         if not self.jwks_url and not self.public_keys:
             raise ValueError("give jwks_url or public_keys")
+        if self.verify_issuer and not self.issuer:
+            raise ValueError("auth.issuer is required (or set auth.verify_issuer: false)")
+        if not self.verify_issuer and self.issuer:
+            raise ValueError("auth.issuer is set but auth.verify_issuer is false; drop one")
+        if self.verify_audience and not self.audience:
+            raise ValueError("auth.audience is required (or set auth.verify_audience: false)")
+        if not self.verify_audience and self.audience:
+            raise ValueError("auth.audience is set but auth.verify_audience is false; drop one")
         return self
 
 
@@ -118,9 +190,19 @@ class CertificateAuthorityCredentials(_Strict):
     """Built-in CA: mint an ephemeral key and a short-lived certificate for each connection."""
 
     type: Literal["ca"]
-    ca_key: Secret
+    ca_key: PrivateSecret
     ca_key_passphrase: Secret | None = None
     validity: float = Field(default=300.0, gt=0, description="certificate lifetime, seconds")
+
+
+class ServiceAccountToken(_Strict):
+    """An OAuth2 client-credentials grant for the server's own login (the probe user)."""
+
+    token_url: str
+    client_id: str
+    client_secret: Secret
+    scope: str | None = None
+    timeout: float = Field(default=10.0, gt=0)
 
 
 class KeyServiceCredentials(_Strict):
@@ -129,6 +211,13 @@ class KeyServiceCredentials(_Strict):
     type: Literal["key_service"]
     url: str
     timeout: float = 5.0
+    # Staging URLs carry a key issued for them (sealed, staging/sealing.py), because their
+    # requests bring no bearer token to ask the key service with. The key is asked for this
+    # long, and a URL expires with its key: a leaked URL is worth nothing after it.
+    staging_key_duration: float = Field(default=600.0, ge=60, le=7 * 24 * 3600)
+    # The key service wants a bearer token of the user it issues a key for, and the health
+    # probes run outside any request: a token of the probe user's own service account.
+    probe_token: ServiceAccountToken | None = None
 
 
 class StaticKey(_Strict):
@@ -211,8 +300,9 @@ class SystemConfig(_Strict):
     # None: every authenticated user may use the system. A list: only these usernames.
     allowed_users: list[str] | None = None
     probe_interval: float = Field(default=60.0, gt=0)
-    # The login the health probes run as. None: the most recent user authorized on this system
-    # (the server has no service account of its own); until someone has called, health is unknown.
+    # The server's own login for the health probes (an operator-configured service account,
+    # not a caller), used over a pool of its own. None: the system is not probed and its health
+    # stays unknown; never a caller's login or connections (health.py).
     probe_user: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_.-]{0,31}$")
 
     @field_validator("name")
@@ -220,11 +310,45 @@ class SystemConfig(_Strict):
     def _lower(cls, value: str) -> str:
         return value.lower()  # FirecREST treats system names case-insensitively
 
+    @model_validator(mode="after")
+    def _probe_token_has_a_user(self) -> SystemConfig:
+        credentials = self.ssh.credentials
+        has_token = isinstance(credentials, KeyServiceCredentials) and credentials.probe_token
+        if has_token and self.probe_user is None:
+            raise ValueError("ssh.credentials.probe_token needs probe_user (whose token it is)")
+        return self
+
 
 class RateLimit(_Strict):
     requests_per_second: float = Field(default=50.0, gt=0)
     burst: int = Field(default=200, ge=1)
     max_concurrent_requests: int = Field(default=64, ge=1)
+
+
+class EdgeLimits(_Strict):
+    """What a client may cost the server before it is known who it is (`server.limits`).
+
+    Enforced by the ASGI body-limit middleware (body_limits.py) and the connection protocol
+    (edge_protocol.py), before any route runs. Defaults are safe for a server on the internet.
+    """
+
+    # Body cap, bytes, of every request without a cap of its own: multipart uploads are capped
+    # at the system's max_ops_file_size (plus the form's framing), staging parts at its
+    # staging_part_size, CompleteMultipartUpload documents at 4 MiB (10,000 parts fit).
+    max_json_body: int = Field(default=1024 * 1024, ge=1024)
+    # The PUT /ops/tree extension unpacks a tar stream; its total size is bounded by this (0:
+    # unbounded, the cluster's quota then being the limit).
+    max_tree_body: int = Field(default=0, ge=0)
+    # Seconds a client has to send a request line and all headers, from the first byte of a
+    # request (or from connecting): longer, and the connection is closed.
+    header_timeout: float = Field(default=10.0, gt=0, le=300)
+    # Seconds a request body may stall (no byte while the server is ready to read it).
+    body_timeout: float = Field(default=60.0, gt=0, le=3600)
+    # Open client connections per worker; over it, requests get 503 and the connection is
+    # closed. The effective cap is also kept below the process's file-descriptor limit minus
+    # fd_reserve (SSH connections, log files, the listening socket), see edge_protocol.py.
+    max_connections: int = Field(default=4096, ge=1)
+    fd_reserve: int = Field(default=256, ge=16)
 
 
 class StateConfig(_Strict):
@@ -251,7 +375,7 @@ class StateConfig(_Strict):
         if not sep or scheme not in ("redis", "rediss", "unix") or not rest:
             raise ValueError("must be redis://HOST:PORT/DB, rediss://... or unix://PATH")
         try:
-            urlsplit(value).port  # noqa: B018 - raises on a port that is not a number
+            urllib.parse.urlsplit(value).port  # noqa: B018 - raises on a port that is not a number
         except ValueError as exc:
             raise ValueError(f"invalid port: {exc}") from None
         return value
@@ -268,12 +392,65 @@ class ServerConfig(_Strict):
     # uvloop cannot be installed. See docs/configuration.md.
     event_loop: Literal["asyncio", "uvloop"] = "uvloop"
     metrics: bool = True  # serve Prometheus metrics at /metrics (unauthenticated)
-    # Base URL clients reach this server at, for the staging URLs it hands out (S3-style
-    # large-file transfers). Default: the URL of the request that asked for them.
+    # Base URL clients reach this server at, for every URL it hands out (the staging URLs of
+    # S3-style large-file transfers). Unset: the URL of the request that asked for them, with
+    # the Host header the client sent (a warning at start; see docs/deployment.md).
     public_url: str | None = None
+    # Peers (IP addresses or networks) whose Forwarded / X-Forwarded-For / X-Forwarded-Proto
+    # headers are believed: the reverse proxies in front of this server. Anyone else's are
+    # ignored. Requires public_url: the Host a proxy passes on never names our URLs.
+    trusted_proxies: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    # Which headers those proxies set: a proxy passes the other kind on as the client sent it,
+    # so only one kind can be believed.
+    proxy_headers: Literal["x-forwarded", "forwarded"] = "x-forwarded"
     # HMAC key for staging URLs. Every replica behind one URL must share it; when unset, a
     # random key is made at start-up and shared by the workers of that one process.
     url_signing_key: Secret | None = None
+    limits: EdgeLimits = EdgeLimits()
+
+    @field_validator("public_url")
+    @classmethod
+    def _absolute_http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urllib.parse.urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an absolute http:// or https:// URL")
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError("must have no query, fragment or credentials")
+        return value.rstrip("/")
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        # "10.0.0.1" or "10.0.0.0/8"; a host address with host bits set ("10.0.0.1/8") is a
+        # typo that would trust a whole network silently: refused by strict parsing.
+        if not isinstance(value, list):
+            return value
+        networks = []
+        for item in value:
+            try:
+                networks.append(ipaddress.ip_network(str(item), strict=True))
+            except ValueError as exc:
+                raise ValueError(f"{item!r} is not an IP address or network: {exc}") from None
+        return networks
+
+    @model_validator(mode="after")
+    def _proxies_need_public_url(self) -> ServerConfig:
+        if self.trusted_proxies and self.public_url is None:
+            raise ValueError(
+                "server.trusted_proxies is set but server.public_url is not: behind a reverse "
+                "proxy the URLs handed out must come from server.public_url"
+            )
+        return self
+
+    # SIGTERM: answer /status/liveness with 503 for this long while still serving, so that a
+    # load balancer's health checks take this replica out before it stops accepting. Set it
+    # above the balancer's check interval x fall count; 0 without a balancer.
+    drain_seconds: float = Field(default=0.0, ge=0, le=300)
+    # Then stop accepting and give requests in flight this long to finish (uvicorn's
+    # timeout_graceful_shutdown) before they are cancelled and the SSH pools close.
+    shutdown_grace_seconds: float = Field(default=30.0, gt=0, le=3600)
 
 
 class Settings(_Strict):
@@ -291,6 +468,16 @@ class Settings(_Strict):
         if duplicates:
             raise ValueError(f"duplicate system names: {duplicates}")
         return value
+
+    def warnings(self) -> list[str]:
+        """What is valid but probably not meant; printed at start and by ``--check``."""
+        if self.server.public_url is None:
+            return [
+                "server.public_url is not set: staging URLs are built from each request's Host "
+                "header and the connection's scheme (http behind a TLS-terminating proxy); "
+                "set it to the URL clients use"
+            ]
+        return []
 
     def system(self, name: str) -> SystemConfig | None:
         name = name.lower()

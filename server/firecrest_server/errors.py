@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .models.errors import ErrorBody
+from .redaction import redact
 
 log = logging.getLogger("firecrest_server.errors")
 
@@ -110,7 +111,9 @@ def error_response(
 ) -> JSONResponse:
     body = ErrorBody(
         error_type=error_type,
-        message=message,
+        # Messages may quote what the client sent or what a remote program printed; a token
+        # among it is not sent back (nor, through the client's logs, anywhere else).
+        message=redact(message),
         caused_by=caused_by,
         data=data,
         user=_username(request),

@@ -5,9 +5,12 @@ Every ``probe_interval`` seconds each system is probed: SSH (``true``), then the
 ``/status/systems`` reports them and requests to a service whose last probe failed get a 503 at
 once instead of waiting for their own timeout.
 
-The probes run as ``probe_user``, or, without one, as the most recent user authorized on the
-system: the server has no service account of its own. Until someone has called, health is
-unknown and nothing is refused.
+The probes run as the system's ``probe_user``, the server's own login, over a pool of their own
+with its own limits (runtime.py): never as a caller, never on a caller's connections. Otherwise
+a user whose channels are all busy, or whose ~/.bashrc hangs or prints, would have the system
+marked down for every user. A system without a probe identity (no ``probe_user``, or one that
+cannot log in without a caller's token) is not probed: its health stays unknown and nothing is
+refused.
 
 Only failures that cannot be the probe user's own are counted as an outage — the host unreachable,
 a timeout, a file system that is missing or stale. A refused login or a permission error is
@@ -23,11 +26,10 @@ interval costs nothing that matters.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import posixpath
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -48,7 +50,8 @@ class CommandRunner(Protocol):
     async def run(self, argv: Sequence[str], *, timeout: float | None = None) -> CommandResult: ...
 
 
-# (system, user) -> something that runs commands as that user on that system.
+# (system, probe user) -> something that runs commands as that user on that system, over
+# connections that serve nothing else.
 RunnerFactory = Callable[[SystemConfig, str], CommandRunner]
 
 
@@ -68,10 +71,9 @@ class _SystemHealth:
     ssh: ProbeResult = field(default_factory=lambda: ProbeResult("ssh"))
     scheduler: ProbeResult = field(default_factory=lambda: ProbeResult("scheduler"))
     filesystems: dict[str, ProbeResult] = field(default_factory=dict)
-    recent_user: str | None = None
+    user: str | None = None  # the probe identity; None: not probed
     last_run: float | None = None  # epoch seconds of the last probe run
     next_run: float = 0.0  # monotonic
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self.filesystems = {
@@ -100,10 +102,15 @@ class HealthMonitor:
         systems: Iterable[SystemConfig],
         runner_for: RunnerFactory,
         *,
+        probe_users: Mapping[str, str | None] | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._systems = {s.name: _SystemHealth(s) for s in systems}
+        # By default each system's configured probe_user; the runtime leaves out those that
+        # could not log in (a key service needs a token, and probes have none).
+        for name, state in self._systems.items():
+            state.user = state.system.probe_user if probe_users is None else probe_users.get(name)
         self._runner_for = runner_for
         self._clock = clock
         self._monotonic = monotonic
@@ -116,6 +123,7 @@ class HealthMonitor:
         self._tasks = [
             asyncio.create_task(self._loop(state), name=f"health-{name}")
             for name, state in self._systems.items()
+            if state.user is not None
         ]
 
     async def close(self) -> None:
@@ -134,35 +142,19 @@ class HealthMonitor:
     async def _loop(self, state: _SystemHealth) -> None:
         interval = state.system.probe_interval
         while not self._closing:
-            if self.probe_user(state.system.name) is not None:
-                try:
-                    await self.probe(state.system.name)
-                except Exception:  # a bug in a probe must not end the probing
-                    log.exception("health probe failed", extra={"system": state.system.name})
+            try:
+                await self.probe(state.system.name)
+            except Exception:  # a bug in a probe must not end the probing
+                log.exception("health probe failed", extra={"system": state.system.name})
             delay = min(interval, _RETRY_AFTER_FAILURE) if state.failing else interval
             state.next_run = self._monotonic() + delay
-            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
-            # that arrives just as the wake-up does, and close() then waits a whole interval.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await state.wake.wait()
-            state.wake.clear()
+            await asyncio.sleep(delay)
 
     # ---------------------------------------------------------------------------- who probes
 
-    def note_user(self, system_name: str, username: str) -> None:
-        """Record an authorized caller of the system; called on every request, so it is cheap."""
-        state = self._systems.get(system_name)
-        if state is None:
-            return
-        first = state.recent_user is None
-        state.recent_user = username
-        if first and state.system.probe_user is None:
-            state.wake.set()  # health was unknown only for want of a user: probe now
-
     def probe_user(self, system_name: str) -> str | None:
-        state = self._systems[system_name]
-        return state.system.probe_user or state.recent_user
+        """The login the system's probes run as; None: the system is not probed."""
+        return self._systems[system_name].user
 
     # -------------------------------------------------------------------------------- probing
 

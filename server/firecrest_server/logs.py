@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
+
+from .redaction import redact
 
 
 @dataclass(slots=True)
@@ -41,6 +44,33 @@ _CONTEXT_FIELDS = ("request_id", "correlation_id", "user", "system")
 _SECRET_WORDS = ("token", "authorization", "secret", "password", "passphrase", "private_key")
 
 
+# json.dumps escapes C0 controls but, with ensure_ascii=False, writes every other character as
+# is. Readers that split lines on more than \n (Python's splitlines, many log viewers, JSON
+# parsers in JavaScript) would then see a new line at DEL, C1 controls (U+0085 NEXT LINE) and
+# U+2028/U+2029, so a path or message could forge log lines; bidirectional overrides could make
+# a line read differently on screen. They are written as \uXXXX escapes: still the same JSON.
+_UNSAFE = {
+    code: f"\\u{code:04x}"
+    for code in (
+        0x7F,
+        *range(0x80, 0xA0),
+        0x2028,
+        0x2029,
+        *range(0x202A, 0x202F),
+        *range(0x2066, 0x206A),
+        0xFEFF,
+    )
+}
+_UNSAFE_CHARS = re.compile("[" + "".join(re.escape(chr(c)) for c in _UNSAFE) + "]")
+
+
+def escape_separators(line: str) -> str:
+    """``line`` (JSON text) with line separators and other invisible controls escaped."""
+    if line.isascii():
+        return line
+    return _UNSAFE_CHARS.sub(lambda m: _UNSAFE[ord(m.group())], line)
+
+
 def _is_secret(key: str) -> bool:
     lowered = key.lower()
     return any(word in lowered for word in _SECRET_WORDS)
@@ -53,7 +83,7 @@ class JsonFormatter(logging.Formatter):
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
         }
         context = current_request.get()
         for name in _CONTEXT_FIELDS:
@@ -65,10 +95,14 @@ class JsonFormatter(logging.Formatter):
         for key, value in record.__dict__.items():
             if key in _STANDARD or key in entry or key.startswith("_"):
                 continue
-            entry[key] = "[redacted]" if _is_secret(key) else value
+            if _is_secret(key):
+                value = "[redacted]"
+            elif isinstance(value, str):
+                value = redact(value)
+            entry[key] = value
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
+            entry["exception"] = redact(self.formatException(record.exc_info))
+        return escape_separators(json.dumps(entry, default=str, ensure_ascii=False))
 
 
 def configure_logging(level: str) -> None:

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import FIRECREST_API_VERSION, __version__
 from .logs import RequestContext, current_request
+from .redaction import redact_path
 
 access_log = logging.getLogger("firecrest_server.access")
 
@@ -86,7 +87,8 @@ class FirecrestHeadersMiddleware:
 
     @staticmethod
     def _record(scope: Scope, context: RequestContext, status: int, seconds: float) -> None:
-        path = scope.get("path", "")
+        # A staging URL's path is a bearer capability: its token segment never reaches the log.
+        path = redact_path(scope.get("path", ""))
         runtime = getattr(scope["app"].state, "runtime", None) if "app" in scope else None
         if runtime is not None:
             runtime.metrics.observe_request(
@@ -94,8 +96,8 @@ class FirecrestHeadersMiddleware:
             )
         level = logging.DEBUG if path in _QUIET_PATHS else logging.INFO
         if access_log.isEnabledFor(level):
-            # The path only: query strings may carry user file names, and never belong in
-            # an access log that is shipped to a central store.
+            # The path only: query strings may carry user file names or credentials (a client
+            # may send ?access_token=), and never belong in an access log shipped elsewhere.
             access_log.log(
                 level,
                 "%s %s %d",
@@ -113,5 +115,8 @@ class FirecrestHeadersMiddleware:
                     "path": path,
                     "status": status,
                     "seconds": round(seconds, 6),
+                    # As reported by a trusted proxy (forwarding.py), else the TCP peer's.
+                    "client": (scope.get("client") or (None,))[0],
+                    "scheme": scope.get("scheme"),
                 },
             )

@@ -75,12 +75,14 @@ class Remote:
 
         Bounded like a command (``ssh.command_timeout``, plus the grace a command's local
         deadline has): an SFTP server that stops answering gives a 408, not a request that
-        hangs until the client gives up.
+        hangs until the client gives up. The wait for a channel slot is not part of it: the
+        pool bounds that itself, with a 429 (the caller's own channels are busy; a 408 would
+        send clients to transfer jobs).
         """
         limit = self.system.ssh.command_timeout + SFTP_GRACE
         for attempt in (1, 2):
             try:
-                async with asyncio.timeout(limit), self.sftp_session() as sftp:
+                async with self.sftp_session() as sftp, asyncio.timeout(limit):
                     return await operation(sftp)
             except TimeoutError:
                 raise RequestTimeout(

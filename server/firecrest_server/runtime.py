@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import os
 import secrets
 from collections.abc import AsyncIterator
@@ -11,12 +13,16 @@ from dataclasses import dataclass
 import httpx
 
 from .auth import TokenValidator
-from .config import Settings, SystemConfig
+from .auth.principals import PrincipalPolicy
+from .config import KeyServiceCredentials, Settings, SSHConfig, SystemConfig
+from .draining import Drain
 from .filesystem.names import IdNames
 from .health import HealthMonitor
 from .metrics import Metrics
 from .ratelimit import UserLimiter
-from .ssh import RemoteRunner, SSHPool, build_credential_provider
+from .ssh import CredentialProvider, RemoteRunner, SSHPool, build_credential_provider
+from .ssh.service_token import ClientCredentialsToken, WithServiceToken
+from .staging.sealing import KeySealer
 from .staging.tokens import UrlSigner
 from .state.shared import open_shared_state
 
@@ -26,18 +32,24 @@ SIGNING_KEY_ENV = "FIRECREST_SERVER_SIGNING_KEY"
 # Probes only need an exit status and a line of stderr.
 _PROBE_OUTPUT_LIMIT = 64 * 1024
 
+log = logging.getLogger("firecrest_server.health")
+
 
 @dataclass
 class Runtime:
     settings: Settings
     http: httpx.AsyncClient
     tokens: TokenValidator
-    pools: dict[str, SSHPool]  # by system name
+    principals: PrincipalPolicy
+    pools: dict[str, SSHPool]  # by system name; callers only
+    probe_pools: dict[str, SSHPool]  # by system name; the health probes only
     names: dict[str, IdNames]  # by system name
     limiter: UserLimiter  # per worker, or shared through Redis (state.redis_url)
     health: HealthMonitor
     metrics: Metrics
     signer: UrlSigner
+    sealer: KeySealer  # staging URLs' keys in key_service mode, under the same secret
+    drain: Drain
 
 
 @contextlib.asynccontextmanager
@@ -51,51 +63,120 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         httpx.AsyncClient(timeout=settings.auth.jwks_timeout) as http,
         open_shared_state(settings, _local_signing_key, state_error) as shared,
     ):
+        credentials = {
+            system.name: build_credential_provider(system.ssh.credentials, http, shared.serials)
+            for system in settings.systems
+        }
         pools = {
+            system.name: SSHPool(system.name, system.ssh, credentials[system.name])
+            for system in settings.systems
+        }
+        probe_users = {system.name: _probe_identity(system) for system in settings.systems}
+        # The probes' own pool: a caller's busy channels, slow shell start-up or closed
+        # connections can neither delay a probe nor make it fail.
+        probe_pools = {
             system.name: SSHPool(
                 system.name,
-                system.ssh,
-                build_credential_provider(system.ssh.credentials, http, shared.serials),
+                _probe_ssh(system),
+                _probe_credentials(system, credentials[system.name], http),
             )
             for system in settings.systems
+            if probe_users[system.name] is not None
         }
 
         def probe_runner(system: SystemConfig, user: str) -> RemoteRunner:
-            # No bearer token: probes run outside any request (a key service cannot serve
-            # them, and its systems' health stays unknown unless logins already exist).
             return RemoteRunner(
-                pools[system.name],
+                probe_pools[system.name],
                 user,
-                None,
+                None,  # probes run outside any request: no caller, no token
                 timeout=system.ssh.command_timeout,
                 max_output=_PROBE_OUTPUT_LIMIT,
                 request_id="health-probe",
             )
 
-        health = HealthMonitor(settings.systems, probe_runner)
+        health = HealthMonitor(settings.systems, probe_runner, probe_users=probe_users)
         metrics.add_pool_stats(lambda: {name: pool.stats() for name, pool in pools.items()})
         metrics.add_health(health.all_results)
         metrics.count_audit_log()
-        for pool in pools.values():
+        for pool in [*pools.values(), *probe_pools.values()]:
             pool.start()
         health.start()
+        drain = Drain(settings.server.drain_seconds)
+        drain.install(asyncio.get_running_loop())
         try:
             yield Runtime(
                 settings=settings,
                 http=http,
                 tokens=TokenValidator(settings.auth, http),
+                principals=PrincipalPolicy(settings.auth.principals),
                 pools=pools,
+                probe_pools=probe_pools,
                 names={system.name: IdNames() for system in settings.systems},
                 limiter=shared.limiter,
                 health=health,
                 metrics=metrics,
                 signer=shared.signer,
+                sealer=shared.sealer,
+                drain=drain,
             )
         finally:
+            drain.uninstall()
             await health.close()
             metrics.stop_counting()
-            for pool in pools.values():
+            for pool in [*pools.values(), *probe_pools.values()]:
                 await pool.close()
+
+
+def _probe_identity(system: SystemConfig) -> str | None:
+    """The login a system's probes run as, or None (with a warning) when there is none.
+
+    Never a caller: without an identity of its own the server does not probe, and the
+    system's health stays unknown, which refuses nothing."""
+    if system.probe_user is None:
+        log.warning(
+            "systems.%s.probe_user is not set: the system is not probed and its health "
+            "stays unknown (no request is refused for health)",
+            system.name,
+            extra={"system": system.name},
+        )
+        return None
+    credentials = system.ssh.credentials
+    if isinstance(credentials, KeyServiceCredentials) and credentials.probe_token is None:
+        # The key service issues keys only for a bearer token of the same user, and probes
+        # run outside any request.
+        log.warning(
+            "systems.%s.probe_user is ignored: key_service credentials need a token for the "
+            "probe user (ssh.credentials.probe_token is not set); the system's health stays "
+            "unknown",
+            system.name,
+            extra={"system": system.name},
+        )
+        return None
+    return system.probe_user
+
+
+def _probe_credentials(
+    system: SystemConfig, callers: CredentialProvider, http: httpx.AsyncClient
+) -> CredentialProvider:
+    """The callers' provider (the CA mints for any login), or, for a key service, the same
+    provider presenting the probe user's own service-account token."""
+    credentials = system.ssh.credentials
+    if isinstance(credentials, KeyServiceCredentials) and credentials.probe_token is not None:
+        return WithServiceToken(callers, ClientCredentialsToken(credentials.probe_token, http))
+    return callers
+
+
+def _probe_ssh(system: SystemConfig) -> SSHConfig:
+    """The probes' SSH limits: one connection, with a channel for each probe of one run (the
+    SSH probe, the scheduler, each file system) and its SFTP slot: they never queue behind
+    each other, and cost the login node one login per system however many users there are."""
+    channels = 1 + 2 + len(system.file_systems)
+    return system.ssh.model_copy(
+        update={
+            "max_connections_per_user": 1,
+            "max_channels_per_connection": min(system.ssh.max_channels_per_connection, channels),
+        }
+    )
 
 
 def _local_signing_key() -> str:

@@ -23,6 +23,7 @@ from .config import parse_settings
 from .logs import JsonFormatter
 
 ISSUER = "https://idp.example"
+AUDIENCE = "firecrest"
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +33,10 @@ def signing_key() -> rsa.RSAPrivateKey:
 
 @pytest.fixture(scope="module")
 def token(signing_key) -> Callable[[str], str]:
-    def make(user: str) -> str:
+    def make(user: str, uid: int | None = 5000) -> str:
         now = int(time.time())
-        claims = {"iss": ISSUER, "preferred_username": user, "iat": now, "exp": now + 600}
+        claims = {"iss": ISSUER, "aud": AUDIENCE, "preferred_username": user, "iat": now}
+        claims |= {"exp": now + 600, "uid": uid}
         return jwt.encode(claims, signing_key, algorithm="RS256")
 
     return make
@@ -54,7 +56,13 @@ def settings(signing_key, **server):
     return parse_settings(
         {
             "server": server,
-            "auth": {"public_keys": [pem.decode()], "issuer": ISSUER},
+            "auth": {
+                "public_keys": [pem.decode()],
+                "issuer": ISSUER,
+                "audience": AUDIENCE,
+                # Uids from the token: these tests do not depend on this host's users.
+                "principals": {"uid_source": "claim", "uid_claim": "uid"},
+            },
             "rate_limit": {"requests_per_second": 0.5, "burst": 3, "max_concurrent_requests": 8},
             "systems": [
                 {
@@ -177,3 +185,31 @@ async def test_access_log_has_user_and_no_query_or_token(client, token, caplog) 
     everything = "\n".join(formatter.format(r) for r in ours)
     assert alice_token not in everything
     assert "secret=x" not in everything
+
+
+@pytest.mark.parametrize(
+    ("user", "uid"), [("root", 5000), ("alice", 0), ("daemon", 1), ("nobody", 65534), ("x", None)]
+)
+async def test_system_accounts_get_403_before_any_ssh(client, token, user, uid) -> None:
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    pool_users = runtime.pools["cluster"].stats()["users"]  # the health probe's, if it ran
+    refused = await client.get("/status/cluster/userinfo", headers=bearer(token(user, uid)))
+    assert refused.status_code == 403, refused.text
+    body = refused.json()
+    assert set(body) == {"errorType", "message", "causedBy", "data", "user"}
+    assert f"User {user} may not use this service" in body["message"]
+    assert runtime.limiter.in_flight(user) == 0
+    metrics = (await client.get("/metrics")).text
+    assert 'program="id"' not in metrics  # userinfo's command never ran
+    assert runtime.pools["cluster"].stats()["users"] == pool_users  # no SSH login was tried
+
+
+async def test_liveness_is_503_while_draining_and_the_rest_still_serves(client, token) -> None:
+    assert (await client.get("/status/liveness")).status_code == 200
+    client.app.state.runtime.drain.draining = True  # what the first SIGTERM does
+    draining = await client.get("/status/liveness")
+    assert draining.status_code == 503
+    assert draining.headers["Retry-After"] == "1"
+    assert "shutting down" in draining.json()["message"]
+    # Requests the balancer still sends before it notices are served as usual.
+    assert (await client.get("/status/systems", headers=bearer(token("bob")))).status_code == 200

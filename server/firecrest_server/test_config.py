@@ -16,7 +16,8 @@ def _minimal(**system_overrides) -> dict:
             "credentials": {"type": "ca", "ca_key": "-----BEGIN OPENSSH PRIVATE KEY-----"},
         },
     } | system_overrides
-    return {"auth": {"jwks_url": "https://idp/jwks"}, "systems": [system]}
+    auth = {"jwks_url": "https://idp/jwks", "issuer": "https://idp", "audience": "firecrest"}
+    return {"auth": auth, "systems": [system]}
 
 
 def test_minimal_config_loads_with_defaults() -> None:
@@ -52,6 +53,7 @@ def test_symmetric_and_none_algorithms_are_refused() -> None:
 def test_secret_from_file_and_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     key_file = tmp_path / "ca"
     key_file.write_text("KEY-FROM-FILE")
+    key_file.chmod(0o600)
     monkeypatch.setenv("F7T_TEST_PASSPHRASE", "from-env")
     creds = {
         "type": "ca",
@@ -94,6 +96,124 @@ def test_load_settings_reports_unreadable_and_bad_yaml(tmp_path: Path) -> None:
     bad.write_text("auth: [unclosed")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_settings(bad)
+
+
+def test_trusted_proxies_without_public_url_are_refused_naming_both_keys() -> None:
+    data = _minimal()
+    data["server"] = {"trusted_proxies": ["10.0.0.0/8"]}
+    with pytest.raises(ConfigError, match=r"server\.trusted_proxies.*server\.public_url"):
+        parse_settings(data)
+    data["server"]["public_url"] = "https://api.example.org/"
+    server = parse_settings(data).server
+    assert server.public_url == "https://api.example.org"  # no trailing slash to double up
+    assert [str(n) for n in server.trusted_proxies] == ["10.0.0.0/8"]
+
+
+@pytest.mark.parametrize("entry", ["10.0.0.1/8", "proxy.example.org", "10.0.0.300", ""])
+def test_trusted_proxies_must_be_addresses_or_exact_networks(entry: str) -> None:
+    data = _minimal()
+    data["server"] = {"public_url": "https://api.example.org", "trusted_proxies": [entry]}
+    with pytest.raises(ConfigError, match=r"server\.trusted_proxies"):
+        parse_settings(data)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["api.example.org", "ftp://api.example.org", "https://", "https://h/?a=1", "https://u:p@h"],
+)
+def test_public_url_must_be_a_plain_http_url(url: str) -> None:
+    data = _minimal()
+    data["server"] = {"public_url": url}
+    with pytest.raises(ConfigError, match=r"server\.public_url"):
+        parse_settings(data)
+
+
+def test_a_missing_public_url_is_a_warning() -> None:
+    assert any("server.public_url" in w for w in parse_settings(_minimal()).warnings())
+    data = _minimal()
+    data["server"] = {"public_url": "https://api.example.org"}
+    assert parse_settings(data).warnings() == []
+
+
+@pytest.mark.parametrize("key", ["issuer", "audience"])
+def test_issuer_and_audience_are_required(key: str) -> None:
+    data = _minimal()
+    del data["auth"][key]
+    with pytest.raises(ConfigError, match=rf"auth: .*auth\.{key} is required .*verify_{key}"):
+        parse_settings(data)
+
+
+def test_issuer_and_audience_checks_can_be_switched_off_explicitly() -> None:
+    data = _minimal()
+    data["auth"] = {"jwks_url": "https://idp/jwks", "verify_issuer": False}
+    data["auth"]["verify_audience"] = False
+    auth = parse_settings(data).auth
+    assert (auth.verify_issuer, auth.verify_audience) == (False, False)
+    # Switched off and configured at once is ambiguous: refused.
+    data["auth"]["issuer"] = "https://idp"
+    with pytest.raises(ConfigError, match=r"auth\.issuer is set but auth\.verify_issuer"):
+        parse_settings(data)
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o660, 0o644, 0o620])
+def test_ca_key_file_readable_by_others_is_refused(tmp_path: Path, mode: int) -> None:
+    key_file = tmp_path / "user_ca"
+    key_file.write_text("KEY")
+    key_file.chmod(mode)
+    data = _minimal()
+    data["systems"][0]["ssh"]["credentials"]["ca_key"] = {"file": str(key_file)}
+    with pytest.raises(
+        ConfigError,
+        match=rf"systems\.0\.ssh\.credentials\.ca\.ca_key: .*group or others .*{mode:04o}",
+    ):
+        parse_settings(data)
+    key_file.chmod(0o400)
+    assert parse_settings(data).systems[0].ssh.credentials.ca_key.get_secret_value() == "KEY"
+
+
+def test_principal_policy_defaults_and_errors() -> None:
+    policy = parse_settings(_minimal()).auth.principals
+    assert (policy.uid_source, policy.min_uid, policy.unknown_users) == ("nss", 1000, "refuse")
+    assert "root" in policy.deny_users
+    data = _minimal()
+    data["auth"]["principals"] = {"uid_source": "claim"}
+    with pytest.raises(ConfigError, match=r"auth\.principals: .*uid_claim"):
+        parse_settings(data)
+    data["auth"]["principals"] = {"allow_users": ["root"], "deny_users": []}
+    with pytest.raises(ConfigError, match=r"auth\.principals: .*root can never be allowed"):
+        parse_settings(data)
+    data["auth"]["principals"] = {"min_uid": 0}
+    with pytest.raises(ConfigError, match=r"auth\.principals\.min_uid"):
+        parse_settings(data)
+
+
+def test_edge_limits_have_safe_defaults_and_named_errors() -> None:
+    limits = parse_settings(_minimal()).server.limits
+    assert limits.max_json_body == 1024 * 1024
+    assert 0 < limits.header_timeout <= 30
+    assert limits.max_connections > 0
+    data = _minimal()
+    data["server"] = {"limits": {"header_timeout": 0}}
+    with pytest.raises(ConfigError, match=r"server\.limits\.header_timeout: "):
+        parse_settings(data)
+    data["server"] = {"limits": {"max_body": 5}}
+    with pytest.raises(ConfigError, match=r"server\.limits\.max_body: "):
+        parse_settings(data)
+
+
+def test_replica_keys_drain_grace_and_shared_state() -> None:
+    data = _minimal() | {
+        "server": {"drain_seconds": 2, "shutdown_grace_seconds": 20},
+        "state": {"redis_url": "redis://127.0.0.1:6390/0"},
+    }
+    settings = parse_settings(data)
+    assert (settings.server.drain_seconds, settings.server.shutdown_grace_seconds) == (2, 20)
+    assert settings.state.redis_url == "redis://127.0.0.1:6390/0"
+    assert parse_settings(_minimal()).state.redis_url is None
+    with pytest.raises(ConfigError, match=r"server\.drain_seconds: "):
+        parse_settings(_minimal() | {"server": {"drain_seconds": -1}})
+    with pytest.raises(ConfigError, match=r"state\.redis_uri"):
+        parse_settings(_minimal() | {"state": {"redis_uri": "redis://x"}})
 
 
 def test_state_redis_url_is_optional_and_validated() -> None:

@@ -72,23 +72,28 @@ def monitor(cluster: FakeCluster, clock: Clock, **overrides) -> HealthMonitor:
     return HealthMonitor([system(**overrides)], cluster.runner_for, clock=clock)
 
 
-async def test_unknown_until_a_user_is_known(cluster, clock) -> None:
+async def test_unknown_without_a_probe_user(cluster, clock) -> None:
     health = monitor(cluster, clock)
-    await health.probe("cluster")
+    health.start()
+    try:
+        assert health._tasks == []  # no loop at all for a system nobody may probe as
+        await health.probe("cluster")
+    finally:
+        await health.close()
     assert cluster.calls == []
+    assert health.probe_user("cluster") is None
     assert health.liveness() == ({}, 0)
     assert all(r.healthy is None for r in health.services("cluster"))
     health.ensure_available("cluster")  # unknown never refuses
+    health.ensure_path("cluster", "/home/alice")
 
 
-async def test_probes_run_as_the_most_recent_user(cluster, clock) -> None:
-    health = monitor(cluster, clock)
-    health.note_user("cluster", "alice")
-    health.note_user("cluster", "bob")
+async def test_probes_run_as_the_probe_user(cluster, clock) -> None:
+    health = monitor(cluster, clock, probe_user="svc")
     await health.probe("cluster")
-    assert {user for user, _ in cluster.calls} == {"bob"}
-    assert ("bob", ("true",)) in cluster.calls
-    assert ("bob", ("scontrol", "ping")) in cluster.calls
+    assert {user for user, _ in cluster.calls} == {"svc"}
+    assert ("svc", ("true",)) in cluster.calls
+    assert ("svc", ("scontrol", "ping")) in cluster.calls
     results = {(r.service_type, r.path): r for r in health.services("cluster")}
     assert results[("ssh", None)].healthy is True
     assert results[("scheduler", None)].healthy is True
@@ -98,11 +103,15 @@ async def test_probes_run_as_the_most_recent_user(cluster, clock) -> None:
     assert health.liveness() == ({"cluster": clock.now - 42.7}, 42)
 
 
-async def test_configured_probe_user_wins(cluster, clock) -> None:
-    health = monitor(cluster, clock, probe_user="svc")
-    health.note_user("cluster", "alice")
+async def test_a_system_left_out_of_probe_users_is_not_probed(cluster, clock) -> None:
+    # The runtime leaves out a system whose probe user cannot log in without a caller's token
+    # (key service): configured or not, no one else stands in for it.
+    config = system(probe_user="svc")
+    health = HealthMonitor([config], cluster.runner_for, probe_users={}, clock=clock)
     await health.probe("cluster")
-    assert {user for user, _ in cluster.calls} == {"svc"}
+    assert cluster.calls == []
+    assert health.probe_user("cluster") is None
+    assert all(r.healthy is None for r in health.services("cluster"))
 
 
 async def test_unreachable_login_node_fails_fast_with_503(cluster, clock) -> None:
@@ -208,19 +217,16 @@ async def test_the_probe_loop_retries_a_failed_scheduler_within_the_short_delay(
         await health.close()
 
 
-async def test_first_user_wakes_the_probe_loop(cluster) -> None:
-    health = HealthMonitor([system(probe_interval=3600)], cluster.runner_for)
+async def test_the_loop_probes_at_start_without_waiting_for_a_caller(cluster) -> None:
+    health = HealthMonitor([system(probe_interval=3600, probe_user="svc")], cluster.runner_for)
     health.start()
     try:
-        await asyncio.sleep(0.05)
-        assert cluster.calls == []
-        health.note_user("cluster", "alice")
         for _ in range(100):
             if health.liveness()[0]:
                 break
             await asyncio.sleep(0.01)
         assert "cluster" in health.liveness()[0]
-        assert ("alice", ("true",)) in cluster.calls
+        assert {user for user, _ in cluster.calls} == {"svc"}
     finally:
         await health.close()
 

@@ -73,3 +73,47 @@ def test_asyncssh_channel_chatter_is_left_out_unless_debugging() -> None:
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
         asyncssh_logger.setLevel(saved[2])
+
+
+# Every character a reader might take for the end of a line, or that hides text on screen:
+# C0 (json.dumps escapes those itself), DEL, C1 including U+0085 NEXT LINE, U+2028, U+2029,
+# bidirectional overrides and isolates, and the byte-order mark.
+SEPARATORS = (
+    [chr(c) for c in range(0x20)]
+    + [chr(c) for c in range(0x7F, 0xA0)]
+    + ["\u2028", "\u2029", "\u202e", "\u2066", "\ufeff"]
+)
+
+
+def test_control_and_separator_characters_cannot_forge_lines() -> None:
+    formatter = JsonFormatter()
+    for char in SEPARATORS:
+        forged = f'GET /x{char}{{"level": "info", "message": "forged"}} 200'
+        line = formatter.format(record("%s", forged, path=f"/home/a{char}b"))
+        assert line.isascii() or all(c not in line for c in SEPARATORS), repr(char)
+        assert len(line.splitlines()) == 1, repr(char)
+        entry = json.loads(line)
+        assert entry["message"] == forged  # escaped, not lost: the JSON still says what happened
+        assert entry["path"] == f"/home/a{char}b"
+
+
+def test_other_non_ascii_text_stays_readable() -> None:
+    line = JsonFormatter().format(record("%s", "Grüße/データ"))
+    assert "Grüße/データ" in line
+
+
+def test_tokens_in_messages_extras_and_exceptions_are_redacted() -> None:
+    jwt_like = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXBhcnQ"
+    try:
+        raise ValueError(f"bad token {jwt_like}")
+    except ValueError:
+        exc_info = sys.exc_info()
+    rec = record("PUT /staging/%s/parts/1 with %s", "opaque-capability", jwt_like, url=jwt_like)
+    rec.exc_info = exc_info
+    line = JsonFormatter().format(rec)
+    for secret in (jwt_like, "opaque-capability", "c2lnbmF0dXJlLXBhcnQ"):
+        assert secret not in line
+    entry = json.loads(line)
+    assert entry["message"] == "PUT /staging/[redacted]/parts/1 with [redacted]"
+    assert entry["url"] == "[redacted]"
+    assert "bad token [redacted]" in entry["exception"]

@@ -161,7 +161,7 @@ def test_slurmctld_down_is_503_from_health_and_recovers(
         job_id = submitted.json()["jobId"]
         deadline = time.monotonic() + 30  # running: slurmd has it, whatever slurmctld does
         while True:
-            listed = api.get(f"{jobs_url(stack)}/{job_id}")  # also makes alice the probe user
+            listed = api.get(f"{jobs_url(stack)}/{job_id}")
             assert listed.status_code == 200, listed.text
             if listed.json()["jobs"][0]["status"]["state"] == "RUNNING":
                 break

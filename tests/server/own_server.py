@@ -58,7 +58,8 @@ def own_server(
     ``ssh_credentials`` replaces the systems' ``ssh.credentials`` as a whole (another type)."""
     config = json.loads((stack.dir / "server" / "config.yaml").read_text())
     port = free_ports(1)[0]
-    config = _merge(config, {"server": {"port": port, "workers": 1}} | (overrides or {}))
+    # Merged in turn: overrides of other "server" keys keep this server's own port and workers.
+    config = _merge(_merge(config, {"server": {"port": port, "workers": 1}}), overrides or {})
     config["systems"] = [_merge(s, system_overrides or {}) for s in config["systems"]]
     if ssh_credentials is not None:
         for system in config["systems"]:

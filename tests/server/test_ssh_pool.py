@@ -14,7 +14,7 @@ from firecrest_server.config import CertificateAuthorityCredentials, SSHConfig
 from firecrest_server.errors import ApiError
 from firecrest_server.ssh import RemoteRunner, SSHPool
 from firecrest_server.ssh.credentials import CertificateAuthority
-from firecrest_server.ssh.pool import ConnectionLost
+from firecrest_server.ssh.pool import ChannelsBusy, ConnectionLost
 
 from ..stack import StackInfo
 
@@ -98,7 +98,8 @@ async def test_busy_connections_spill_over_and_cap_waits(stack: StackInfo) -> No
 
 async def test_a_wait_for_a_channel_is_bounded(stack: StackInfo) -> None:
     # One slot in all (2 per connection, one is SFTP's; one connection): while it is held, a
-    # second request waits at most connect_timeout + command_timeout, then gets a 503.
+    # second request of the same user waits at most connect_timeout + command_timeout, then
+    # gets a 429 (over their own share; it was a 503, which reads to clients as an outage).
     pool = _pool(
         stack,
         max_channels_per_connection=2,
@@ -110,12 +111,16 @@ async def test_a_wait_for_a_channel_is_bounded(stack: StackInfo) -> None:
     try:
         async with pool.connection("alice"):
             t0 = asyncio.get_running_loop().time()
-            with pytest.raises(ConnectionLost, match="became free") as excinfo:
+            with pytest.raises(ChannelsBusy, match="stayed busy") as excinfo:
                 async with pool.connection("alice"):
                     pass
             waited = asyncio.get_running_loop().time() - t0
             assert 1.5 < waited < 10, waited
-            assert excinfo.value.status_code == 503
+            assert excinfo.value.status_code == 429
+            assert int(excinfo.value.headers["Retry-After"]) >= 1
+            # Another user's channels are their own: bob is served at once meanwhile.
+            async with pool.connection("bob"):
+                pass
         async with pool.connection("alice"):  # free again: served at once
             pass
     finally:

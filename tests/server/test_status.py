@@ -102,20 +102,16 @@ async def test_systems_report_services_health(http, stack: StackInfo, token_for)
 @pytest.fixture(scope="module")
 def probed_server(stack: StackInfo, tmp_path_factory) -> Iterator[str]:
     directory: Path = tmp_path_factory.mktemp("status-server")
-    # No probe_user: health stays unknown until the first user calls, then probes as them.
+    # The stack's probe_user (its own account, firecrest-probe); one probe run in the test.
     with own_server(stack, directory, system_overrides={"probe_interval": 600}) as url:
         yield url
 
 
-async def test_probes_start_with_the_first_user_and_liveness_reports_them(
+async def test_probes_run_before_any_caller_and_liveness_reports_them(
     probed_server: str, stack: StackInfo, token_for: Callable[[str], str]
 ) -> None:
     async with httpx.AsyncClient(base_url=probed_server, timeout=60) as http:
-        before = (await http.get("/status/liveness")).json()
-        assert before == {"healthcheckRuns": {}, "lastUpdate": 0}
-        alice = bearer(token_for("alice"))
-        userinfo = await http.get(f"/status/{stack.system}/userinfo", headers=alice)
-        assert userinfo.status_code == 200
+        # (Behaviour change: probes used to wait for a first caller and then run as them.)
         deadline = time.monotonic() + 30
         while True:
             live = (await http.get("/status/liveness/")).json()
@@ -124,6 +120,14 @@ async def test_probes_start_with_the_first_user_and_liveness_reports_them(
             assert time.monotonic() < deadline, "no health check ran"
             await asyncio.sleep(0.2)
         assert set(live["healthcheckRuns"]) == {stack.system}
+        # The probe's login is in a pool of its own: the callers' pool is still empty.
+        before = metric_values((await http.get("/metrics")).text)
+        callers = frozenset({"system": stack.system}.items())
+        assert before[("firecrest_ssh_connections", callers)] == 0
+        assert before[("firecrest_ssh_users", callers)] == 0
+        alice = bearer(token_for("alice"))
+        userinfo = await http.get(f"/status/{stack.system}/userinfo", headers=alice)
+        assert userinfo.status_code == 200
         assert abs(live["healthcheckRuns"][stack.system] - time.time()) < 60
         assert 0 <= live["lastUpdate"] < 60
 

@@ -7,6 +7,7 @@ dependency per request for functions that never block.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -21,6 +22,7 @@ from ..ratelimit import RateLimited
 from ..remote import Remote
 from ..runtime import Runtime
 from ..ssh import RemoteRunner
+from ..ssh.credentials import CallerProof
 
 # auto_error=False: a missing header must get our 401 body with WWW-Authenticate,
 # not FastAPI's own 403.
@@ -51,12 +53,17 @@ async def get_principal(
         principal = await runtime.tokens.validate(credentials.credentials)
     except TokenRejected as exc:
         raise Unauthorized(exc.reason) from None
+    context = current_request.get()
+    if context is not None:
+        # Before the policy check: a refused login is named in the access log line of its 403.
+        context.user = principal.username
+    # Before the rate limiter and anything else: a system account costs one cached lookup
+    # and a 403, never an SSH login.
+    uid = await runtime.principals.check_token(principal.username, principal.claims)
+    principal = dataclasses.replace(principal, uid=uid)
     request.state.principal = principal
     # Kept for this request only, for credential providers that forward it (key service).
     request.state.bearer_token = credentials.credentials
-    context = current_request.get()
-    if context is not None:
-        context.user = principal.username
     async with contextlib.AsyncExitStack() as held:
         try:
             await held.enter_async_context(runtime.limiter.admitted(principal.username))
@@ -80,7 +87,6 @@ async def get_system(
     context = current_request.get()
     if context is not None:
         context.system = system.name
-    runtime.health.note_user(system.name, principal.username)
     return system
 
 
@@ -114,12 +120,12 @@ def make_remote(
     request: Request,
     system: SystemConfig,
     username: str,
-    bearer_token: str | None,
+    proof: CallerProof,
 ) -> Remote:
     runner = RemoteRunner(
         runtime.pools[system.name],
         username,
-        bearer_token,
+        proof,
         timeout=system.ssh.command_timeout,
         max_output=system.ssh.max_output_bytes,
         request_id=getattr(request.state, "request_id", None),

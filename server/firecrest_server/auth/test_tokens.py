@@ -250,10 +250,33 @@ async def test_any_configured_audience_matches(make_validator, key1):
     assert principal.username == "alice"
 
 
-async def test_audience_not_checked_when_not_configured(make_validator, key1):
-    validator = make_validator(audience=[])
+async def test_missing_audience_is_rejected(validator, key1):
+    assert await rejected(validator, make_token(key1, aud=None)) == (
+        "Token is missing the 'aud' claim"
+    )
+
+
+async def test_audience_not_checked_only_when_switched_off(make_validator, key1, caplog):
+    with caplog.at_level("WARNING", logger="firecrest_server.auth"):
+        validator = make_validator(audience=[], verify_audience=False)
+    assert "auth.verify_audience is false" in caplog.text
     principal = await validator.validate(make_token(key1, aud="account"))
     assert principal.claims["aud"] == "account"
+    assert (await validator.validate(make_token(key1, aud=None))).username == "alice"
+
+
+async def test_issuer_not_checked_only_when_switched_off(make_validator, key1, caplog):
+    with caplog.at_level("WARNING", logger="firecrest_server.auth"):
+        validator = make_validator(issuer=None, verify_issuer=False)
+    assert "auth.verify_issuer is false" in caplog.text
+    principal = await validator.validate(make_token(key1, iss="https://elsewhere.example/"))
+    assert principal.claims["iss"] == "https://elsewhere.example/"
+
+
+async def test_checking_both_logs_no_warning(make_validator, caplog):
+    with caplog.at_level("WARNING", logger="firecrest_server.auth"):
+        make_validator()
+    assert caplog.records == []
 
 
 async def test_expired(validator, key1):

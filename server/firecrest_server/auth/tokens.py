@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Mapping
@@ -20,6 +21,8 @@ from firecrest_server.config import AuthConfig
 # plausible POSIX login name: no path separators, shell metacharacters or leading "-".
 _USERNAME = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
 
+log = logging.getLogger("firecrest_server.auth")
+
 # Validated tokens are remembered for a short while: a client sends the same token with every
 # request, and checking its signature again (base64 decoding, an RSA verification) was about a
 # tenth of the server's CPU per ops/ls request. Only the exact token string hits; its expiry
@@ -35,6 +38,7 @@ class Principal:
 
     username: str
     claims: Mapping[str, Any]
+    uid: int | None = None  # set once the principal policy has accepted the login
 
 
 class TokenRejected(Exception):
@@ -81,6 +85,21 @@ class TokenValidator:
         self._validated: dict[str, tuple[Principal, float, float]] = {}
         self._validated_ttl = min(VALIDATED_TTL, config.jwks_cache_ttl)
         self._algorithms = frozenset(config.algorithms)
+        required = ["exp"]
+        if config.verify_issuer:
+            required.append("iss")
+        else:
+            log.warning(
+                "auth.verify_issuer is false: tokens from any issuer signed by a trusted key "
+                "are accepted"
+            )
+        if config.verify_audience:
+            required.append("aud")
+        else:
+            log.warning(
+                "auth.verify_audience is false: tokens issued for any application are accepted"
+            )
+        self._required_claims = required
         self._static_keys = load_public_keys(config.public_keys, config.algorithms)
         self._jwks = (
             JWKSCache(
@@ -155,12 +174,16 @@ class TokenValidator:
                     token,
                     key,
                     algorithms=[alg],
-                    audience=config.audience or None,
-                    issuer=config.issuer,
+                    audience=config.audience if config.verify_audience else None,
+                    issuer=config.issuer if config.verify_issuer else None,
                     leeway=config.leeway,
-                    # pyjwt rejects any token carrying "aud" when no audience is given; most
-                    # providers always set it, so only check it when one is configured.
-                    options={"require": ["exp"], "verify_aud": bool(config.audience)},
+                    # Without verify_aud pyjwt rejects any token carrying "aud" when no
+                    # audience is given; most providers always set it.
+                    options={
+                        "require": self._required_claims,
+                        "verify_aud": config.verify_audience,
+                        "verify_iss": config.verify_issuer,
+                    },
                 )
             except (jwt.InvalidSignatureError, jwt.InvalidKeyError):
                 continue  # not signed by this key; try the next

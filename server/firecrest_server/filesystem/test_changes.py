@@ -24,7 +24,7 @@ from .changes import (
 def _system(*paths: str) -> SystemConfig:
     settings = parse_settings(
         {
-            "auth": {"jwks_url": "https://idp/jwks"},
+            "auth": {"jwks_url": "https://idp/jwks", "issuer": "https://idp", "audience": "f"},
             "systems": [
                 {
                     "name": "c",

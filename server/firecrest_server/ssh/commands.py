@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import asyncssh
 
 from ..errors import BadRequest, FailedDependency, PayloadTooLarge, RequestTimeout
+from .credentials import CallerProof
 from .pool import Connection, ConnectionLost, SSHPool
 
 audit = logging.getLogger("firecrest_server.audit")
@@ -75,7 +76,7 @@ class RemoteRunner:
         self,
         pool: SSHPool,
         username: str,
-        token: str | None,
+        token: CallerProof,
         *,
         timeout: float,
         max_output: int,

@@ -3,11 +3,19 @@
 The built-in CA mints an ephemeral ed25519 key and a short-lived certificate whose only principal
 is the token's username, so a token for alice can only ever log in as alice. Credentials are
 fetched only when the pool opens a new connection, never per request.
+
+What a request brings to log in with (``CallerProof``) is the caller's bearer token, which only
+the key service uses, or, for a staging URL's request, which has no bearer token, the key the
+key service issued when the URL was made (carried sealed in the URL, staging/sealing.py).
 """
 
 from __future__ import annotations
 
+import math
+import secrets
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 import asyncssh
@@ -24,28 +32,37 @@ from ..errors import ApiError, Forbidden, ServiceUnavailable
 ClientKey = tuple[asyncssh.SSHKey, asyncssh.SSHCertificate | None]
 
 
+@dataclass(frozen=True)
+class IssuedKey:
+    """A key and certificate the key service issued for ``username`` earlier."""
+
+    username: str
+    key: asyncssh.SSHKey
+    certificate: asyncssh.SSHCertificate | None
+
+
+CallerProof = str | IssuedKey | None
+
+
 class CredentialError(ApiError):
     status_code = 500
 
 
 class CredentialProvider(Protocol):
-    async def client_key(self, username: str, token: str | None) -> ClientKey: ...
+    async def client_key(self, username: str, proof: CallerProof) -> ClientKey: ...
 
 
-class SerialSource(Protocol):
-    """Where certificate serials come from: one counter per process, or one shared by all
-    replicas (``state.serials.RedisSerials``)."""
+# Where certificate serials come from. Every worker of every replica signs with the same CA, so
+# a per-process counter repeats serials (sshd's logs and a KRL revoke by serial). An async
+# callable, so that a shared counter (an INCR on Redis) can replace the random source where
+# serials must be ordered.
+SerialSource = Callable[[], Awaitable[int]]
 
-    async def next_serial(self) -> int: ...
 
-
-class CountingSerials:
-    def __init__(self) -> None:
-        self._serial = 0
-
-    async def next_serial(self) -> int:
-        self._serial += 1
-        return self._serial
+async def random_serial() -> int:
+    """A random non-zero 64-bit serial (at least 64 bits of entropy is what is asked of X.509
+    serials). Any two of a million certificates share one with odds of n**2 / 2**65 ~ 3e-8."""
+    return secrets.randbits(64) or 1
 
 
 class CertificateAuthority:
@@ -53,7 +70,7 @@ class CertificateAuthority:
     CLOCK_SKEW = 60
 
     def __init__(
-        self, config: CertificateAuthorityCredentials, serials: SerialSource | None = None
+        self, config: CertificateAuthorityCredentials, serials: SerialSource = random_serial
     ) -> None:
         passphrase = config.ca_key_passphrase
         try:
@@ -64,15 +81,17 @@ class CertificateAuthority:
         except (asyncssh.KeyImportError, ValueError) as exc:
             raise CredentialError(f"cannot load the SSH CA key: {exc}") from None
         self._validity = config.validity
-        self._serials = serials or CountingSerials()
+        self._serials = serials
 
-    async def client_key(self, username: str, token: str | None) -> ClientKey:
+    async def client_key(self, username: str, proof: CallerProof) -> ClientKey:
         key = asyncssh.generate_private_key("ssh-ed25519")
         now = int(time.time())
+        serial = await self._serials()
         cert = self._ca.generate_user_certificate(
             key,
-            f"firecrest-server:{username}:{now}",
-            serial=await self._serials.next_serial(),
+            # sshd logs the key id and serial of every login: this ties a login to a mint.
+            f"firecrest-server:{username}:{now}:{serial}",
+            serial=serial,
             principals=[username],
             valid_after=now - self.CLOCK_SKEW,
             valid_before=now + int(self._validity),
@@ -92,14 +111,24 @@ class KeyService:
         self._url = config.url.rstrip("/") + "/api/v1/ssh-keys"
         self._timeout = config.timeout
         self._http = http
+        self.staging_key_duration = config.staging_key_duration
 
-    async def client_key(self, username: str, token: str | None) -> ClientKey:
+    async def client_key(self, username: str, proof: CallerProof) -> ClientKey:
+        if isinstance(proof, IssuedKey):
+            if proof.username != username:  # a staging URL's key is for its own user only
+                raise Forbidden(f"the issued key is not {username}'s")
+            return proof.key, proof.certificate
+        return await self.issue(username, proof, 60)
+
+    async def issue(self, username: str, token: str | None, seconds: float) -> ClientKey:
+        """A key for ``username``, asked for ``seconds`` (in whole minutes, at least one)."""
         if not token:
             raise CredentialError("the key service needs the caller's token")
+        duration = f"{max(1, math.ceil(seconds / 60))}min"
         try:
             response = await self._http.post(
                 self._url,
-                json={"duration": "1min", "username": username},
+                json={"duration": duration, "username": username},
                 headers={"Authorization": f"Bearer {token}"},
                 timeout=self._timeout,
             )
@@ -140,7 +169,7 @@ class StaticKeys:
             cert = asyncssh.import_certificate(entry.certificate) if entry.certificate else None
             self._keys[user] = (key, cert)
 
-    async def client_key(self, username: str, token: str | None) -> ClientKey:
+    async def client_key(self, username: str, proof: CallerProof) -> ClientKey:
         try:
             return self._keys[username]
         except KeyError:
@@ -151,7 +180,7 @@ def build_credential_provider(
     config: Credentials, http: httpx.AsyncClient, serials: SerialSource | None = None
 ) -> CredentialProvider:
     if isinstance(config, CertificateAuthorityCredentials):
-        return CertificateAuthority(config, serials)
+        return CertificateAuthority(config, serials or random_serial)
     if isinstance(config, KeyServiceCredentials):
         return KeyService(config, http)
     return StaticKeys(config)

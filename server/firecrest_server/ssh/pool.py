@@ -3,9 +3,12 @@
 Each operation borrows one *channel slot* on a connection of the calling user. A connection
 carries at most ``max_channels_per_connection`` operations at once (kept below sshd's
 MaxSessions); when every connection of that user is full, the pool opens another, up to
-``max_connections_per_user``, and beyond that callers wait for a free slot. Each connection also
-keeps one SFTP channel open, shared by all SFTP operations of that user: an SFTP request on an
-open channel costs a message, not a fork and exec on the login node.
+``max_connections_per_user``, and beyond that callers wait for a free slot of their own for a
+bounded time, then get 429 (``ChannelsBusy``): one user's channels are never lent to another,
+so a user who keeps all of theirs busy delays only themselves. The server's health probes have
+a pool of their own (runtime.py). Each connection also keeps one SFTP channel open, shared by
+all SFTP operations of that user: an SFTP request on an open channel costs a message, not a
+fork and exec on the login node.
 
 Connections are opened lazily, with credentials minted at that moment; idle ones are closed by a
 reaper; keepalives detect dead peers; a connection that drops is discarded and the next borrow
@@ -24,9 +27,9 @@ from dataclasses import dataclass, field
 import asyncssh
 
 from ..config import SSHConfig
-from ..errors import ApiError, RequestTimeout, ServiceUnavailable
+from ..errors import ApiError, RequestTimeout, ServiceUnavailable, TooManyRequests
 from .coalescing import CoalescingTCP
-from .credentials import CredentialProvider
+from .credentials import CallerProof, CredentialProvider
 
 log = logging.getLogger("firecrest_server.ssh")
 
@@ -51,6 +54,18 @@ class ConnectionLost(ServiceUnavailable):
     the textbook 503: the AiiDA plugin waits ``Retry-After`` and tries again (pyfirecrest 3.10
     retries only 429 and hands a 503 to its caller), and the pool opens a fresh connection for
     the next request."""
+
+    def __init__(self, message: str, retry_after: float = 2) -> None:
+        super().__init__(message, retry_after)
+
+
+class ChannelsBusy(TooManyRequests):
+    """All of one user's SSH channels stayed busy with their own work: 429 with Retry-After.
+
+    Each user has channels of their own (``max_connections_per_user`` connections of
+    ``max_channels_per_connection``), so this says the caller is over their share, not that the
+    cluster is down: a 503 here would read to clients as an outage, and a caller waiting for
+    themselves is no one else's concern."""
 
     def __init__(self, message: str, retry_after: float = 2) -> None:
         super().__init__(message, retry_after)
@@ -112,6 +127,10 @@ class SSHPool:
         self._reaper: asyncio.Task | None = None
         self._closing = False
 
+    @property
+    def credentials(self) -> CredentialProvider:
+        return self._credentials
+
     # ------------------------------------------------------------------------------- lifecycle
 
     def start(self) -> None:
@@ -163,7 +182,7 @@ class SSHPool:
 
     @contextlib.asynccontextmanager
     async def connection(
-        self, username: str, token: str | None = None
+        self, username: str, token: CallerProof = None
     ) -> AsyncIterator[Connection]:
         """Borrow one channel slot on one of ``username``'s connections."""
         entry = await self._acquire(username, token)
@@ -177,7 +196,7 @@ class SSHPool:
                 async with user.changed:
                     user.changed.notify()
 
-    async def _acquire(self, username: str, token: str | None) -> Connection:
+    async def _acquire(self, username: str, token: CallerProof) -> Connection:
         if self._closing:
             raise ConnectionLost("The server is shutting down")
         user = self._users.setdefault(username, _UserConnections())
@@ -199,8 +218,10 @@ class SSHPool:
                     break
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise ConnectionLost(
-                        f"No SSH channel to {self.system_name} became free in time"
+                    raise ChannelsBusy(
+                        f"All your SSH channels to {self.system_name} stayed busy "
+                        f"(limit {per_connection * self._config.max_connections_per_user} "
+                        "concurrent operations per user)"
                     )
                 # Woken by a release or a new connection; the timeout also catches what sends
                 # no notification: a connection that died, or an open that failed elsewhere.
@@ -220,7 +241,7 @@ class SSHPool:
             user.changed.notify_all()
         return entry
 
-    async def _open(self, username: str, token: str | None) -> Connection:
+    async def _open(self, username: str, token: CallerProof) -> Connection:
         config = self._config
         key, cert = await self._credentials.client_key(username, token)
         options = dict(

@@ -4,13 +4,21 @@ tests/server/test_credential_modes.py)."""
 
 from __future__ import annotations
 
+import subprocess
+
 import asyncssh
 import httpx
 import pytest
 
-from ..config import KeyServiceCredentials
+from ..config import CertificateAuthorityCredentials, KeyServiceCredentials
 from ..errors import Forbidden, ServiceUnavailable
-from .credentials import CredentialError, KeyService
+from .credentials import (
+    CertificateAuthority,
+    CredentialError,
+    IssuedKey,
+    KeyService,
+    random_serial,
+)
 
 
 def _service(handler) -> KeyService:
@@ -90,3 +98,70 @@ async def test_unusable_keys_unreachable_services_and_timeouts() -> None:
         await _service(misconfigured).client_key("alice", "T")
     with pytest.raises(CredentialError, match="token"):
         await _service(lambda _r: httpx.Response(201, json=_issued())).client_key("alice", None)
+
+
+async def test_an_issued_key_logs_in_its_own_user_only_without_asking_again() -> None:
+    asked: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(request)
+        return httpx.Response(201, json=_issued())
+
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    issued = IssuedKey(username="alice", key=key, certificate=None)
+    assert await _service(answer).client_key("alice", issued) == (key, None)
+    with pytest.raises(Forbidden):
+        await _service(answer).client_key("bob", issued)
+    assert asked == []
+
+
+def _ca_config(validity: float = 60) -> CertificateAuthorityCredentials:
+    ca = asyncssh.generate_private_key("ssh-ed25519").export_private_key().decode()
+    return CertificateAuthorityCredentials(type="ca", ca_key=ca, validity=validity)
+
+
+def _serial(cert: asyncssh.SSHCertificate) -> int:
+    """The serial as sshd reads it: ed25519 certificates are string type, string nonce,
+    string public key, uint64 serial (PROTOCOL.certkeys)."""
+    data, offset = cert.public_data, 0
+    for _ in range(3):
+        offset += 4 + int.from_bytes(data[offset : offset + 4], "big")
+    return int.from_bytes(data[offset : offset + 8], "big")
+
+
+def cert_key_id(cert: asyncssh.SSHCertificate) -> str:
+    listing = subprocess.run(
+        ["ssh-keygen", "-L", "-f", "/dev/stdin"],
+        input=cert.export_certificate(),
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    return next(line for line in listing.splitlines() if "Key ID" in line).split('"')[1]
+
+
+async def test_random_serials_are_64_bit_non_zero_and_distinct() -> None:
+    serials = [await random_serial() for _ in range(100_000)]
+    assert len(set(serials)) == len(serials)
+    assert all(0 < s < 2**64 for s in serials)
+    assert max(serials) >= 2**60  # uses the whole width, not a small counter
+
+
+async def test_certificates_take_serials_from_the_seam() -> None:
+    counter = iter(range(41, 100))
+
+    async def next_serial() -> int:  # as a shared counter would hand them out
+        return next(counter)
+
+    ca = CertificateAuthority(_ca_config(), serials=next_serial)
+    _, first = await ca.client_key("alice", None)
+    _, second = await ca.client_key("alice", None)
+    assert (_serial(first), _serial(second)) == (41, 42)
+    assert first.principals == ["alice"]
+    assert cert_key_id(first).endswith(":41")
+
+
+async def test_two_authorities_like_two_workers_do_not_repeat_serials() -> None:
+    config = _ca_config()
+    workers = [CertificateAuthority(config), CertificateAuthority(config)]
+    serials = [_serial((await w.client_key("alice", None))[1]) for w in workers for _ in range(50)]
+    assert len(set(serials)) == 100

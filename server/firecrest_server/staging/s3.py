@@ -14,15 +14,16 @@ import hashlib
 import posixpath
 import stat as stat_module
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 
 import asyncssh
 from defusedxml import ElementTree
 
-from ..errors import ApiError, BadRequest, sftp_error
+from ..errors import ApiError, BadRequest, PayloadTooLarge, sftp_error
 from ..filesystem import transfer_jobs
 from ..models.transfer import TransferJob
 from ..remote import Remote
+from .logins import StagingLogin
 from .tokens import StagingGrant, UrlSigner
 
 STAGING_DIR = ".firecrest-staging"
@@ -83,6 +84,8 @@ async def create_upload(
     signer: UrlSigner,
     base_url: str,
     account: str | None,
+    login: StagingLogin,
+    uid: int | None = None,
 ) -> tuple[TransferJob, dict]:
     system = remote.system
     part_size = system.data_operation.staging_part_size
@@ -108,8 +111,10 @@ async def create_upload(
         size=size,
         part_size=part_size,
         parts=parts,
+        sealed_key=login.sealed_key,
+        uid=uid,
     )
-    token = signer.sign(grant, system.data_operation.staging_url_ttl)
+    token = signer.sign(grant, login.ttl)
     job = await transfer_jobs.submit(
         remote,
         "IngressFileTransfer",
@@ -159,6 +164,19 @@ async def write_part(
     return etag
 
 
+async def read_complete_request(body: AsyncIterable[bytes]) -> bytes:
+    """The CompleteMultipartUpload document, read as it arrives and refused (413) as soon as it
+    passes MAX_COMPLETE_BODY, so an oversized one is never held whole in memory."""
+    document = bytearray()
+    async for chunk in body:
+        document += chunk
+        if len(document) > MAX_COMPLETE_BODY:
+            raise PayloadTooLarge(
+                f"CompleteMultipartUpload document exceeds {MAX_COMPLETE_BODY} bytes"
+            )
+    return bytes(document)
+
+
 def parse_complete_request(body: bytes) -> dict[int, str]:
     """PartNumber -> ETag from an S3 CompleteMultipartUpload document (namespace optional)."""
     if len(body) > MAX_COMPLETE_BODY:
@@ -204,7 +222,13 @@ async def complete_upload(remote: Remote, grant: StagingGrant, body: bytes) -> N
 
 
 async def create_download(
-    remote: Remote, source: str, signer: UrlSigner, base_url: str, account: str | None
+    remote: Remote,
+    source: str,
+    signer: UrlSigner,
+    base_url: str,
+    account: str | None,
+    login: StagingLogin,
+    uid: int | None = None,
 ) -> tuple[TransferJob, dict]:
     system = remote.system
     attrs = await remote.sftp(source, lambda sftp: sftp.stat(source))
@@ -218,8 +242,14 @@ async def create_download(
         account,
     )
     grant = StagingGrant(
-        kind="download", user=remote.username, system=system.name, path=source, size=attrs.size or 0
+        kind="download",
+        user=remote.username,
+        system=system.name,
+        path=source,
+        size=attrs.size or 0,
+        sealed_key=login.sealed_key,
+        uid=uid,
     )
-    token = signer.sign(grant, system.data_operation.staging_url_ttl)
+    token = signer.sign(grant, login.ttl)
     url = f"{base_url.rstrip('/')}/staging/{token}/object"
     return job, {"transferMethod": "s3", "downloadUrl": url}

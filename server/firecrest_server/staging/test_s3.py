@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
 
-from ..errors import BadRequest
-from .s3 import MAX_PARTS, upload_parts
+from ..errors import BadRequest, PayloadTooLarge
+from .s3 import MAX_COMPLETE_BODY, MAX_PARTS, read_complete_request, upload_parts
 
 MIB = 1024 * 1024
 
@@ -29,3 +31,23 @@ def test_sizes_beyond_the_part_limit_are_refused(size: int) -> None:
 def test_negative_size_is_refused() -> None:
     with pytest.raises(BadRequest, match="negative"):
         upload_parts(-1, MIB)
+
+
+async def test_complete_document_is_read_bounded() -> None:
+    pulled = 0
+
+    async def endless() -> AsyncIterator[bytes]:
+        nonlocal pulled
+        while True:
+            pulled += 1
+            yield b"<" * 65536
+
+    with pytest.raises(PayloadTooLarge, match="CompleteMultipartUpload"):
+        await read_complete_request(endless())
+    # Stopped one chunk past the cap, however much the client would still send.
+    assert pulled == MAX_COMPLETE_BODY // 65536 + 1
+
+    async def small() -> AsyncIterator[bytes]:
+        yield b"<a/>"
+
+    assert await read_complete_request(small()) == b"<a/>"

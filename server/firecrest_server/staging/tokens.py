@@ -28,6 +28,9 @@ class StagingGrant:
     size: int
     part_size: int = 0
     parts: int = 0
+    # key_service mode: the login for this URL's requests, sealed (sealing.py).
+    sealed_key: str | None = None
+    uid: int | None = None  # the login's uid when the grant was issued (principal policy)
 
 
 class UrlSigner:
@@ -56,7 +59,10 @@ class UrlSigner:
             "n": grant.size,
             "ps": grant.part_size,
             "pc": grant.parts,
+            "id": grant.uid,
         }
+        if grant.sealed_key is not None:
+            claims["c"] = grant.sealed_key
         return jwt.encode(claims, self._key, algorithm=_ALGORITHM)
 
     def verify(self, token: str, kind: str) -> StagingGrant:
@@ -82,4 +88,6 @@ class UrlSigner:
             size=claims["n"],
             part_size=claims["ps"],
             parts=claims["pc"],
+            sealed_key=claims.get("c"),
+            uid=claims.get("id") if isinstance(claims.get("id"), int) else None,
         )

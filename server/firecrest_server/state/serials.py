@@ -1,8 +1,9 @@
 """SSH certificate serials from one counter in Redis, so no two replicas issue the same serial.
 
-Distinct serials let an operator tie an sshd log line (which names the serial) to one login and
-revoke one certificate by serial. While Redis cannot be reached, serials are random numbers with
-the top bit of 64 set: ``INCR`` counts up from 1 and stays below 2**63, so the two never meet.
+Without Redis, serials are random 64-bit numbers (``random_serial``); with it, they count up, so
+they are also ordered, and unique by construction rather than by odds. While Redis cannot be
+reached, serials are random numbers with the top bit of 64 set: ``INCR`` counts up from 1 and
+stays below 2**63, so the two never meet.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ class RedisSerials:
         self._key = f"{key_prefix}:ssh-ca-serial"
         self._on_error = on_error
 
-    async def next_serial(self) -> int:
+    async def __call__(self) -> int:
+        """The next serial (a ``SerialSource`` of ssh/credentials.py)."""
         try:
             return int(await self._redis.incr(self._key))
         except STATE_ERRORS:

@@ -1,4 +1,5 @@
-"""What replicas share, opened for one app: the limiter, CA serials and the URL signing key.
+"""What replicas share, opened for one app: the limiter, CA serials and the URL signing key
+(which both signs staging URLs and seals the keys inside them).
 
 Without ``state.redis_url`` everything is per process, as in a single-replica deployment: the
 limiter is the per-worker ``RateLimiter``, serials count per process, and the signing key is the
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from ..config import Settings
 from ..ratelimit import RateLimiter, UserLimiter
 from ..ssh.credentials import SerialSource
+from ..staging.sealing import KeySealer
 from ..staging.tokens import UrlSigner
 from .limiter import SharedRateLimiter
 from .redis_client import open_redis
@@ -26,6 +28,7 @@ class SharedState:
     limiter: UserLimiter
     serials: SerialSource | None  # None: the credential provider's own
     signer: UrlSigner
+    sealer: KeySealer
 
 
 @contextlib.asynccontextmanager
@@ -37,7 +40,7 @@ async def open_shared_state(
     state = settings.state
     if state.redis_url is None:
         key = configured_key.get_secret_value() if configured_key else local_signing_key()
-        yield SharedState(limiter=local_limiter, serials=None, signer=UrlSigner(key))
+        yield SharedState(local_limiter, serials=None, signer=UrlSigner(key), sealer=KeySealer(key))
         return
     redis = open_redis(state)
     async with contextlib.AsyncExitStack() as stack:
@@ -48,15 +51,22 @@ async def open_shared_state(
         limiter.start()
         stack.push_async_callback(limiter.close)
         if configured_key is not None:
-            signer = UrlSigner(configured_key.get_secret_value())
+            key = configured_key.get_secret_value()
+            signer, sealer = UrlSigner(key), KeySealer(key)
         else:
-            signer = UrlSigner(b"\0" * 32)  # replaced below before anything signs
-            shared_key = SharedSigningKey(redis, state.key_prefix, signer.replace_key, on_error)
-            signer.replace_key(await shared_key.load())
+
+            def adopt(key: str) -> None:
+                signer.replace_key(key)
+                sealer.replace_key(key)
+
+            shared_key = SharedSigningKey(redis, state.key_prefix, adopt, on_error)
+            key = await shared_key.load()
+            signer, sealer = UrlSigner(key), KeySealer(key)
             shared_key.start()
             stack.push_async_callback(shared_key.close)
         yield SharedState(
             limiter=limiter,
             serials=RedisSerials(redis, state.key_prefix, on_error),
             signer=signer,
+            sealer=sealer,
         )

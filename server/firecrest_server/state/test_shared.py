@@ -27,7 +27,12 @@ def settings(**sections: object) -> Settings:
     ca_key = asyncssh.generate_private_key("ssh-ed25519").export_private_key().decode()
     return parse_settings(
         {
-            "auth": {"public_keys": [pem], "algorithms": ["ES256"]},
+            "auth": {
+                "public_keys": [pem],
+                "algorithms": ["ES256"],
+                "issuer": "https://idp.example",
+                "audience": "firecrest",
+            },
             "systems": [
                 {
                     "name": "cluster",
@@ -67,8 +72,8 @@ async def test_with_redis_two_workers_share_limits_and_key(
         assert isinstance(first.limiter, SharedRateLimiter)
         token = first.signer.sign(GRANT, 60)
         assert second.signer.verify(token, "upload") == GRANT
-        assert await first.serials.next_serial() == 1
-        assert await second.serials.next_serial() == 2
+        assert await first.serials() == 1
+        assert await second.serials() == 2
         async with first.limiter.admitted("bob"), second.limiter.admitted("bob"):
             assert await first.limiter.in_flight("bob") == 2
 

@@ -20,8 +20,10 @@ from ...models.transfer import (
     TransferMoveRequest,
     TransferUploadRequest,
 )
+from ...remote import Remote
 from ...staging import s3
-from ..deps import RemoteDep, RuntimeDep, require_scheduler
+from ...staging.logins import StagingLogin, staging_login
+from ..deps import PrincipalDep, RemoteDep, RuntimeDep, require_scheduler
 
 # Every transfer endpoint submits a job: none can work while the scheduler is down.
 router = APIRouter(
@@ -101,7 +103,15 @@ async def extract(remote: RemoteDep, body: TransferExtractRequest) -> TransferJo
 
 
 def _public_url(runtime, request: Request) -> str:
+    # Without public_url: the URL this request came in on (its Host header, the connection's
+    # scheme; forwarded headers only from trusted proxies, which require public_url).
     return runtime.settings.server.public_url or str(request.base_url)
+
+
+async def _login(runtime, remote: Remote) -> StagingLogin:
+    # Before anything is created on the cluster: a key service that refuses leaves nothing.
+    provider = runtime.pools[remote.system.name].credentials
+    return await staging_login(remote, provider, runtime.sealer)
 
 
 def _require_s3(method: str) -> None:
@@ -111,7 +121,11 @@ def _require_s3(method: str) -> None:
 
 @router.post("/upload", status_code=201, response_model=StagedTransferResponse)
 async def upload(
-    remote: RemoteDep, runtime: RuntimeDep, request: Request, body: TransferUploadRequest
+    remote: RemoteDep,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    request: Request,
+    body: TransferUploadRequest,
 ) -> StagedTransferResponse:
     """Start a large upload: the parts go to the returned staging URLs, then a job moves the
     assembled file to `path`."""
@@ -119,6 +133,9 @@ async def upload(
     if body.transfer_directives.file_size is None:
         raise BadRequest("`transferDirectives.fileSize` is required")
     target = checked_path(remote.system, body.path)
+    s3.upload_parts(
+        body.transfer_directives.file_size, remote.system.data_operation.staging_part_size
+    )
     job, directives = await s3.create_upload(
         remote,
         target,
@@ -126,18 +143,30 @@ async def upload(
         runtime.signer,
         _public_url(runtime, request),
         body.account,
+        await _login(runtime, remote),
+        uid=principal.uid,
     )
     return StagedTransferResponse(transfer_job=job, transfer_directives=directives)
 
 
 @router.post("/download", status_code=201, response_model=StagedTransferResponse)
 async def download(
-    remote: RemoteDep, runtime: RuntimeDep, request: Request, body: TransferDownloadRequest
+    remote: RemoteDep,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    request: Request,
+    body: TransferDownloadRequest,
 ) -> StagedTransferResponse:
     """Start a large download: when the job has finished, GET the returned `downloadUrl`."""
     _require_s3(body.transfer_directives.transfer_method)
     source = checked_path(remote.system, body.path, "sourcePath")
     job, directives = await s3.create_download(
-        remote, source, runtime.signer, _public_url(runtime, request), body.account
+        remote,
+        source,
+        runtime.signer,
+        _public_url(runtime, request),
+        body.account,
+        await _login(runtime, remote),
+        uid=principal.uid,
     )
     return StagedTransferResponse(transfer_job=job, transfer_directives=directives)

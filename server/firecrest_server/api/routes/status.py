@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from ... import FIRECREST_API_VERSION, __version__
 from ...config import SystemConfig
+from ...errors import ServiceUnavailable
 from ...health import HealthMonitor
 from ...models.status import (
     DataOperationInfo,
@@ -75,5 +76,8 @@ async def get_userinfo(remote: RemoteDep) -> UserInfoResponse:
 @router.get("/liveness/", include_in_schema=False)
 async def liveness(runtime: RuntimeDep) -> LivenessResponse:
     # Unauthenticated, and not rate limited: load balancers and orchestrators poll it.
+    if runtime.drain.draining:
+        # Stopping (SIGTERM): still serving, but the balancer should send nothing new here.
+        raise ServiceUnavailable("this replica is shutting down", retry_after=1)
     runs, age = runtime.health.liveness()
     return LivenessResponse(healthcheck_runs=runs, last_update=age)

@@ -1,0 +1,1 @@
+"""Replicas behind HAProxy: failover, graceful restarts and staging across replicas."""

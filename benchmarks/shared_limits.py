@@ -1,7 +1,7 @@
 """What shared per-user limits cost: the per-worker limiter vs. the Redis one, side by side.
 
     .venv/bin/python benchmarks/shared_limits.py [--stack DIR/stack.json] [--seconds 5]
-        [--admissions 5000] [--json out.json]
+        [--admissions 5000] [--clients 4] [--json out.json]
 
 Two measurements, each alternating the two ways in rounds (this machine is shared and noisy;
 compare the ratios):
@@ -10,8 +10,9 @@ compare the ratios):
   (a dict and some arithmetic) and with ``SharedRateLimiter`` on a loopback ``redis-server``
   (one EVALSHA to admit, one ZREM to release), one at a time and 32 at once: wall time, and
   the CPU time of this process and of redis-server per request (CPU holds up under load);
-- **http**: ``GET /status/systems`` (auth, limiter, no SSH) with ``wrk`` against two one-worker
-  servers on the stack that differ only in ``state.redis_url``.
+- **http**: ``GET /status/systems`` (auth, limiter, no SSH) with ``wrk`` (``--clients``
+  connections, default 4) against two one-worker servers on the stack that differ only in
+  ``state.redis_url``.
 
 Without --stack only the limiter part runs. A redis-server of its own is started on a free port
 (nothing saved) and stopped at the end.
@@ -121,7 +122,7 @@ def _wrk(url: str, token: str, seconds: float, clients: int) -> dict:
     }
 
 
-def measure_http(stack_json: str, redis_url: str, seconds: float, work: Path) -> dict:
+def measure_http(stack_json: str, redis_url: str, seconds: float, clients: int, work: Path) -> dict:
     from tests.server.own_server import own_server
     from tests.stack import StackInfo
 
@@ -140,8 +141,8 @@ def measure_http(stack_json: str, redis_url: str, seconds: float, work: Path) ->
         for url in (a, b):
             _wrk(url, token, 1, 4)  # warm
         for _ in range(ROUNDS):
-            rows["local"].append(_wrk(a, token, seconds, 4))
-            rows["redis"].append(_wrk(b, token, seconds, 4))
+            rows["local"].append(_wrk(a, token, seconds, clients))
+            rows["redis"].append(_wrk(b, token, seconds, clients))
     return {
         way: {
             "rps": statistics.median(r["rps"] for r in measured),
@@ -157,6 +158,7 @@ def main() -> int:
     parser.add_argument("--stack", help="stack.json of a running stack (for the http part)")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--admissions", type=int, default=5000)
+    parser.add_argument("--clients", type=int, default=4, help="wrk connections (http part)")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="fc-shared-limits-"))
@@ -178,10 +180,13 @@ def main() -> int:
             if not shutil.which("wrk"):
                 print("wrk is missing: run `dev/stack install`", file=sys.stderr)
                 return 2
-            summary["http"] = http = measure_http(args.stack, redis.url, args.seconds, work)
+            summary["http"] = http = measure_http(
+                args.stack, redis.url, args.seconds, args.clients, work
+            )
             for way, row in http.items():
                 print(
-                    f"http status/systems, 4 connections, {way:>5}: {row['rps']:7.0f} req/s, "
+                    f"http status/systems, {args.clients} connections, {way:>5}: "
+                    f"{row['rps']:7.0f} req/s, "
                     f"p50 {row['p50_ms']:.2f} ms, {row['errors']} errors"
                 )
             print(f"http req/s redis/local: {http['redis']['rps'] / http['local']['rps']:.2f}")

@@ -9,8 +9,8 @@ compare the ratios):
 - **limiter**: admitting and releasing one request in this process, with ``RateLimiter``
   (a dict and some arithmetic) and with ``SharedRateLimiter`` on a loopback ``redis-server``
   (one EVALSHA to admit; releases batched by a background task), one at a time and 32 at
-  once: wall time, and
-  the CPU time of this process and of redis-server per request (CPU holds up under load);
+  once: wall time, and the CPU time of this process and of redis-server per request (CPU
+  holds up under load);
 - **http**: ``GET /status/systems`` (auth, limiter, no SSH) with ``wrk`` (``--clients``
   connections, default 4) against two one-worker servers on the stack that differ only in
   ``state.redis_url``.

@@ -124,3 +124,20 @@ def test_job_listing_benchmark(stack: StackInfo, tmp_path: Path) -> None:
     assert summary["median"]["window"]["jobs"] >= 30
     assert set(summary["ratios"]) == {"wall_ms", "cpu_ms", "bytes"}
     assert "window / by id" in report
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is installed by dev/stack install")
+def test_shared_limits_benchmark(stack: StackInfo, tmp_path: Path) -> None:
+    summary, report = _run_script(
+        "shared_limits", stack, tmp_path, "--seconds", "1", "--admissions", "200"
+    )
+    assert summary["benchmark"] == "shared_limits"
+    assert set(summary["limiter"]) == {"at_once_1", "at_once_32"}
+    for row in summary["limiter"].values():
+        for way in ("local", "redis"):
+            assert set(row[way]) == {"wall_us", "cpu_us", "redis_cpu_us"}
+            assert row[way]["wall_us"] > 0
+    for way in ("local", "redis"):
+        assert summary["http"][way]["errors"] == 0
+        assert summary["http"][way]["rps"] > 0
+    assert "redis/local" in report

@@ -355,6 +355,36 @@ class EdgeLimits(_Strict):
     fd_reserve: int = Field(default=256, ge=16)
 
 
+class StateConfig(_Strict):
+    """Where replicas keep what they must agree on (rate limits, in-flight slots, CA serials,
+    the staging URL key). Without ``redis_url`` each worker process keeps its own."""
+
+    redis_url: str | None = None
+    # Keys are namespaced so several deployments can share one Redis database.
+    key_prefix: str = Field(default="firecrest", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    # Bound on one Redis command, seconds: past it the request goes on under per-worker limits.
+    timeout: float = Field(default=0.5, gt=0, le=30)
+    # An in-flight slot expires this long after its last renewal, so a worker that dies
+    # mid-request frees its users' slots; live workers renew theirs every third of it.
+    slot_lease: float = Field(default=30.0, ge=3, le=3600)
+    # After a failed Redis command, how long to use per-worker limits before trying Redis again.
+    retry_interval: float = Field(default=5.0, gt=0, le=300)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme not in ("redis", "rediss", "unix") or not rest:
+            raise ValueError("must be redis://HOST:PORT/DB, rediss://... or unix://PATH")
+        try:
+            urllib.parse.urlsplit(value).port  # noqa: B018 - raises on a port that is not a number
+        except ValueError as exc:
+            raise ValueError(f"invalid port: {exc}") from None
+        return value
+
+
 class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -425,12 +455,6 @@ class ServerConfig(_Strict):
     # Then stop accepting and give requests in flight this long to finish (uvicorn's
     # timeout_graceful_shutdown) before they are cancelled and the SSH pools close.
     shutdown_grace_seconds: float = Field(default=30.0, gt=0, le=3600)
-
-
-class StateConfig(_Strict):
-    """State the replicas behind one URL share (rate limits, serials, signing keys)."""
-
-    redis_url: str | None = None
 
 
 class Settings(_Strict):

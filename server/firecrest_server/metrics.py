@@ -140,6 +140,13 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        self.state_errors = Counter(
+            "firecrest_shared_state_errors",
+            "Redis commands that failed (state.redis_url), by operation; the request went on "
+            "with per-worker limits or a fallback serial",
+            ["operation"],
+            registry=self.registry,
+        )
         self._audit_handler = _AuditHandler(self)
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:

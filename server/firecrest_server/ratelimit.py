@@ -4,15 +4,19 @@ One user's flood must not starve the others or exhaust the SSH pool, so every us
 bucket and their own concurrency cap. Everything here is synchronous and runs on the event loop:
 no locks, no awaits, a dictionary lookup and some arithmetic per request.
 
-The limits are per worker process (each has its own limiter), like FirecREST's per-process state.
+This limiter is per worker process (each has its own). With ``state.redis_url`` configured the
+runtime uses ``state.limiter.SharedRateLimiter`` instead, which keeps the same limits in Redis for
+all workers and replicas, and falls back to this one while Redis cannot be reached.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from typing import Protocol
 
 from .config import RateLimit
 from .errors import TooManyRequests
@@ -27,6 +31,14 @@ class RateLimited(TooManyRequests):
     def __init__(self, message: str, retry_after: float, reason: str) -> None:
         super().__init__(message, retry_after)
         self.reason = reason  # "rate" or "concurrency", for metrics
+
+
+class UserLimiter(Protocol):
+    """What the request path needs from a limiter; the runtime picks the implementation."""
+
+    def admitted(self, user: str) -> AbstractAsyncContextManager[None]:
+        """Hold one of ``user``'s request slots for the block; raises ``RateLimited`` on entry."""
+        ...
 
 
 @dataclass(slots=True)
@@ -86,6 +98,11 @@ class RateLimiter:
             yield
         finally:
             self.release(user)
+
+    @contextlib.asynccontextmanager
+    async def admitted(self, user: str) -> AsyncIterator[None]:
+        with self.slot(user):
+            yield
 
     def in_flight(self, user: str) -> int:
         state = self._users.get(user)

@@ -19,11 +19,12 @@ from .draining import Drain
 from .filesystem.names import IdNames
 from .health import HealthMonitor
 from .metrics import Metrics
-from .ratelimit import RateLimiter
+from .ratelimit import UserLimiter
 from .ssh import CredentialProvider, RemoteRunner, SSHPool, build_credential_provider
 from .ssh.service_token import ClientCredentialsToken, WithServiceToken
 from .staging.sealing import KeySealer
 from .staging.tokens import UrlSigner
+from .state.shared import open_shared_state
 
 # Set by the command line for its worker processes when the configuration has no key.
 SIGNING_KEY_ENV = "FIRECREST_SERVER_SIGNING_KEY"
@@ -43,7 +44,7 @@ class Runtime:
     pools: dict[str, SSHPool]  # by system name; callers only
     probe_pools: dict[str, SSHPool]  # by system name; the health probes only
     names: dict[str, IdNames]  # by system name
-    limiter: RateLimiter
+    limiter: UserLimiter  # per worker, or shared through Redis (state.redis_url)
     health: HealthMonitor
     metrics: Metrics
     signer: UrlSigner
@@ -53,9 +54,17 @@ class Runtime:
 
 @contextlib.asynccontextmanager
 async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
-    async with httpx.AsyncClient(timeout=settings.auth.jwks_timeout) as http:
+    metrics = Metrics()
+
+    def state_error(operation: str) -> None:
+        metrics.state_errors.labels(operation).inc()
+
+    async with (
+        httpx.AsyncClient(timeout=settings.auth.jwks_timeout) as http,
+        open_shared_state(settings, _local_signing_key, state_error) as shared,
+    ):
         credentials = {
-            system.name: build_credential_provider(system.ssh.credentials, http)
+            system.name: build_credential_provider(system.ssh.credentials, http, shared.serials)
             for system in settings.systems
         }
         pools = {
@@ -86,14 +95,12 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             )
 
         health = HealthMonitor(settings.systems, probe_runner, probe_users=probe_users)
-        metrics = Metrics()
         metrics.add_pool_stats(lambda: {name: pool.stats() for name, pool in pools.items()})
         metrics.add_health(health.all_results)
         metrics.count_audit_log()
         for pool in [*pools.values(), *probe_pools.values()]:
             pool.start()
         health.start()
-        signing_key = _signing_key(settings)
         drain = Drain(settings.server.drain_seconds)
         drain.install(asyncio.get_running_loop())
         try:
@@ -105,11 +112,11 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
                 pools=pools,
                 probe_pools=probe_pools,
                 names={system.name: IdNames() for system in settings.systems},
-                limiter=RateLimiter(settings.rate_limit),
+                limiter=shared.limiter,
                 health=health,
                 metrics=metrics,
-                signer=UrlSigner(signing_key),
-                sealer=KeySealer(signing_key),
+                signer=shared.signer,
+                sealer=shared.sealer,
                 drain=drain,
             )
         finally:
@@ -172,9 +179,7 @@ def _probe_ssh(system: SystemConfig) -> SSHConfig:
     )
 
 
-def _signing_key(settings: Settings) -> str:
-    configured = settings.server.url_signing_key
-    if configured is not None:
-        return configured.get_secret_value()
-    # An app built without the command line (tests, embedding): a key for this process only.
+def _local_signing_key() -> str:
+    # No key configured and no Redis: the key the command line made for its workers, or for an
+    # app built without the command line (tests, embedding) a key for this process only.
     return os.environ.get(SIGNING_KEY_ENV) or secrets.token_urlsafe(32)

@@ -223,3 +223,15 @@ def test_extract_limits_have_safe_defaults_and_are_validated() -> None:
     for key in ("max_extract_bytes", "max_extract_files"):
         with pytest.raises(ConfigError, match=rf"systems\.0\.data_operation\.{key}: "):
             parse_settings(_minimal(data_operation={key: 0}))
+
+
+def test_state_redis_url_is_optional_and_validated() -> None:
+    assert parse_settings(_minimal()).state.redis_url is None
+    data = _minimal() | {"state": {"redis_url": "redis://127.0.0.1:6380/2"}}
+    assert parse_settings(data).state.redis_url == "redis://127.0.0.1:6380/2"
+    for bad in ("127.0.0.1:6379", "http://redis:6379/0", "redis://host:port/0", "redis://"):
+        data = _minimal() | {"state": {"redis_url": bad}}
+        with pytest.raises(ConfigError, match=r"state\.redis_url: "):
+            parse_settings(data)
+    with pytest.raises(ConfigError, match=r"state\.slot_lease: "):
+        parse_settings(_minimal() | {"state": {"slot_lease": 1}})

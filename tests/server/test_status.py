@@ -77,6 +77,7 @@ async def test_metrics_endpoint_exposes_the_counters(http, stack: StackInfo, tok
         "firecrest_remote_commands_total",
         "firecrest_remote_command_duration_seconds",
         "firecrest_rate_limited_requests_total",
+        "firecrest_shared_state_errors_total",
         "firecrest_ssh_connections",
         "firecrest_ssh_channels_busy",
     ):

@@ -6,6 +6,7 @@ dependency per request for functions that never block.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -63,15 +64,13 @@ async def get_principal(
     request.state.principal = principal
     # Kept for this request only, for credential providers that forward it (key service).
     request.state.bearer_token = credentials.credentials
-    try:
-        runtime.limiter.acquire(principal.username)
-    except RateLimited as exc:
-        runtime.metrics.rate_limited.labels(exc.reason).inc()
-        raise
-    try:
+    async with contextlib.AsyncExitStack() as held:
+        try:
+            await held.enter_async_context(runtime.limiter.admitted(principal.username))
+        except RateLimited as exc:
+            runtime.metrics.rate_limited.labels(exc.reason).inc()
+            raise
         yield principal
-    finally:
-        runtime.limiter.release(principal.username)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

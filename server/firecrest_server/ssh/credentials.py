@@ -176,9 +176,11 @@ class StaticKeys:
             raise Forbidden(f"no SSH key is configured for user {username}") from None
 
 
-def build_credential_provider(config: Credentials, http: httpx.AsyncClient) -> CredentialProvider:
+def build_credential_provider(
+    config: Credentials, http: httpx.AsyncClient, serials: SerialSource | None = None
+) -> CredentialProvider:
     if isinstance(config, CertificateAuthorityCredentials):
-        return CertificateAuthority(config)
+        return CertificateAuthority(config, serials or random_serial)
     if isinstance(config, KeyServiceCredentials):
         return KeyService(config, http)
     return StaticKeys(config)

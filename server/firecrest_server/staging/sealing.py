@@ -36,6 +36,10 @@ def _associated_data(username: str, system: str) -> bytes:
 
 class KeySealer:
     def __init__(self, signing_key: str | bytes) -> None:
+        self.replace_key(signing_key)
+
+    def replace_key(self, signing_key: str | bytes) -> None:
+        """Seal and open under ``signing_key`` from now on (replicas converging on a shared key)."""
         secret = signing_key.encode() if isinstance(signing_key, str) else signing_key
         derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(secret)
         self._aead = AESGCM(derived)

@@ -35,10 +35,15 @@ class StagingGrant:
 
 class UrlSigner:
     def __init__(self, key: str | bytes, clock=time.time) -> None:
-        self._key = key.encode() if isinstance(key, str) else key
-        if len(self._key) < 32:
-            raise ValueError("the URL signing key must be at least 32 bytes")
+        self.replace_key(key)
         self._clock = clock
+
+    def replace_key(self, key: str | bytes) -> None:
+        """Sign and verify with ``key`` from now on (replicas converging on a shared key)."""
+        encoded = key.encode() if isinstance(key, str) else key
+        if len(encoded) < 32:
+            raise ValueError("the URL signing key must be at least 32 bytes")
+        self._key = encoded
 
     def sign(self, grant: StagingGrant, ttl: float) -> str:
         now = int(self._clock())

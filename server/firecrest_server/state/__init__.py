@@ -1,0 +1,1 @@
+"""State that replicas must agree on, kept in Redis (``state.redis_url``)."""

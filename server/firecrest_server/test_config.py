@@ -223,3 +223,14 @@ def test_extract_limits_have_safe_defaults_and_are_validated() -> None:
     for key in ("max_extract_bytes", "max_extract_files"):
         with pytest.raises(ConfigError, match=rf"systems\.0\.data_operation\.{key}: "):
             parse_settings(_minimal(data_operation={key: 0}))
+
+
+def test_connection_bounds_have_defaults_and_named_errors() -> None:
+    ssh = parse_settings(_minimal()).systems[0].ssh
+    assert ssh.max_connections == 1024
+    assert ssh.max_concurrent_logins == 4
+    for key in ("max_connections", "max_concurrent_logins"):
+        data = _minimal()
+        data["systems"][0]["ssh"][key] = 0
+        with pytest.raises(ConfigError, match=rf"systems\.0\.ssh\.{key}: "):
+            parse_settings(data)

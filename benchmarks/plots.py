@@ -295,6 +295,7 @@ def users_figure(summary: dict, path: Path) -> None:
         )
     reaping.axvline(summary["idle_timeout"], color="grey", linestyle=":", label="ssh.idle_timeout")
     reaping.set_yscale("symlog")
+    reaping.set_ylim(bottom=0)
     reaping.set_xlabel("seconds since the last request ended")
     reaping.set_ylabel("worker's SSH connections (symlog)")
     reaping.set_title("idle connections reaped", fontsize=10)
@@ -314,7 +315,8 @@ def users_figure(summary: dict, path: Path) -> None:
     if "capped" in summary:
         c = summary["capped"]
         title += (
-            f"; {c['users']} users through max_connections={c['max_connections']}: "
+            f"; {c['users']} users, {c.get('batch', c['users'])} at a time, through "
+            f"max_connections={c['max_connections']}: "
             f"errors {c['wave']['errors']}, peak {c['peak_connections']} connections"
         )
     fig.suptitle(title, fontsize=11)

@@ -2,7 +2,7 @@
 idle connections go away.
 
     .venv/bin/python benchmarks/users.py [--stack DIR/stack.json] [--users 10,100,1000]
-        [--idle-timeout 10] [--capped 1000:250] [--json out.json] [--plot out.png]
+        [--idle-timeout 120] [--capped 1000:250] [--json out.json] [--plot out.png]
 
 The stack must have been started with `dev/stack up DIR --users K` (K at least the largest
 step); without --stack this starts one of its own with enough extra users and stops it after.
@@ -19,8 +19,9 @@ its RSS is the worker's. For each step of K users it:
    had before the step: the idle reaping, measured against ``ssh.idle_timeout``.
 
 ``--capped K:C`` then runs K users once more against a second server with
-``ssh.max_connections`` = C: every request must still succeed, the worker must never hold more
-than C connections, and the pool reports how many idle ones it closed to make room.
+``ssh.max_connections`` = C, ``--batch`` of them in flight at a time (users arriving over the
+day, not all in the same second): every request must still succeed, the worker must never hold
+more than C connections, and the pool reports how many idle ones it closed to make room.
 
 It prints per step the P50/P99 latencies and errors of both waves, RSS and connections per
 user, sshd's processes and PSS per connection, and the seconds the reaping took; the load
@@ -36,6 +37,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -275,6 +277,7 @@ async def step(stack: StackInfo, server, users: list[str], idle_timeout: float) 
         "rss_after_mib": after_cold["rss"] / 2**20,
         "rss_after_reaping_mib": after_reaping["rss"] / 2**20,
         "rss_per_user_kib": (after_cold["rss"] - before["rss"]) / k / 1024,
+        "rss_per_connection_kib": (after_cold["rss"] - before["rss"]) / max(opened, 1) / 1024,
         "rss_released_per_connection_kib": (after_cold["rss"] - after_reaping["rss"])
         / max(opened, 1)
         / 1024,
@@ -286,20 +289,42 @@ async def step(stack: StackInfo, server, users: list[str], idle_timeout: float) 
     }
 
 
-async def capped(stack: StackInfo, server, users: list[str], cap: int, idle_timeout: float) -> dict:
+async def capped(
+    stack: StackInfo, server, users: list[str], cap: int, batch: int, idle_timeout: float
+) -> dict:
+    """The K users in batches of ``batch`` in flight together, one batch after the other, as
+    users arrive over a day: the worker's connections stay at ``cap``, older idle ones are
+    closed to make room."""
     pid, port = server.pid, stack.ssh_port
     homes = {u: f"/home/{u}" for u in users}
     tokens = await fetch_tokens(stack, users)
     floor = await settle(pid, port, idle_timeout * 2 + 10)
+    rss_before = rss_bytes(pid)
+    waves = []
     with Sampler(pid, port) as sampler:
-        result = await wave(server.url, stack.system, tokens, homes)
-        # Sample once more at the end: the wave may be shorter than one interval.
+        for i in range(0, len(users), batch):
+            group = {u: tokens[u] for u in users[i : i + batch]}
+            waves.append(await wave(server.url, stack.system, group, homes))
+        # Sample once more at the end: a wave may be shorter than one interval.
         sampler.peak = max(sampler.peak, established_to_port(pid, port))
     with httpx.Client(timeout=10) as http:
         pool = pool_metrics(http, server.url)
+    statuses: dict[str, int] = {}
+    for w in waves:
+        for status, n in w["statuses"].items():
+            statuses[status] = statuses.get(status, 0) + n
+    result = {
+        "requests": sum(w["requests"] for w in waves),
+        "errors": sum(w["errors"] for w in waves),
+        "statuses": statuses,
+        "p50_ms": statistics.median(w["p50_ms"] for w in waves),
+        "p99_ms": max(w["p99_ms"] for w in waves),
+    }
     return {
         "users": len(users),
+        "batch": batch,
         "max_connections": cap,
+        "rss_before_mib": rss_before / 2**20,
         "wave": result,
         "floor_connections": floor,
         "peak_connections": sampler.peak,
@@ -316,11 +341,13 @@ def server_overrides(idle_timeout: float, max_connections: int | None, users: in
         "server": {"limits": {"max_connections": max(4096, users * 2)}},
         "rate_limit": {"requests_per_second": 100000, "burst": 100000},
     }
-    # No health probes during the run: their own connection would move the floor.
-    return overrides, {"ssh": ssh, "probe_interval": 3600}
+    # No health probes: their own connection would move the floor.
+    return overrides, {"ssh": ssh, "probe_user": None}
 
 
-def measure(stack: StackInfo, steps: list[int], idle_timeout: float, cap: tuple | None) -> dict:
+def measure(
+    stack: StackInfo, steps: list[int], idle_timeout: float, cap: tuple | None, batch: int
+) -> dict:
     biggest = max([*steps, cap[0] if cap else 0])
     if len(stack.extra_users) < biggest:
         raise SystemExit(
@@ -351,7 +378,7 @@ def measure(stack: StackInfo, steps: list[int], idle_timeout: float, cap: tuple 
             capped_dir.mkdir()
             with own_server(stack, capped_dir, overrides, system) as server:
                 result["capped"] = asyncio.run(
-                    capped(stack, server, list(stack.extra_users[:k]), c, idle_timeout)
+                    capped(stack, server, list(stack.extra_users[:k]), c, batch, idle_timeout)
                 )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -363,7 +390,8 @@ def _step_line(row: dict) -> str:
     return (
         f"{row['users']:6d} {row['cold']['p50_ms']:8.0f} {row['cold']['p99_ms']:8.0f} "
         f"{row['cold']['errors']:5d} {row['warm']['p50_ms']:8.0f} {row['warm']['p99_ms']:8.0f} "
-        f"{row['warm']['errors']:5d} {row['ssh_connections_per_user']:6.2f} "
+        f"{row['warm']['errors']:5d} {row['peak_connections']:5d} "
+        f"{row['ssh_connections_per_user']:6.2f} "
         f"{row['rss_per_user_kib']:8.0f} {row['sshd_pss_per_connection_mib']:8.2f} "
         f"{row['reaping']['seconds']:6.1f}"
     )
@@ -371,7 +399,7 @@ def _step_line(row: dict) -> str:
 
 HEADER = (
     f"{'users':>6s} {'cold P50':>8s} {'cold P99':>8s} {'err':>5s} {'warm P50':>8s} "
-    f"{'warm P99':>8s} {'err':>5s} {'conn/u':>6s} {'RSS KiB/u':>8s} {'sshd MiB':>8s} "
+    f"{'warm P99':>8s} {'err':>5s} {'peak':>5s} {'conn/u':>6s} {'RSS KiB/u':>8s} {'sshd MiB':>8s} "
     f"{'reap s':>6s}"
 )
 
@@ -387,7 +415,8 @@ def report(result: dict) -> None:
     if "capped" in result:
         c = result["capped"]
         print(
-            f"capped: {c['users']} users through max_connections={c['max_connections']}: "
+            f"capped: {c['users']} users, {c['batch']} at a time, through "
+            f"max_connections={c['max_connections']}: "
             f"errors {c['wave']['errors']}, peak connections {c['peak_connections']}, "
             f"evicted {c['evicted']:.0f}, P50 {c['wave']['p50_ms']:.0f} ms, "
             f"P99 {c['wave']['p99_ms']:.0f} ms"
@@ -398,9 +427,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--stack", help="stack.json of a stack up with --users K")
     parser.add_argument("--users", default="10,100,1000", help="steps: distinct users")
-    parser.add_argument("--idle-timeout", type=float, default=10.0, help="ssh.idle_timeout")
+    # The server's default: longer than a cold wave of 1,000 logins on a loaded 2-core machine
+    # (70 s at load 13), so that no connection is reaped before the warm wave reuses it.
+    parser.add_argument("--idle-timeout", type=float, default=120.0, help="ssh.idle_timeout")
     parser.add_argument(
         "--capped", default="1000:250", help="K:C, K users through max_connections C ('' skips)"
+    )
+    parser.add_argument(
+        "--batch", type=int, default=50, help="users in flight together in the capped phase"
     )
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--plot", help="draw the figure here (PNG)")
@@ -409,7 +443,7 @@ def main() -> int:
     cap = tuple(int(v) for v in args.capped.split(":")) if args.capped else None
     need = max([*steps, cap[0] if cap else 0])
     with running_stack(args.stack, users=need) as stack:
-        result = measure(stack, steps, args.idle_timeout, cap)
+        result = measure(stack, steps, args.idle_timeout, cap, args.batch)
     report(result)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))

@@ -6,6 +6,7 @@ again later from a saved file:
     .venv/bin/python benchmarks/plots.py api.json api.png
     .venv/bin/python benchmarks/plots.py transfer.json transfer.png
     .venv/bin/python benchmarks/plots.py aiida.json aiida.png
+    .venv/bin/python benchmarks/plots.py users.json users.png
 """
 
 from __future__ import annotations
@@ -239,14 +240,102 @@ def aiida_figure(summary: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def users_figure(summary: dict, path: Path) -> None:
+    """users: latency of the cold and warm waves, memory per user (worker RSS, sshd PSS), and
+    the worker's SSH connections while idle until the reaper closes them."""
+    plt = _pyplot()
+    steps = summary["steps"]
+    users = [row["users"] for row in steps]
+    fig, (latency, memory, reaping) = plt.subplots(1, 3, figsize=(15, 4.6))
+    for wave, color in (("cold", "#ff7f0e"), ("warm", COLORS["api"])):
+        latency.plot(users, [r[wave]["p99_ms"] for r in steps], "o-", color=color)
+        latency.plot(users, [r[wave]["p50_ms"] for r in steps], "x--", color=color)
+        latency.plot(
+            [],
+            [],
+            "-",
+            color=color,
+            label=f"{wave} ({'new' if wave == 'cold' else 'reused'} SSH connections)",
+        )
+    errors = sum(r[w]["errors"] for r in steps for w in ("cold", "warm"))
+    latency.set_title(f"one ops/ls per user, all in flight; errors {errors}", fontsize=10)
+    latency.set_ylabel("latency, ms (log): P99 solid, P50 dashed")
+    latency.set_yscale("log")
+    latency.legend(fontsize=8)
+    width = 0.38
+    xs = range(len(users))
+    worker = [r["rss_per_user_kib"] for r in steps]
+    sshd = [r["sshd_pss_per_connection_mib"] * 1024 for r in steps]
+    memory.bar(
+        [x - width / 2 for x in xs],
+        worker,
+        width,
+        color=COLORS["api"],
+        label="API worker: RSS growth per user",
+    )
+    memory.bar(
+        [x + width / 2 for x in xs],
+        sshd,
+        width,
+        color=COLORS["raw_sftp"],
+        label="login node: sshd PSS per connection",
+    )
+    for x, w, d in zip(xs, worker, sshd, strict=True):
+        memory.annotate(f"{w:.0f}", (x - width / 2, w), ha="center", va="bottom", fontsize=8)
+        memory.annotate(f"{d:.0f}", (x + width / 2, d), ha="center", va="bottom", fontsize=8)
+    memory.set_xticks(list(xs), [str(u) for u in users])
+    memory.set_ylabel("KiB")
+    memory.set_ylim(top=memory.get_ylim()[1] * 1.3)
+    memory.set_title("memory per active user", fontsize=10)
+    memory.legend(fontsize=8, loc="upper center")
+    for row in steps:
+        t, n = zip(*row["reaping"]["samples"], strict=True)
+        reaping.step(
+            t, n, where="post", label=f"{row['users']} users: {row['reaping']['seconds']:.1f} s"
+        )
+    reaping.axvline(summary["idle_timeout"], color="grey", linestyle=":", label="ssh.idle_timeout")
+    reaping.set_yscale("symlog")
+    reaping.set_ylim(bottom=0)
+    reaping.set_xlabel("seconds since the last request ended")
+    reaping.set_ylabel("worker's SSH connections (symlog)")
+    reaping.set_title("idle connections reaped", fontsize=10)
+    reaping.legend(fontsize=8)
+    for ax in (latency,):
+        ax.set_xscale("log")
+        ax.set_xticks(users, [str(u) for u in users])
+        ax.minorticks_off()
+        ax.set_xlabel("distinct users")
+    for ax in (latency, memory, reaping):
+        ax.grid(True, alpha=0.3)
+    memory.set_xlabel("distinct users")
+    title = (
+        f"Many users, one worker: load average {summary['load_average']['start']} -> "
+        f"{summary['load_average']['end']} ({summary['cpus']} CPUs)"
+    )
+    if "capped" in summary:
+        c = summary["capped"]
+        title += (
+            f"; {c['users']} users, {c.get('batch', c['users'])} at a time, through "
+            f"max_connections={c['max_connections']}: "
+            f"errors {c['wave']['errors']}, peak {c['peak_connections']} connections"
+        )
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def main() -> int:
     if len(sys.argv) != 3:
         print(__doc__, file=sys.stderr)
         return 2
     data = json.loads(Path(sys.argv[1]).read_text())
-    figure = {"api": api_figure, "transfer": transfer_figure, "aiida_calcjobs": aiida_figure}[
-        data["benchmark"]
-    ]
+    figure = {
+        "api": api_figure,
+        "transfer": transfer_figure,
+        "aiida_calcjobs": aiida_figure,
+        "users": users_figure,
+    }[data["benchmark"]]
     figure(data, Path(sys.argv[2]))
     return 0
 

@@ -29,9 +29,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         shutil.rmtree(_AIIDA_PATH, ignore_errors=True)
 
 
+# Extra users (user0001 ...) in the session's stack: for the many-users benchmark's tiny mode and
+# the stack test of `up --users`. Existing accounts are reused, so this costs a second or so.
+SESSION_EXTRA_USERS = 8
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[StackInfo]:
-    with running_stack(os.environ.get("FIRECREST_STACK")) as info:
+    with running_stack(os.environ.get("FIRECREST_STACK"), users=SESSION_EXTRA_USERS) as info:
         yield info
 
 

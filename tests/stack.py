@@ -56,6 +56,10 @@ class StackInfo:
     # `up --replicas N` server-1..N behind HAProxy, each with its own direct URL.
     replicas: tuple[dict[str, Any], ...] = ()
     redis_url: str | None = None
+    # `up --users K`: user0001..userK, whose tokens come from one client of the provider that
+    # names the user in its scope (dev/oidc/README.md "Extra users"); not in ``users``.
+    extra_users: tuple[str, ...] = ()
+    extra_users_client: dict[str, str] | None = None
 
     @classmethod
     def load(cls, stack_json: Path) -> StackInfo:
@@ -79,22 +83,35 @@ class StackInfo:
             pids=raw["pids"],
             replicas=tuple(raw.get("replicas", ())),
             redis_url=raw.get("redis_url"),
+            extra_users=tuple(raw.get("extra_users", {}).get("usernames", ())),
+            extra_users_client=raw.get("extra_users"),
         )
 
     def fetch_token(self, user: str) -> str:
         """A fresh access token from the OIDC provider, through the client-credentials grant."""
-        u = self.users[user]
-        response = httpx.post(
-            self.token_url,
-            data={
+        response = httpx.post(self.token_url, data=self.token_request(user), timeout=10)
+        response.raise_for_status()
+        return response.json()["access_token"]
+
+    def token_request(self, user: str) -> dict[str, str]:
+        """The form of a client-credentials token request for ``user`` (a test user or, with
+        `up --users K`, an extra user)."""
+        if user in self.users:
+            u = self.users[user]
+            return {
                 "grant_type": "client_credentials",
                 "client_id": u.client_id,
                 "client_secret": u.client_secret,
-            },
-            timeout=10,
-        )
-        response.raise_for_status()
-        return response.json()["access_token"]
+            }
+        if user not in self.extra_users or self.extra_users_client is None:
+            raise KeyError(f"{user!r} is neither a test user nor an extra user of the stack")
+        client = self.extra_users_client
+        return {
+            "grant_type": "client_credentials",
+            "client_id": client["client_id"],
+            "client_secret": client["client_secret"],
+            "scope": f"{client['scope_prefix']}{user}",
+        }
 
 
 # What the server, the plugin and the tools leave in a user's home as they work: transfer-job
@@ -153,12 +170,14 @@ def port_arguments(ports: dict[str, int]) -> list[str]:
 
 
 def stack_up(
-    directory: Path, ports: dict[str, int] | None = None, replicas: int = 1
+    directory: Path, ports: dict[str, int] | None = None, replicas: int = 1, users: int = 0
 ) -> tuple[StackInfo, float]:
     ports = ports or dict(zip(PORT_NAMES, free_ports(len(PORT_NAMES)), strict=True))
     argv = [sys.executable, str(STACK), "up", str(directory), *port_arguments(ports)]
     if replicas != 1:
         argv += ["--replicas", str(replicas)]
+    if users:
+        argv += ["--users", str(users)]
     t0 = time.monotonic()
     result = subprocess.run(argv, capture_output=True, text=True)
     elapsed = time.monotonic() - t0
@@ -176,7 +195,7 @@ def stack_down(directory: Path) -> subprocess.CompletedProcess:
 
 
 @contextlib.contextmanager
-def running_stack(stack_json: str | None, replicas: int = 1) -> Iterator[StackInfo]:
+def running_stack(stack_json: str | None, replicas: int = 1, users: int = 0) -> Iterator[StackInfo]:
     """The stack that ``stack_json`` describes, or, without one, a stack of our own on free
     ports, stopped and removed afterwards (the test session's stack, and what the benchmarks'
     ``--stack`` option means). An own stack also takes away the artefacts it left in the test
@@ -188,7 +207,7 @@ def running_stack(stack_json: str | None, replicas: int = 1) -> Iterator[StackIn
     directory = new_stack_dir()
     homes_before: dict[str, set[str]] = {}
     try:
-        stack, elapsed = stack_up(directory, replicas=replicas)
+        stack, elapsed = stack_up(directory, replicas=replicas, users=users)
         print(f"\nstack up in {elapsed:.1f} s at {directory}")
         homes_before = {name: home_entries(user.home) for name, user in stack.users.items()}
         yield stack

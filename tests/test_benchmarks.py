@@ -141,3 +141,34 @@ def test_shared_limits_benchmark(stack: StackInfo, tmp_path: Path) -> None:
         assert summary["http"][way]["errors"] == 0
         assert summary["http"][way]["rps"] > 0
     assert "redis/local" in report
+
+
+def test_users_benchmark(stack: StackInfo, tmp_path: Path) -> None:
+    """Distinct users (the session stack's extra users) each with a request in flight: all
+    served, one SSH connection each, reaped when idle. (The capped phase needs a second
+    server, ~10 s more: the pool's cap is tested against sshd in tests/server/test_ssh_pool.py.)
+    """
+    if len(stack.extra_users) < 4:
+        pytest.skip("this stack was started without `--users 4` or more")
+    summary, _ = _run(
+        "users",
+        stack,
+        tmp_path,
+        *("--users", "2,4", "--idle-timeout", "1", "--capped", ""),
+    )
+    assert summary["benchmark"] == "users"
+    assert [row["users"] for row in summary["steps"]] == [2, 4]
+    for row in summary["steps"]:
+        for wave in ("cold", "warm"):
+            assert row[wave]["errors"] == 0, row[wave]
+            assert row[wave]["statuses"] == {"200": row["users"]}
+        assert row["floor_connections"] == 0
+        assert row["connections_after_cold"] == row["users"]
+        assert row["ssh_connections_per_user"] == 1.0
+        assert row["pool_after_cold"]["users"] == row["users"]
+        # The warm wave reused the connections: none was opened or reaped in between.
+        assert row["connections_after_warm"] == row["users"]
+        assert row["reaping"]["reached_floor"]
+        assert row["sshd_processes_per_connection"] >= 2  # sshd's monitor + the session
+        assert row["rss_after_mib"] > 0
+    assert "capped" not in summary

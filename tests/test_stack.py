@@ -237,3 +237,61 @@ def test_stack_json_is_private(stack: StackInfo) -> None:
     assert (stack.dir / "stack.json").stat().st_mode & 0o077 == 0
     assert json.loads((stack.dir / "stack.json").read_text())["system"] == stack.system
     assert STACK.exists()
+
+
+def _needs_extra_users(stack: StackInfo, count: int) -> None:
+    if len(stack.extra_users) < count:
+        pytest.skip(f"this stack was started without `--users {count}` or more")
+
+
+def test_extra_users_are_real_accounts_with_tokens_slurm_and_private_homes(
+    stack: StackInfo,
+) -> None:
+    """`up --users K`: each extra user is a login the principal policy admits (uid >= 1000),
+    with a private home, a Slurm association, and a token signed by the provider that names
+    them, with which the API lists their own home over SSH."""
+    _needs_extra_users(stack, 2)
+    env = {"PATH": os.environ["PATH"], "SLURM_CONF": str(stack.slurm_conf)}
+    associations = subprocess.run(
+        ["sacctmgr", "-n", "-P", "list", "associations", "format=user,account"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout.split()
+    public_key = jwt.PyJWKClient(f"{stack.issuer}/jwks").get_signing_key_from_jwt
+    for name in stack.extra_users[:2]:
+        entry = pwd.getpwnam(name)
+        assert entry.pw_uid >= 1000
+        home = os.stat(entry.pw_dir)
+        assert (home.st_uid, home.st_mode & 0o777) == (entry.pw_uid, 0o700)
+        assert f"{name}|{stack.account}" in associations
+        token = stack.fetch_token(name)
+        claims = jwt.decode(
+            token, public_key(token).key, algorithms=["RS256"], audience=stack.audience
+        )
+        assert claims["preferred_username"] == name
+        assert claims["iss"] == stack.issuer
+        response = httpx.get(
+            f"{stack.url}/filesystem/{stack.system}/ops/ls",
+            params={"path": entry.pw_dir},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize(
+    "scope",
+    ["stack-user:alice", "stack-user:root", "", "stack-user:user0001 stack-user:user0002"],
+)
+def test_the_extra_users_client_names_only_one_extra_user(stack: StackInfo, scope: str) -> None:
+    """The one client that may name a user in its scope names exactly one of the extra users:
+    never a test user (their tokens come from their own clients), never anyone else."""
+    _needs_extra_users(stack, 2)
+    form = {**stack.token_request(stack.extra_users[0]), "scope": scope}
+    if not scope:
+        del form["scope"]
+    response = httpx.post(stack.token_url, data=form, timeout=10)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_scope"

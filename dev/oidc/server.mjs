@@ -54,8 +54,26 @@ function loadConfig(path) {
     return { clientId: c.client_id, clientSecret: c.client_secret, username: c.username };
   });
 
+  // Dev-only: one client that may ask for a token naming any of a list of usernames, so a stack
+  // with 1,000 extra users needs one client, not 1,000 (see README.md "Extra users").
+  let extraUsers = null;
+  if (raw.extra_users !== undefined) {
+    const e = raw.extra_users;
+    for (const field of ['client_id', 'client_secret']) {
+      if (typeof e?.[field] !== 'string' || !e[field]) fail(`config extra_users.${field} must be a non-empty string`);
+    }
+    if (!Array.isArray(e.usernames) || e.usernames.some((u) => typeof u !== 'string' || !u)) {
+      fail('config extra_users.usernames must be an array of non-empty strings');
+    }
+    if (seen.has(e.client_id)) fail(`config extra_users.client_id ${JSON.stringify(e.client_id)} is also a client's`);
+    const named = new Set(clients.map((c) => c.username));
+    const clash = e.usernames.find((u) => named.has(u));
+    if (clash) fail(`config extra_users.usernames: ${JSON.stringify(clash)} already has a client of its own`);
+    extraUsers = { clientId: e.client_id, clientSecret: e.client_secret, usernames: new Set(e.usernames) };
+  }
+
   return {
-    host, port, issuer, audience, tokenTtl, signingKeyFile: raw.signing_key_file, clients,
+    host, port, issuer, audience, tokenTtl, signingKeyFile: raw.signing_key_file, clients, extraUsers,
   };
 }
 
@@ -161,6 +179,23 @@ class MemoryAdapter {
 const config = loadConfig(process.argv[2]);
 const signingJwk = loadSigningJwk(config.signingKeyFile);
 const usernames = new Map(config.clients.map((c) => [c.clientId, c.username]));
+const { extraUsers } = config;
+// The extra-users client names its user in the scope parameter, the one free-form parameter the
+// client-credentials grant passes through: scope=stack-user:user0042.
+const EXTRA_USER_SCOPE = 'stack-user:';
+
+function extraUsername(ctx) {
+  const requested = (ctx.oidc.params?.scope ?? '').split(' ')
+    .filter((s) => s.startsWith(EXTRA_USER_SCOPE))
+    .map((s) => s.slice(EXTRA_USER_SCOPE.length));
+  if (requested.length !== 1) {
+    throw new errors.InvalidScope(`name exactly one extra user as scope ${EXTRA_USER_SCOPE}NAME`);
+  }
+  if (!extraUsers.usernames.has(requested[0])) {
+    throw new errors.InvalidScope('not one of the stack\'s extra users');
+  }
+  return requested[0];
+}
 
 // Resource indicator (RFC 8707) that every token request is defaulted to. The audience itself is
 // accepted too when it is an absolute URI (resource indicators must be absolute URIs).
@@ -170,9 +205,11 @@ if (URL.canParse?.(config.audience) ?? /^[a-z][a-z0-9+.-]*:/i.test(config.audien
   acceptedResources.add(config.audience);
 }
 
+const registered = extraUsers ? [...config.clients, extraUsers] : config.clients;
+
 const provider = new Provider(config.issuer, {
   adapter: MemoryAdapter,
-  clients: config.clients.map((c) => ({
+  clients: registered.map((c) => ({
     client_id: c.clientId,
     client_secret: c.clientSecret,
     grant_types: ['client_credentials'],
@@ -215,6 +252,9 @@ const provider = new Provider(config.issuer, {
     },
   },
   extraTokenClaims: async (ctx, token) => {
+    if (extraUsers && token.clientId === extraUsers.clientId) {
+      return { preferred_username: extraUsername(ctx) };
+    }
     const username = usernames.get(token.clientId);
     return username === undefined ? undefined : { preferred_username: username };
   },

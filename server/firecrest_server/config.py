@@ -258,6 +258,13 @@ class SSHConfig(_Strict):
     connect_timeout: float = Field(default=10.0, gt=0)
     command_timeout: float = Field(default=30.0, gt=0)
     idle_timeout: float = Field(default=120.0, gt=0)
+    # Every user costs a connection (and an sshd process on the login node) while they are
+    # active: cap them per worker; at the cap, the least recently used idle connection of any
+    # user is closed to make room (docs/deployment.md#sizing has the memory per connection).
+    max_connections: int = Field(default=1024, ge=1, le=100_000)
+    # SSH logins in progress per worker: sshd drops unauthenticated connections beyond
+    # MaxStartups (OpenSSH's default starts at 10), so workers x replicas x this stays below it.
+    max_concurrent_logins: int = Field(default=4, ge=1, le=1024)
     keepalive_interval: float = Field(default=15.0, gt=0)
     max_output_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
 

@@ -16,7 +16,7 @@ import posixpath
 from collections.abc import Callable, Iterable, Mapping
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
@@ -54,6 +54,11 @@ class _PoolCollector(Collector):
         users = GaugeMetricFamily(
             "firecrest_ssh_users", "Users with SSH connections in the pool", labels=["system"]
         )
+        evicted = CounterMetricFamily(
+            "firecrest_ssh_evicted",
+            "Idle SSH connections closed to stay under ssh.max_connections",
+            labels=["system"],
+        )
         # Which worker answered this scrape: with several workers behind one port, this tells
         # the scrapes apart (and lets a check visit each worker's pool).
         worker = GaugeMetricFamily(
@@ -65,9 +70,11 @@ class _PoolCollector(Collector):
             connections.add_metric([system], stats.get("connections", 0))
             busy.add_metric([system], stats.get("channels_busy", 0))
             users.add_metric([system], stats.get("users", 0))
+            evicted.add_metric([system], stats.get("evicted", 0))
         yield connections
         yield busy
         yield users
+        yield evicted
 
 
 class _HealthCollector(Collector):

@@ -235,3 +235,14 @@ def test_state_redis_url_is_optional_and_validated() -> None:
             parse_settings(data)
     with pytest.raises(ConfigError, match=r"state\.slot_lease: "):
         parse_settings(_minimal() | {"state": {"slot_lease": 1}})
+
+
+def test_connection_bounds_have_defaults_and_named_errors() -> None:
+    ssh = parse_settings(_minimal()).systems[0].ssh
+    assert ssh.max_connections == 1024
+    assert ssh.max_concurrent_logins == 4
+    for key in ("max_connections", "max_concurrent_logins"):
+        data = _minimal()
+        data["systems"][0]["ssh"][key] = 0
+        with pytest.raises(ConfigError, match=rf"systems\.0\.ssh\.{key}: "):
+            parse_settings(data)

@@ -191,3 +191,28 @@ async def test_remote_timeout_gives_408_and_output_cap_gives_413(stack: StackInf
         assert excinfo.value.status_code == 413
     finally:
         await pool.close()
+
+
+async def test_max_connections_evicts_the_least_recently_used_idle_connection(
+    stack: StackInfo,
+) -> None:
+    """Against the real sshd: 6 users through a pool capped at 3 connections are all served as
+    themselves, the pool never holds more than 3, and each newcomer closes the idle connection
+    used longest ago (its sshd session ends)."""
+    users = ["alice", "bob", *stack.extra_users[:4]]
+    if len(users) < 6:
+        pytest.skip("this stack was started without `--users 4` or more")
+    pool = _pool(stack, max_connections=3)
+    pool.start()
+    try:
+        for user in users:
+            result = await _runner(pool, user).run(["id", "-un"])
+            assert result.stdout_text.strip() == user
+            assert pool.stats()["connections"] <= 3
+        stats = pool.stats()
+        assert stats["connections"] == 3
+        assert stats["evicted"] == 3
+        kept = {name for name, u in pool._users.items() if u.connections}
+        assert kept == set(users[-3:])  # the three used last
+    finally:
+        await pool.close()

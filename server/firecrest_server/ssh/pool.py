@@ -13,6 +13,14 @@ fork and exec on the login node.
 Connections are opened lazily, with credentials minted at that moment; idle ones are closed by a
 reaper; keepalives detect dead peers; a connection that drops is discarded and the next borrow
 opens a fresh one.
+
+Thousands of users each cost a connection (memory here, an sshd process on the login node), so
+the pool also bounds what all users together hold: at most ``max_connections`` per worker. At
+that bound, opening one closes the least recently used idle connection of any user first (it
+costs that user one login later, nothing more); when every connection is busy, the opener waits
+for one to go idle, within the same deadline as a wait for a channel, then gets 503
+(``ConnectionsExhausted``). And at most ``max_concurrent_logins`` logins run at once, so that a
+crowd of users arriving together stays under sshd's MaxStartups instead of being dropped by it.
 """
 
 from __future__ import annotations
@@ -66,6 +74,16 @@ class ChannelsBusy(TooManyRequests):
     ``max_channels_per_connection``), so this says the caller is over their share, not that the
     cluster is down: a 503 here would read to clients as an outage, and a caller waiting for
     themselves is no one else's concern."""
+
+    def __init__(self, message: str, retry_after: float = 2) -> None:
+        super().__init__(message, retry_after)
+
+
+class ConnectionsExhausted(ServiceUnavailable):
+    """Every SSH connection this worker may hold (``ssh.max_connections``) stayed busy: 503.
+
+    Not the caller's doing (they have no connection yet), so not a 429: the server is full for
+    now, and the client should come back after ``Retry-After``."""
 
     def __init__(self, message: str, retry_after: float = 2) -> None:
         super().__init__(message, retry_after)
@@ -137,6 +155,13 @@ class SSHPool:
         self._users: dict[str, _UserConnections] = {}
         self._reaper: asyncio.Task | None = None
         self._closing = False
+        # Woken when a connection goes idle or closes: an opener at max_connections waits here.
+        self._capacity = asyncio.Condition()
+        self._logins = asyncio.Semaphore(config.max_concurrent_logins)
+        self._room_waiters = 0
+        # Openings that have their place under max_connections but are not listed yet.
+        self._reserved = 0
+        self.evicted = 0  # idle connections closed to make room, for stats and metrics
 
     @property
     def credentials(self) -> CredentialProvider:
@@ -180,6 +205,7 @@ class SSHPool:
                 user.connections = keep
                 if not keep and not user.opening:
                     del self._users[username]
+            await self._notify_capacity()
 
     def stats(self) -> dict[str, int]:
         connections = [e for u in self._users.values() for e in u.connections if not e.closed]
@@ -187,7 +213,64 @@ class SSHPool:
             "users": len(self._users),
             "connections": len(connections),
             "channels_busy": sum(e.busy for e in connections),
+            "evicted": self.evicted,
         }
+
+    # ------------------------------------------------------------------------ the global bound
+
+    def _held(self) -> int:
+        """Connections open, or being opened with a place reserved, over all users."""
+        return self._reserved + sum(
+            1 for user in self._users.values() for e in user.connections if not e.closed
+        )
+
+    def _evict_least_recently_used(self) -> bool:
+        """Close the idle connection unused the longest, of whichever user; False if none is
+        idle. Its user's next request logs in again."""
+        idle = [
+            (entry.last_used, username, entry)
+            for username, user in self._users.items()
+            for entry in user.connections
+            if entry.busy == 0 and not entry.closed
+        ]
+        if not idle:
+            return False
+        _, username, entry = min(idle, key=lambda item: item[0])
+        entry.close()
+        self._users[username].connections.remove(entry)
+        self.evicted += 1
+        log.info("closed the least recently used idle SSH connection", extra={"user": username})
+        return True
+
+    async def _reserve_room(self, deadline: float) -> None:
+        """Return once the connection this caller is about to open fits under
+        ``max_connections``, with its place reserved (``_reserved``) until it is listed."""
+        while self._held() >= self._config.max_connections:
+            if self._evict_least_recently_used():
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ConnectionsExhausted(
+                    f"All {self._config.max_connections} SSH connections to "
+                    f"{self.system_name} of this server worker are busy"
+                )
+            self._room_waiters += 1
+            try:
+                with contextlib.suppress(TimeoutError):
+                    async with self._capacity, asyncio.timeout(min(1.0, remaining)):
+                        await self._capacity.wait()
+            finally:
+                self._room_waiters -= 1
+        self._reserved += 1
+
+    async def _notify_capacity(self, waiters: int | None = None) -> None:
+        """Wake ``waiters`` openers waiting for room (all when None): one per connection that
+        went idle, so that a crowd of 1,000 waiters does not all rescan the pool each time."""
+        async with self._capacity:
+            if waiters is None:
+                self._capacity.notify_all()
+            else:
+                self._capacity.notify(waiters)
 
     # --------------------------------------------------------------------------------- borrow
 
@@ -206,6 +289,8 @@ class SSHPool:
             if user is not None:
                 async with user.changed:
                     user.changed.notify()
+            if entry.busy == 0 and self._room_waiters:
+                await self._notify_capacity(1)
 
     async def _acquire(self, username: str, token: CallerProof) -> Connection:
         if self._closing:
@@ -242,15 +327,36 @@ class SSHPool:
                     async with asyncio.timeout(min(1.0, remaining)):
                         await user.changed.wait()
         try:
-            entry = await self._open(username, token)
+            await self._reserve_room(deadline)
+            try:
+                entry = await self._login(username, token, deadline)
+            except BaseException:
+                self._reserved -= 1  # waiters for room rescan within a second
+                raise
         finally:
             # On failure, waiters notice within a second and may try to open one themselves.
             user.opening -= 1
+        # Listed and unreserved in one step: the count under max_connections never dips.
+        entry.busy += 1
+        user.connections.append(entry)
+        self._reserved -= 1
         async with user.changed:
-            entry.busy += 1
-            user.connections.append(entry)
             user.changed.notify_all()
         return entry
+
+    async def _login(self, username: str, token: CallerProof, deadline: float) -> Connection:
+        """Open a connection once fewer than ``max_concurrent_logins`` are being opened."""
+        try:
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                await self._logins.acquire()
+        except TimeoutError:
+            raise ConnectionLost(
+                f"Too many SSH logins to {self.system_name} in progress; try again"
+            ) from None
+        try:
+            return await self._open(username, token)
+        finally:
+            self._logins.release()
 
     async def _open(self, username: str, token: CallerProof) -> Connection:
         config = self._config

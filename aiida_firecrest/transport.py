@@ -34,7 +34,7 @@ from aiida.transports.util import FileAttribute
 from . import archives, remote_glob, trees
 from .client import FileEntry, FirecrestClient
 from .client.errors import FirecrestFileNotFoundError, is_unavailable
-from .options import AUTH_OPTIONS, TransportSettings
+from .options import AUTH_OPTIONS, DEFAULT_SAFE_INTERVAL, SHELL_OPTIONS, TransportSettings
 from .remote import RemoteFileSystem
 from .remote_glob import has_magic
 
@@ -69,19 +69,23 @@ def _unavailable_is_not_an_answer(operation: str) -> Iterator[None]:
 class FirecrestTransport(AsyncTransport):
     """Files on an HPC system through a FirecREST v2 compatible API (no shell)."""
 
-    # A REST API needs no cool-down between opening transports (SSH's 15 s protects sshd).
-    _DEFAULT_SAFE_OPEN_INTERVAL = 0.0
+    _DEFAULT_SAFE_OPEN_INTERVAL = DEFAULT_SAFE_INTERVAL
     _valid_auth_options = AUTH_OPTIONS
-    # use_login_shell and safe_interval mean nothing without a shell and an SSH connection.
-    _common_auth_options: list = []
+    # aiida-core's own use_login_shell and safe_interval, replaced by versions that are not
+    # prompted for: accepted so that configurations written for other transports work.
+    _common_auth_options = SHELL_OPTIONS
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # No network I/O here: AiiDA constructs transports synchronously inside its event loop.
         self.settings = TransportSettings.pop_from(kwargs)
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, safe_interval=self.settings.safe_interval, **kwargs)
         self._client: FirecrestClient | None = None
         self._fs: RemoteFileSystem | None = None
         self._username: str | None = None
+
+    @classmethod
+    def _get_use_login_shell_suggestion_string(cls, computer: Any) -> None:
+        return None  # aiida-core suggests True, which would store a meaningless setting
 
     def __str__(self) -> str:
         state = "OPEN" if self._is_open else "CLOSED"

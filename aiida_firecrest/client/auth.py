@@ -12,10 +12,12 @@ Secrets never appear in reprs, logs or error messages.
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
+from urllib.parse import quote_plus
 
 import httpx
 import jwt
@@ -31,6 +33,10 @@ TOKEN_COMMAND_TIMEOUT = 60.0
 Clock = Callable[[], float]
 # Fetches a token; returns it with its lifetime in seconds (None when unknown).
 TokenFetcher = Callable[[httpx.AsyncClient], Awaitable[tuple[str, float | None]]]
+# How the client authenticates at the token endpoint (OpenID Connect Core §9): the secret in
+# the form body (pyfirecrest's way, our default) or in an HTTP Basic Authorization header.
+ClientAuthMethod = Literal["client_secret_post", "client_secret_basic"]
+CLIENT_AUTH_METHODS: tuple[ClientAuthMethod, ...] = ("client_secret_post", "client_secret_basic")
 
 
 class TokenSource(Protocol):
@@ -140,20 +146,48 @@ def jwt_lifetime(token: str, now: float | None = None) -> float | None:
     return exp - (time.time() if now is None else now)
 
 
-def client_credentials_fetcher(token_uri: str, client_id: str, client_secret: str) -> TokenFetcher:
-    """The OAuth2 client-credentials grant (client_secret_post), as pyfirecrest sends it."""
+def basic_authorization(client_id: str, client_secret: str) -> str:
+    """The ``Authorization`` header value of client_secret_basic.
+
+    RFC 6749 §2.3.1: id and secret are form-urlencoded *before* base64, so a ``:`` or a
+    non-ASCII character in either survives; httpx's BasicAuth skips that step.
+    """
+    pair = f"{quote_plus(client_id)}:{quote_plus(client_secret)}"
+    return "Basic " + base64.b64encode(pair.encode()).decode("ascii")
+
+
+def client_credentials_request(
+    client_id: str, client_secret: str, method: ClientAuthMethod
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The form and headers of a client-credentials token request."""
+    headers = {"Accept": "application/json"}
+    form = {"grant_type": "client_credentials"}
+    if method == "client_secret_basic":
+        headers["Authorization"] = basic_authorization(client_id, client_secret)
+    elif method == "client_secret_post":
+        form.update(client_id=client_id, client_secret=client_secret)
+    else:
+        raise ValueError(f"unknown client authentication method {method!r}")
+    return form, headers
+
+
+def client_credentials_fetcher(
+    token_uri: str,
+    client_id: str,
+    client_secret: str | Callable[[], str],
+    method: ClientAuthMethod = "client_secret_post",
+) -> TokenFetcher:
+    """The OAuth2 client-credentials grant; client_secret_post is what pyfirecrest sends.
+
+    ``client_secret`` may be a callable, called at each fetch (a secret file is then read
+    when a token is needed, so a rotated secret is picked up without reconfiguring).
+    """
 
     async def fetch(http: httpx.AsyncClient) -> tuple[str, float | None]:
+        secret = client_secret() if callable(client_secret) else client_secret
+        form, headers = client_credentials_request(client_id, secret, method)
         try:
-            response = await http.post(
-                token_uri,
-                data={
-                    "grant_type": "client_credentials",
-                    "client_id": client_id,
-                    "client_secret": client_secret,
-                },
-                headers={"Accept": "application/json"},
-            )
+            response = await http.post(token_uri, data=form, headers=headers)
         except httpx.HTTPError as exc:
             raise AuthenticationError(
                 f"Cannot reach the token endpoint {token_uri}: {exc or type(exc).__name__}"
@@ -194,13 +228,14 @@ def _oauth_error(response: httpx.Response) -> str:
 def client_credentials(
     token_uri: str,
     client_id: str,
-    client_secret: str,
+    client_secret: str | Callable[[], str],
     *,
+    method: ClientAuthMethod = "client_secret_post",
     clock: Clock = time.monotonic,
     min_validity: float = DEFAULT_MIN_VALIDITY,
 ) -> RefreshingToken:
     return RefreshingToken(
-        client_credentials_fetcher(token_uri, client_id, client_secret),
+        client_credentials_fetcher(token_uri, client_id, client_secret, method),
         clock=clock,
         min_validity=min_validity,
         description=f"client credentials for {client_id!r} from {token_uri}",

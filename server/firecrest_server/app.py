@@ -25,6 +25,7 @@ from .errors import install_error_handlers
 from .forwarding import ForwardedHeadersMiddleware
 from .logs import configure_logging
 from .middleware import FirecrestHeadersMiddleware
+from .openapi_security import add_client_credentials
 from .public_url import PublicUrlMiddleware
 from .runtime import open_runtime
 
@@ -70,7 +71,24 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(staging.router)
     if settings.server.metrics:
         app.add_api_route("/metrics", _metrics, methods=["GET"], include_in_schema=False)
+    _offer_client_credentials(app)
     return app
+
+
+def _offer_client_credentials(app: FastAPI) -> None:
+    """Swagger UI's Authorize gets the client-credentials flow once the token URL is known."""
+    generate = app.openapi  # FastAPI's own, which caches the document in app.openapi_schema
+
+    def openapi() -> dict:
+        schema = generate()
+        runtime = getattr(app.state, "runtime", None)
+        # Read per call: a token URL that discovery finds only after start-up appears then.
+        token_url = runtime.tokens.token_url() if runtime is not None else None
+        if token_url:
+            add_client_credentials(schema, token_url)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 async def _metrics(request: Request) -> Response:

@@ -152,7 +152,12 @@ class AuthConfig(_Strict):
     jwks_min_refresh_interval: float = Field(default=30.0, ge=1)
     jwks_cache_ttl: float = Field(default=3600.0, gt=0)
     jwks_timeout: float = Field(default=5.0, gt=0)
-    token_url: str | None = None  # advertised in the OpenAPI security scheme
+    # The token endpoint Swagger UI's "Authorize" uses (OpenAPI OAuth2 client-credentials
+    # flow); unset: the discovery document's token_endpoint.
+    token_url: str | None = None
+    # Fetch <issuer>/.well-known/openid-configuration for what is not configured: the JWKS
+    # (when neither jwks_url nor public_keys is given) and token_url.
+    discovery: bool = True
 
     @field_validator("audience", mode="before")
     @classmethod
@@ -171,10 +176,21 @@ class AuthConfig(_Strict):
             raise ValueError("at least one algorithm is required")
         return value
 
+    @property
+    def discovers_jwks(self) -> bool:
+        return self.discovery and bool(self.issuer) and not self.jwks_url and not self.public_keys
+
+    @property
+    def discovers_token_url(self) -> bool:
+        return self.discovery and bool(self.issuer) and not self.token_url
+
     @model_validator(mode="after")
     def _has_keys(self) -> AuthConfig:
-        if not self.jwks_url and not self.public_keys:
-            raise ValueError("give jwks_url or public_keys")
+        if not self.jwks_url and not self.public_keys and not self.discovers_jwks:
+            raise ValueError(
+                "give auth.jwks_url, auth.public_keys, or auth.issuer with auth.discovery "
+                "(the JWKS is then found by OIDC discovery)"
+            )
         if self.verify_issuer and not self.issuer:
             raise ValueError("auth.issuer is required (or set auth.verify_issuer: false)")
         if not self.verify_issuer and self.issuer:

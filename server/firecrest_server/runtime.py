@@ -102,12 +102,18 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             pool.start()
         health.start()
         drain = Drain(settings.server.drain_seconds)
+        tokens = TokenValidator(settings.auth, http)
+        if tokens.discovery is not None:
+            # Ahead of the first request: the OpenAPI document's token URL comes from it, and
+            # the first token need not wait. A failure is logged, not fatal: the provider may
+            # be down at start, and the next token that needs keys tries again.
+            await tokens.discovery.metadata()
         drain.install(asyncio.get_running_loop())
         try:
             yield Runtime(
                 settings=settings,
                 http=http,
-                tokens=TokenValidator(settings.auth, http),
+                tokens=tokens,
                 principals=PrincipalPolicy(settings.auth.principals),
                 pools=pools,
                 probe_pools=probe_pools,

@@ -246,3 +246,20 @@ def test_connection_bounds_have_defaults_and_named_errors() -> None:
         data["systems"][0]["ssh"][key] = 0
         with pytest.raises(ConfigError, match=rf"systems\.0\.ssh\.{key}: "):
             parse_settings(data)
+
+
+def test_the_issuer_alone_is_enough_with_discovery() -> None:
+    data = _minimal()
+    del data["auth"]["jwks_url"]
+    auth = parse_settings(data).auth
+    assert (auth.discovers_jwks, auth.discovers_token_url) == (True, True)
+    data["auth"]["token_url"] = "https://idp/token"
+    assert parse_settings(data).auth.discovers_token_url is False
+    data["auth"]["discovery"] = False
+    with pytest.raises(
+        ConfigError, match=r"auth: .*auth\.jwks_url, auth\.public_keys, or auth\.issuer"
+    ):
+        parse_settings(data)
+    data["auth"]["discovery"] = "sometimes"
+    with pytest.raises(ConfigError, match=r"auth\.discovery"):
+        parse_settings(data)

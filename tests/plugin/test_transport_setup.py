@@ -27,6 +27,7 @@ def test_auth_options() -> None:
         "token_uri",
         "client_id",
         "client_secret",
+        "token_endpoint_auth_method",
         "token_command",
         "static_token",
         "compute_resource",
@@ -34,8 +35,12 @@ def test_auth_options() -> None:
         "temp_directory",
         "max_io_allowed",
         "checksum_check",
+        "use_login_shell",  # aiida-core's, accepted for other transports' configurations
+        "safe_interval",
     ]
-    assert FirecrestTransport._common_auth_options == []
+    # never prompted for (test_config_migration.py: accepted from a configuration file)
+    for _, spec in FirecrestTransport._common_auth_options:
+        assert spec["prompt_fn"](None) is False
     assert FirecrestTransport._DEFAULT_SAFE_OPEN_INTERVAL == 0
     secret = dict(FirecrestTransport._valid_auth_options)["client_secret"]
     assert secret["hide_input"] is True
@@ -167,6 +172,7 @@ def test_interactive_configure_hides_the_secret(stack: StackInfo) -> None:
         stack.token_url,
         alice.client_id,
         SECRET,
+        "",  # token endpoint auth method: client_secret_post
         "",  # token command
         "",  # static token
         stack.system,
@@ -183,6 +189,7 @@ def test_interactive_configure_hides_the_secret(stack: StackInfo) -> None:
     stored = computer.get_authinfo(orm.User.collection.get_default()).get_auth_params()
     assert stored["client_secret"] == SECRET
     assert stored["max_io_allowed"] == 4
+    assert stored["token_endpoint_auth_method"] == "client_secret_post"
     # reconfiguring offers stored values as defaults, but never the secret's
     result = _cli(computer_configure, ["firecrest", computer.label], input="\n" * len(answers))
     assert result.exit_code == 0, result.output

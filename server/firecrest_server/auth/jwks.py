@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import httpx
@@ -19,6 +19,8 @@ from firecrest_server.config import ConfigError
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+# Where the JWKS is: a configured URL, or one found when needed (OIDC discovery; None: not yet).
+JwksLocation = str | Callable[[], Awaitable[str | None]]
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ class JWKSCache:
 
     def __init__(
         self,
-        url: str,
+        url: JwksLocation,
         http: httpx.AsyncClient,
         *,
         algorithms: Sequence[str],
@@ -147,17 +149,21 @@ class JWKSCache:
             fetching.set_result(None)
 
     async def _fetch(self) -> _KeySet | None:
+        url = self._url if isinstance(self._url, str) else await self._url()
+        if url is None:
+            # Discovery failed and has logged why; the keys already held stay in use.
+            return None
         try:
             # httpx's timeout bounds each read, not the whole response; a provider trickling
             # bytes must not hold up the fetch (and every request waiting for it) indefinitely.
             async with asyncio.timeout(self._timeout):
-                response = await self._http.get(self._url, timeout=self._timeout)
+                response = await self._http.get(url, timeout=self._timeout)
             response.raise_for_status()
             document = response.json()
         except (httpx.HTTPError, httpx.InvalidURL, TimeoutError, ValueError) as exc:
             logger.warning(
                 "cannot fetch JWKS from %s (%s: %s); keeping %d cached keys",
-                self._url,
+                url,
                 type(exc).__name__,
                 exc,
                 len(self._keys.every),
@@ -165,13 +171,13 @@ class JWKSCache:
             return None
         entries = document.get("keys") if isinstance(document, dict) else None
         if not isinstance(entries, list):
-            logger.warning("JWKS from %s has no 'keys' list; keeping cached keys", self._url)
+            logger.warning("JWKS from %s has no 'keys' list; keeping cached keys", url)
             return None
         keys = _parse_jwks(entries, self._algorithms)
         if not keys.every:
             logger.warning(
                 "JWKS from %s has no signing key for algorithms %s",
-                self._url,
+                url,
                 list(self._algorithms),
             )
         return keys

@@ -14,7 +14,8 @@ import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
-from firecrest_server.auth.jwks import Clock, JWKSCache, load_public_keys
+from firecrest_server.auth.discovery import OidcDiscovery
+from firecrest_server.auth.jwks import Clock, JWKSCache, JwksLocation, load_public_keys
 from firecrest_server.config import AuthConfig
 
 # The username becomes an SSH principal and a login name on the cluster, so it must be a
@@ -101,9 +102,25 @@ class TokenValidator:
             )
         self._required_claims = required
         self._static_keys = load_public_keys(config.public_keys, config.algorithms)
+        # Only built when something is left to discover; refreshed like the JWKS.
+        self.discovery = (
+            OidcDiscovery(
+                config.issuer or "",
+                http,
+                cache_ttl=config.jwks_cache_ttl,
+                min_refresh_interval=config.jwks_min_refresh_interval,
+                timeout=config.jwks_timeout,
+                clock=clock,
+            )
+            if config.discovers_jwks or config.discovers_token_url
+            else None
+        )
+        location: JwksLocation | None = config.jwks_url
+        if location is None and config.discovers_jwks and self.discovery is not None:
+            location = self.discovery.jwks_uri
         self._jwks = (
             JWKSCache(
-                config.jwks_url,
+                location,
                 http,
                 algorithms=config.algorithms,
                 cache_ttl=config.jwks_cache_ttl,
@@ -111,9 +128,16 @@ class TokenValidator:
                 timeout=config.jwks_timeout,
                 clock=clock,
             )
-            if config.jwks_url
+            if location is not None
             else None
         )
+
+    def token_url(self) -> str | None:
+        """The token endpoint to advertise: configured, else discovered (when known yet)."""
+        if self._config.token_url:
+            return self._config.token_url
+        metadata = self.discovery.current if self.discovery is not None else None
+        return metadata.token_endpoint if metadata is not None else None
 
     async def validate(self, token: str) -> Principal:
         """The principal the token authenticates; raises TokenRejected otherwise."""

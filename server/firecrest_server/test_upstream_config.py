@@ -282,6 +282,8 @@ def test_cli_convert_prints_yaml_and_warnings(
     output = tmp_path / "ours.yaml"
     assert cli.main(["config", "convert", str(EXAMPLE), "-o", str(output)]) == 0
     assert output.stat().st_mode & 0o777 == 0o600
+    # The serving form parses as before, options in either order.
+    assert cli.main(["--check", "--config", str(output)]) == 0
     assert cli.main(["config", "convert", str(tmp_path / "nope.yaml")]) == 2
     assert "cannot read" in capsys.readouterr().err
     assert cli.main(["config", "frobnicate"]) == 2

@@ -22,8 +22,8 @@ What it does, on a running `dev/stack up DIR`:
    and scheduler tests (`tests/plugin/test_transport_contract.py`, `test_scheduler.py`), or the
    pytest arguments given after `--`;
 4. prints the upstream commit, the date and pytest's counts, stops what it started and removes
-   the files it wrote (`--keep` keeps the configuration, FirecREST's log and pytest's whole
-   output).
+   the files it wrote, with FirecREST's transfer-job logs in the test users' homes (`--keep`
+   keeps the configuration, FirecREST's log and pytest's whole output).
 
 Results and what they mean are kept in docs/interop.md.
 """
@@ -60,6 +60,13 @@ DEFAULT_TESTS = [
 # then walks back through hundreds of boto3 releases (each a download) to find one that fits.
 # Pinned here to the range aiobotocore 2.26.0 declares, so the resolver goes straight to it.
 CONSTRAINTS = "boto3<1.41.6\nbotocore<1.41.6\n"
+# FirecREST v2 names its transfer jobs' logs with a dashed uuid4 (this server with a plain hex
+# one), and writes them into the user's home: names of this form can only come from the
+# FirecREST v2 this script runs, so they are removed after the tests. The test session does
+# not clean homes when given FIRECREST_STACK.
+UPSTREAM_LOG = re.compile(
+    r"^\.f7t_file_handling_job_(error_)?[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}\.log$"
+)
 CACHE = Path(os.environ.get("FIRECREST_TEST_CACHE", Path.home() / ".cache/firecrest-server-tests"))
 
 
@@ -171,6 +178,16 @@ def firecrest_v2_config(stack: dict, key_service_url: str) -> dict:
     }
 
 
+def remove_upstream_logs(homes: list[Path], before: dict[Path, set[str]]) -> int:
+    removed = 0
+    for home in homes:
+        for name in {entry.name for entry in home.iterdir()} - before.get(home, set()):
+            if UPSTREAM_LOG.match(name):
+                (home / name).unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
 def pytest_counts(output: str) -> str:
     lines = [line for line in output.splitlines() if re.search(r"\d+ (passed|failed)", line)]
     return lines[-1].strip("= ") if lines else "no summary (see the output above)"
@@ -194,6 +211,8 @@ def main() -> int:
     venv = build_venv(checkout, args.venv)
     work = Path(tempfile.mkdtemp(prefix="firecrest-v2-"))
     derived_stack = args.stack.parent / "stack-firecrest-v2.json"
+    homes = [Path(user["home"]) for user in stack["users"].values()]
+    before = {home: {entry.name for entry in home.iterdir()} for home in homes}
     try:
         key_port, api_port = free_port(), free_port()
         key_url = f"http://127.0.0.1:{key_port}"
@@ -235,6 +254,8 @@ def main() -> int:
         return 0 if result.returncode == 0 else 1
     finally:
         derived_stack.unlink(missing_ok=True)
+        removed = remove_upstream_logs(homes, before)
+        print(f"removed {removed} FirecREST v2 transfer-job logs from the test users' homes")
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
 

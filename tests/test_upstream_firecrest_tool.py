@@ -58,3 +58,16 @@ def test_pytest_summary_is_found(tool) -> None:
     output = "...\nFAILED x::y\n===== 10 failed, 89 passed, 3 warnings in 189.91s =====\n"
     assert tool.pytest_counts(output) == "10 failed, 89 passed, 3 warnings in 189.91s"
     assert tool.pytest_counts("collected 0 items\n").startswith("no summary")
+
+
+def test_only_new_firecrest_v2_logs_are_removed(tool, tmp_path: Path) -> None:
+    upstream_log = ".f7t_file_handling_job_6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b.log"
+    upstream_error = ".f7t_file_handling_job_error_6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b.log"
+    ours = ".f7t_file_handling_job_6f1c2a3b4d5e4f608a7b9c0d1e2f3a4b.log"  # this server's names
+    earlier = ".f7t_file_handling_job_00000000-0000-0000-0000-000000000000.log"
+    (tmp_path / earlier).write_text("")
+    before = {tmp_path: {earlier}}
+    for name in (upstream_log, upstream_error, ours, "results.txt"):
+        (tmp_path / name).write_text("")
+    assert tool.remove_upstream_logs([tmp_path], before) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([earlier, ours, "results.txt"])

@@ -241,7 +241,7 @@ def _secret(value: str) -> str | dict[str, str]:
 
 def _extra(model: BaseModel, where: str) -> list[str]:
     return [
-        f"{where}{key}: not a FirecREST v2 key either (FirecREST ignores it); dropped"
+        f"{where}{key}: not a FirecREST v2 key (FirecREST ignores it); dropped"
         for key in sorted(model.model_extra or {})
     ]
 

@@ -1,4 +1,8 @@
-"""`firecrest-server --config FILE`: validate the configuration, then serve it."""
+"""`firecrest-server --config FILE`: validate the configuration, then serve it.
+
+`firecrest-server config convert FIRECREST_V2.yaml`: print the FirecREST v2 configuration
+translated into ours (upstream_config.py), with what could not be translated on stderr.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import uvicorn
 from .app import CONFIG_ENV
 from .config import ConfigError, load_settings
 from .runtime import SIGNING_KEY_ENV
+from .upstream_config import ConvertOptions, convert, load_upstream
 
 # How long an idle client connection stays open. uvicorn's default (5 s) equals httpx's default
 # keep-alive expiry (5 s), so clients such as pyfirecrest sometimes send a request on a
@@ -32,8 +37,74 @@ UVICORN_LOOPS = {
 HTTP_PROTOCOL = "firecrest_server.edge_protocol:EdgeProtocol"
 
 
+def convert_command(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="firecrest-server config convert",
+        description="Translate a FirecREST v2 configuration file into this server's; the "
+        "result goes to stdout (or --output), what could not be translated to stderr.",
+    )
+    parser.add_argument("source", help="the FirecREST v2 YAML configuration file")
+    parser.add_argument("-o", "--output", help="write here (mode 0600) instead of stdout")
+    parser.add_argument("--issuer", help="the `iss` of the tokens (auth.issuer)")
+    parser.add_argument(
+        "--audience", action="append", default=[], help="an accepted `aud` (repeatable)"
+    )
+    parser.add_argument("--known-hosts", help="known_hosts file with the login nodes' host keys")
+    parser.add_argument(
+        "--ca-key", help="use the built-in SSH CA with this key file for every system"
+    )
+    parser.add_argument("--probe-user", help="the server's own login for the health probes")
+    args = parser.parse_args(argv)
+    options = ConvertOptions(
+        issuer=args.issuer,
+        audience=args.audience,
+        known_hosts=args.known_hosts,
+        ca_key=args.ca_key,
+        probe_user=args.probe_user,
+    )
+    try:
+        conversion = convert(load_upstream(args.source), options)
+    except ConfigError as exc:
+        print(f"firecrest-server: {args.source}: {exc}", file=sys.stderr)
+        return 2
+    for warning in conversion.warnings:
+        print(f"firecrest-server: warning: {warning}", file=sys.stderr)
+    text = conversion.to_yaml(args.source)
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        # The output may carry secrets given inline in the source (a service account's).
+        fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as output:
+            output.write(text)
+    print(
+        f"firecrest-server: {len(conversion.config['systems'])} system(s), "
+        f"{len(conversion.warnings)} warning(s)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def config_command(argv: list[str]) -> int:
+    """`firecrest-server config SUBCOMMAND ...`; only `convert` for now."""
+    if argv[:1] != ["convert"]:
+        print("usage: firecrest-server config convert FILE [options]", file=sys.stderr)
+        return 2
+    return convert_command(argv[1:])
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="firecrest-server", description=__doc__)
+    argv = sys.argv[1:] if argv is None else argv
+    # `config` is a word no option of the serving form starts with, so `--config FILE
+    # [--check]` parses exactly as before.
+    if argv[:1] == ["config"]:
+        return config_command(argv[1:])
+    parser = argparse.ArgumentParser(
+        prog="firecrest-server",
+        description=__doc__,
+        epilog="Also: firecrest-server config convert FIRECREST_V2.yaml > config.yaml",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--config", required=True, help="the YAML configuration file")
     parser.add_argument("--check", action="store_true", help="validate the configuration and exit")
     args = parser.parse_args(argv)

@@ -10,9 +10,13 @@ Secrets can be given inline, or read from a file or an environment variable::
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import posixpath
+import shlex
+import types
+import typing
 import urllib.parse
 from pathlib import Path
 from typing import Annotated, Literal
@@ -511,21 +515,105 @@ class Settings(_Strict):
         return next((s for s in self.systems if s.name == name), None)
 
 
-def _format_validation_error(exc: ValidationError) -> str:
+def _concrete_types(annotation: object) -> list[object]:
+    """The classes a field annotation may hold: Annotated, Optional and unions unwrapped."""
+    if typing.get_origin(annotation) is Annotated:
+        return _concrete_types(typing.get_args(annotation)[0])
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return [t for arg in typing.get_args(annotation) for t in _concrete_types(arg)]
+    return [] if annotation is type(None) else [annotation]
+
+
+def _is_model(candidate: object) -> bool:
+    return isinstance(candidate, type) and issubclass(candidate, BaseModel)
+
+
+def _tag_matches(model: type[BaseModel], tag: str) -> bool:
+    # A discriminated union puts the member's tag in the error path ("credentials.ca.ca_key").
+    field = model.model_fields.get("type")
+    return field is not None and tag in typing.get_args(field.annotation)
+
+
+def known_keys(root: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
+    """The keys the mapping at ``loc`` (an error path) may have; [] if it is not a model."""
+    candidates = _concrete_types(root)
+    for part in loc:
+        following: list[object] = []
+        for candidate in candidates:
+            origin = typing.get_origin(candidate)
+            if _is_model(candidate) and isinstance(part, str):
+                fields = candidate.model_fields  # type: ignore[union-attr]
+                if part in fields:
+                    following += _concrete_types(fields[part].annotation)
+                elif _tag_matches(candidate, part):  # type: ignore[arg-type]
+                    following.append(candidate)
+            elif origin is list and isinstance(part, int):
+                following += _concrete_types(typing.get_args(candidate)[0])
+            elif origin is dict and isinstance(part, str):
+                following += _concrete_types(typing.get_args(candidate)[1])
+        candidates = following
+    return sorted({key for c in candidates if _is_model(c) for key in c.model_fields})  # type: ignore[union-attr]
+
+
+def _unknown_key_hint(root: type[BaseModel], loc: tuple[str | int, ...]) -> str:
+    key = str(loc[-1])
+    keys = known_keys(root, loc[:-1])
+    if not keys:
+        return ""
+    # A misspelt key is usually one or two edits away; otherwise the list is the help.
+    close = difflib.get_close_matches(key, keys, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean '{close[0]}'?"
+    return f"; known keys here: {', '.join(keys)}"
+
+
+def format_validation_error(exc: ValidationError, root: type[BaseModel] | None = None) -> str:
+    """One line per error: the dotted key path and the message; for an unknown key, a hint
+    from ``root`` (the model validated) at the closest known key."""
     lines = []
     for error in exc.errors():
         # Discriminator tags stay in the path ("credentials.ca.ca_key"): they say which
         # credential type was being validated.
         path = ".".join(str(part) for part in error["loc"]) or "(top level)"
-        lines.append(f"{path}: {error['msg']}")
+        hint = ""
+        if error["type"] == "extra_forbidden" and root is not None:
+            hint = _unknown_key_hint(root, tuple(error["loc"]))
+        lines.append(f"{path}: {error['msg']}{hint}")
     return "\n".join(lines)
+
+
+# Top-level keys (and auth sections) that only a FirecREST v2 configuration has. A file with
+# them and no `systems` is FirecREST's, given by mistake: say so instead of listing every key
+# as unknown.
+FIRECREST_V2_TOP_KEYS = (
+    "clusters",
+    "ssh_credentials",
+    "apis_root_path",
+    "app_debug",
+    "app_version",
+    "doc_servers",
+    "logger",
+)
+FIRECREST_V2_AUTH_KEYS = ("authentication", "authorization")
+
+
+def firecrest_v2_markers(data: dict[str, object]) -> list[str]:
+    """The keys that make ``data`` a FirecREST v2 configuration rather than ours; [] if none."""
+    if "systems" in data:
+        return []
+    markers = [key for key in FIRECREST_V2_TOP_KEYS if key in data]
+    auth = data.get("auth")
+    if isinstance(auth, dict):
+        markers += [f"auth.{key}" for key in FIRECREST_V2_AUTH_KEYS if key in auth]
+    return markers
 
 
 def parse_settings(data: object) -> Settings:
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError("invalid configuration:\n" + _format_validation_error(exc)) from None
+        message = format_validation_error(exc, Settings)
+        raise ConfigError("invalid configuration:\n" + message) from None
 
 
 def load_settings(path: str | os.PathLike[str]) -> Settings:
@@ -539,4 +627,13 @@ def load_settings(path: str | os.PathLike[str]) -> Settings:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping")
+    markers = firecrest_v2_markers(data)
+    if markers:
+        raise ConfigError(
+            f"{path} is a FirecREST v2 configuration (it has {', '.join(markers)}), not one of "
+            f"this server's; translate it with:\n"
+            f"  firecrest-server config convert {shlex.quote(str(path))} > firecrest-server.yaml\n"
+            "then review the warnings it prints (see docs/deployment.md, Migrating from "
+            "FirecREST v2)"
+        )
     return parse_settings(data)

@@ -43,6 +43,63 @@ def test_unknown_keys_are_errors() -> None:
         parse_settings(data)
 
 
+def test_unknown_key_gets_the_closest_known_key_as_a_hint() -> None:
+    data = _minimal(data_operation={"max_ops_filesize": 1}, probe_usr="p")
+    data["systems"][0]["ssh"]["max_chanels_per_connection"] = 4
+    data["systems"][0]["ssh"]["credentials"]["valdity"] = 60
+    data["auth"]["isuer"] = "x"
+    data["sever"] = {}
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(data)
+    lines = str(caught.value).splitlines()[1:]
+    assert sorted(lines) == [
+        "auth.isuer: Extra inputs are not permitted; did you mean 'issuer'?",
+        "sever: Extra inputs are not permitted; did you mean 'server'?",
+        # Through the discriminated union (the tag is in the path) and a list.
+        "systems.0.data_operation.max_ops_filesize: Extra inputs are not permitted; "
+        "did you mean 'max_ops_file_size'?",
+        "systems.0.probe_usr: Extra inputs are not permitted; did you mean 'probe_user'?",
+        "systems.0.ssh.credentials.ca.valdity: Extra inputs are not permitted; "
+        "did you mean 'validity'?",
+        "systems.0.ssh.max_chanels_per_connection: Extra inputs are not permitted; "
+        "did you mean 'max_channels_per_connection'?",
+    ]
+
+
+def test_unknown_key_far_from_any_lists_the_known_keys() -> None:
+    data = _minimal()
+    data["systems"][0]["ssh"]["credentials"] = {
+        "type": "static_keys",
+        "keys": {"alice": {"private_key": "K", "zzz": "x"}},
+    }
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(data)
+    # Through a dict of models keyed by user name.
+    assert str(caught.value).splitlines()[1] == (
+        "systems.0.ssh.credentials.static_keys.keys.alice.zzz: Extra inputs are not permitted; "
+        "known keys here: certificate, passphrase, private_key"
+    )
+
+
+def test_a_firecrest_v2_file_is_named_as_such(tmp_path: Path) -> None:
+    path = tmp_path / "f7t.yaml"
+    path.write_text("auth: {authentication: {tokenUrl: x}}\nclusters: []\nssh_credentials: {}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    message = str(caught.value)
+    assert "is a FirecREST v2 configuration (it has clusters, ssh_credentials, " in message
+    assert "auth.authentication)" in message
+    assert f"firecrest-server config convert {path} > firecrest-server.yaml" in message
+    # One of ours with a stray FirecREST key is ours: its errors are listed as usual.
+    path.write_text(
+        "auth: {jwks_url: x, issuer: i, audience: a}\nlogger: {}\n"
+        "systems: [{name: c, ssh: {host: h, known_hosts: /k,\n"
+        "  credentials: {type: ca, ca_key: K}}}]\n"
+    )
+    with pytest.raises(ConfigError, match="logger: Extra inputs are not permitted"):
+        load_settings(path)
+
+
 def test_symmetric_and_none_algorithms_are_refused() -> None:
     data = _minimal()
     data["auth"]["algorithms"] = ["HS256", "none"]

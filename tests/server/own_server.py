@@ -53,10 +53,12 @@ def own_server(
     overrides: dict[str, Any] | None = None,
     system_overrides: dict[str, Any] | None = None,
     ssh_credentials: dict[str, Any] | None = None,
+    base_config: dict[str, Any] | None = None,
 ) -> Iterator[OwnServer]:
     """Run a one-worker server until the block ends; yields its URL (with its ``pid``).
-    ``ssh_credentials`` replaces the systems' ``ssh.credentials`` as a whole (another type)."""
-    config = json.loads((stack.dir / "server" / "config.yaml").read_text())
+    ``ssh_credentials`` replaces the systems' ``ssh.credentials`` as a whole (another type);
+    ``base_config`` is a whole configuration to start from instead of the stack server's."""
+    config = base_config or json.loads((stack.dir / "server" / "config.yaml").read_text())
     port = free_ports(1)[0]
     # Merged in turn: overrides of other "server" keys keep this server's own port and workers.
     config = _merge(_merge(config, {"server": {"port": port, "workers": 1}}), overrides or {})

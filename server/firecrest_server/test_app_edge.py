@@ -125,6 +125,18 @@ async def test_slots_are_released_after_errors(client, token) -> None:
     assert limiter.in_flight("alice") == 0
 
 
+async def test_auth_username_header_names_the_checked_caller_only(client, token) -> None:
+    # FirecREST v2 sends F7T-AuthUsername once it knows the caller, errors included.
+    ok = await client.get("/status/systems", headers=bearer(token("alice")))
+    assert ok.headers["F7T-AuthUsername"] == "alice"
+    missing = await client.get("/status/nosuch/userinfo", headers=bearer(token("bob")))
+    assert (missing.status_code, missing.headers["F7T-AuthUsername"]) == (404, "bob")
+    forged = await client.get("/status/systems", headers=bearer("not-a-token"))
+    assert forged.status_code == 401
+    assert "F7T-AuthUsername" not in forged.headers
+    assert "F7T-AuthUsername" not in (await client.get("/status/liveness")).headers
+
+
 async def test_metrics_count_requests_by_route_template(client, token) -> None:
     alice = bearer(token("alice"))
     await client.get("/status/systems", headers=alice)

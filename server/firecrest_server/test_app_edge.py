@@ -10,6 +10,7 @@ import logging
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 
 import asyncssh
 import httpx
@@ -177,6 +178,40 @@ async def test_unreachable_login_node_gives_fast_503(client, token) -> None:
     metrics = (await client.get("/metrics")).text
     assert 'firecrest_service_healthy{path="",service="ssh",system="cluster"} 0.0' in metrics
     assert 'program="true",result="error"' in metrics  # the probe went through the audit log
+
+
+async def test_systems_are_described_in_firecrest_v2s_shape(client, token) -> None:
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    await runtime.health.probe("cluster")
+    system = (await client.get("/status/systems", headers=bearer(token("alice")))).json()
+    [described] = system["systems"]
+    # FirecREST v2's DataOperation is not camelCased: its keys are snake_case on the wire.
+    assert described["dataOperation"] == {
+        "max_ops_file_size": 5 * 1024 * 1024,
+        "datatransfer_jobs_directives": [],
+        "data_transfer": None,
+    }
+    assert described["ssh"]["timeout"] == {
+        "connection": 2,
+        "login": 2,
+        "commandExecution": 30,
+        "idleTimeout": 120,
+        "keepAlive": 15,
+    }
+    assert (described["ssh"]["proxyHost"], described["ssh"]["proxyPort"]) == (None, None)
+    assert described["scheduler"]["connectionMode"] == "ssh"
+    assert described["probing"] == {
+        "services": {s: {"timeout": 30} for s in ("ssh", "scheduler", "filesystem")},
+        "intervalCheck": 3600,
+    }
+    # Dates, as upstream's datetimes; and a probe that could not run counts as unhealthy.
+    assert datetime.fromisoformat(described["lastHealthCheck"]).tzinfo is not None
+    health = described["servicesHealth"]
+    assert {h["serviceType"] for h in health} == {"ssh", "scheduler", "filesystem"}
+    assert all(h["healthy"] is False for h in health)
+    assert all(datetime.fromisoformat(h["lastChecked"]) for h in health)
+    live = (await client.get("/status/liveness")).json()
+    assert datetime.fromisoformat(live["healthcheckRuns"]["cluster"]).tzinfo is not None
 
 
 async def test_access_log_has_user_and_no_query_or_token(client, token, caplog) -> None:

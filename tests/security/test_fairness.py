@@ -32,6 +32,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -159,8 +160,10 @@ async def _health(client: httpx.AsyncClient, since: float) -> list[dict]:
     while True:
         answer = await client.get("/status/systems")
         assert answer.status_code == 200, answer.text
-        services = answer.json()["systems"][0]["servicesHealth"]
-        if all((s["lastChecked"] or 0) > since for s in services):
+        # None before the first probe; lastChecked is an ISO 8601 date, as in FirecREST v2.
+        services = answer.json()["systems"][0]["servicesHealth"] or []
+        checked = [datetime.fromisoformat(s["lastChecked"]).timestamp() for s in services]
+        if checked and all(t > since for t in checked):
             return services
         assert time.monotonic() < deadline, f"no probe ran during the attack: {services}"
         await asyncio.sleep(0.5)

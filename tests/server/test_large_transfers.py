@@ -210,4 +210,4 @@ async def test_capabilities_are_advertised(stack: StackInfo, token_for) -> None:
         systems = (await http.get(f"{stack.url}/status/systems")).json()["systems"]
     capabilities = systems[0]["server"]["capabilities"]
     assert {"filesystem.ops.cp", "filesystem.ops.mv", "filesystem.tree"} <= set(capabilities)
-    assert systems[0]["dataOperation"]["maxOpsFileSize"] > 0
+    assert systems[0]["dataOperation"]["max_ops_file_size"] > 0

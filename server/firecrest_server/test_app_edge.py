@@ -138,6 +138,15 @@ async def test_auth_username_header_names_the_checked_caller_only(client, token)
     assert "F7T-AuthUsername" not in (await client.get("/status/liveness")).headers
 
 
+@pytest.mark.parametrize("name", ["eve\r\nSet-Cookie: a=b", "eve bob", "e" * 200, "ev\u00e9"])
+async def test_auth_username_header_never_carries_a_crafted_name(client, token, name) -> None:
+    # The claim is signed by the identity provider, yet a name that is not plain never reaches
+    # a header (response splitting, or a header some proxy would choke on).
+    answer = await client.get("/status/systems", headers=bearer(token(name)))
+    assert "F7T-AuthUsername" not in answer.headers
+    assert "Set-Cookie" not in answer.headers
+
+
 async def test_metrics_count_requests_by_route_template(client, token) -> None:
     alice = bearer(token("alice"))
     await client.get("/status/systems", headers=alice)

@@ -45,7 +45,7 @@ def _str(path: TransportPath) -> str:
 
 class FirecrestUnavailableError(TransportInternalError):
     """The API could not be used at all (unreachable, the connection broke, no answer in time,
-    or 429/502/503/504 after the client's own retries).
+    or 424/429/502/503/504 after the client's own retries).
 
     Deliberately not an ``OSError``, where AiiDA's engine reads an ``OSError`` as an answer about
     the files: from ``mkdir`` as "the directory exists" (it then moves the calculation's

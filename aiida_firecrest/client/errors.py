@@ -176,13 +176,14 @@ def error_from_network(exc: httpx.HTTPError, url: str) -> FirecrestError:
     )
 
 
-# The gateway or the server is failing or overloaded: nothing was learnt about the files.
-UNAVAILABLE_STATUSES = frozenset({429, 502, 503, 504})
+# The gateway or the server is failing or overloaded, or (424, FirecREST v2) its SSH connection
+# to the cluster is: nothing was learnt about the files.
+UNAVAILABLE_STATUSES = frozenset({424, 429, 502, 503, 504})
 
 
 def is_unavailable(exc: BaseException | None) -> bool:
     """Whether ``exc``, or an error it was raised from, means that the API could not be used at
-    all (unreachable, the connection broke, no answer in time, 429/502/503/504 after the
+    all (unreachable, the connection broke, no answer in time, 424/429/502/503/504 after the
     client's retries), rather than being an answer about the files."""
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:

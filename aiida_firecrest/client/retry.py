@@ -5,7 +5,8 @@ A request is sent again only when doing so cannot do harm:
 * the server was never reached (connection refused, connect timeout), or it refused the request
   before acting on it (429, rate limited): any request;
 * the gateway or the server failed in a way that may have happened after the operation ran
-  (502, 503, 504, a connection dropped while reading the answer): only idempotent requests.
+  (502, 503, 504, FirecREST v2's 424 for a lost SSH connection, a connection dropped while
+  reading the answer): only idempotent requests.
 
 A 429 or 503 ``Retry-After`` is honoured (capped, so a misconfigured server cannot park us for
 hours); otherwise the wait grows exponentially with jitter, so that many AiiDA workers that failed
@@ -34,7 +35,9 @@ IDEMPOTENT_EXCEPTIONS: tuple[type[Exception], ...] = (
     httpx.PoolTimeout,
     httpx.RemoteProtocolError,
 )
-IDEMPOTENT_STATUSES = frozenset({502, 503, 504})
+# 424 is FirecREST v2's answer when its SSH connection to the login node was lost or could not
+# be opened (this server answers 503 for that); a fresh attempt usually gets a new connection.
+IDEMPOTENT_STATUSES = frozenset({424, 502, 503, 504})
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:

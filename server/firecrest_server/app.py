@@ -26,6 +26,9 @@ from .forwarding import ForwardedHeadersMiddleware
 from .logs import configure_logging
 from .middleware import FirecrestHeadersMiddleware
 from .openapi_security import add_client_credentials
+
+
+from .openapi import ERROR_RESPONSES, publish_errors_as_sent
 from .public_url import PublicUrlMiddleware
 from .runtime import open_runtime
 
@@ -62,13 +65,18 @@ def create_app(settings: Settings) -> FastAPI:
             trusted=settings.server.trusted_proxies,
             kind=settings.server.proxy_headers,
         )
-    app.include_router(status.router)
-    app.include_router(filesystem_ops.router)
-    app.include_router(filesystem_extensions.router)
-    app.include_router(filesystem_transfer.router)
-    app.include_router(status_scheduler.router)
-    app.include_router(compute.router)
+    for router in (
+        status.router,
+        filesystem_ops.router,
+        filesystem_extensions.router,
+        filesystem_transfer.router,
+        status_scheduler.router,
+        compute.router,
+    ):
+        app.include_router(router, responses=ERROR_RESPONSES)
+    # Staging URLs speak S3 to S3 clients, not FirecREST: no FirecREST error body documented.
     app.include_router(staging.router)
+    publish_errors_as_sent(app)
     if settings.server.metrics:
         app.add_api_route("/metrics", _metrics, methods=["GET"], include_in_schema=False)
     _offer_client_credentials(app)

@@ -289,6 +289,14 @@ class HealthMonitor:
         state = self._systems[system_name]
         return [state.ssh, state.scheduler, *state.filesystems.values()]
 
+    def probed(self, system_name: str) -> bool:
+        """Whether this system is probed at all (it has a probe identity that could log in)."""
+        return self._systems[system_name].user is not None
+
+    def last_run(self, system_name: str) -> float | None:
+        """Epoch seconds of the system's last probe run; None before the first."""
+        return self._systems[system_name].last_run
+
     def all_results(self) -> Iterable[tuple[str, str, str, bool | None]]:
         """(system, service, path, healthy) for metrics."""
         for name in self._systems:

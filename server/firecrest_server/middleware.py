@@ -75,6 +75,11 @@ class FirecrestHeadersMiddleware:
                 headers.append((b"x-request-id", request_id.encode()))
                 if correlation_id:
                     headers.append((b"x-correlation-id", correlation_id.encode()))
+                # FirecREST v2 names the authenticated caller; set once the token was checked,
+                # so 401s and unauthenticated routes carry none. The name comes from a signed
+                # claim, still only a plain one is written into a header.
+                if context.user and _SAFE_ID.match(context.user):
+                    headers.append((b"f7t-authusername", context.user.encode()))
                 message = {**message, "headers": headers}
             await send(message)
 

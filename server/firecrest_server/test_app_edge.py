@@ -10,6 +10,7 @@ import logging
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 
 import asyncssh
 import httpx
@@ -125,6 +126,27 @@ async def test_slots_are_released_after_errors(client, token) -> None:
     assert limiter.in_flight("alice") == 0
 
 
+async def test_auth_username_header_names_the_checked_caller_only(client, token) -> None:
+    # FirecREST v2 sends F7T-AuthUsername once it knows the caller, errors included.
+    ok = await client.get("/status/systems", headers=bearer(token("alice")))
+    assert ok.headers["F7T-AuthUsername"] == "alice"
+    missing = await client.get("/status/nosuch/userinfo", headers=bearer(token("bob")))
+    assert (missing.status_code, missing.headers["F7T-AuthUsername"]) == (404, "bob")
+    forged = await client.get("/status/systems", headers=bearer("not-a-token"))
+    assert forged.status_code == 401
+    assert "F7T-AuthUsername" not in forged.headers
+    assert "F7T-AuthUsername" not in (await client.get("/status/liveness")).headers
+
+
+@pytest.mark.parametrize("name", ["eve\r\nSet-Cookie: a=b", "eve bob", "e" * 200, "ev\u00e9"])
+async def test_auth_username_header_never_carries_a_crafted_name(client, token, name) -> None:
+    # The claim is signed by the identity provider, yet a name that is not plain never reaches
+    # a header (response splitting, or a header some proxy would choke on).
+    answer = await client.get("/status/systems", headers=bearer(token(name)))
+    assert "F7T-AuthUsername" not in answer.headers
+    assert "Set-Cookie" not in answer.headers
+
+
 async def test_metrics_count_requests_by_route_template(client, token) -> None:
     alice = bearer(token("alice"))
     await client.get("/status/systems", headers=alice)
@@ -165,6 +187,40 @@ async def test_unreachable_login_node_gives_fast_503(client, token) -> None:
     metrics = (await client.get("/metrics")).text
     assert 'firecrest_service_healthy{path="",service="ssh",system="cluster"} 0.0' in metrics
     assert 'program="true",result="error"' in metrics  # the probe went through the audit log
+
+
+async def test_systems_are_described_in_firecrest_v2s_shape(client, token) -> None:
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    await runtime.health.probe("cluster")
+    system = (await client.get("/status/systems", headers=bearer(token("alice")))).json()
+    [described] = system["systems"]
+    # FirecREST v2's DataOperation is not camelCased: its keys are snake_case on the wire.
+    assert described["dataOperation"] == {
+        "max_ops_file_size": 5 * 1024 * 1024,
+        "datatransfer_jobs_directives": [],
+        "data_transfer": None,
+    }
+    assert described["ssh"]["timeout"] == {
+        "connection": 2,
+        "login": 2,
+        "commandExecution": 30,
+        "idleTimeout": 120,
+        "keepAlive": 15,
+    }
+    assert (described["ssh"]["proxyHost"], described["ssh"]["proxyPort"]) == (None, None)
+    assert described["scheduler"]["connectionMode"] == "ssh"
+    assert described["probing"] == {
+        "services": {s: {"timeout": 30} for s in ("ssh", "scheduler", "filesystem")},
+        "intervalCheck": 3600,
+    }
+    # Dates, as upstream's datetimes; and a probe that could not run counts as unhealthy.
+    assert datetime.fromisoformat(described["lastHealthCheck"]).tzinfo is not None
+    health = described["servicesHealth"]
+    assert {h["serviceType"] for h in health} == {"ssh", "scheduler", "filesystem"}
+    assert all(h["healthy"] is False for h in health)
+    assert all(datetime.fromisoformat(h["lastChecked"]) for h in health)
+    live = (await client.get("/status/liveness")).json()
+    assert datetime.fromisoformat(live["healthcheckRuns"]["cluster"]).tzinfo is not None
 
 
 async def test_access_log_has_user_and_no_query_or_token(client, token, caplog) -> None:

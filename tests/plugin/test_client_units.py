@@ -115,7 +115,7 @@ def test_unavailable_means_the_api_could_not_be_used_at_all() -> None:
     assert errors.is_unavailable(refused)
     assert errors.is_unavailable(broke)
     assert errors.is_unavailable(slow)
-    for status in (429, 502, 503, 504):
+    for status in (424, 429, 502, 503, 504):  # 424: FirecREST v2 lost its SSH connection
         assert errors.is_unavailable(errors.error_from_response(httpx.Response(status)))
     # Wrapped (archives.py says what it was doing, `from` the cause).
     wrapped = OSError("Error while creating the tar archive")
@@ -149,6 +149,8 @@ def _response(status: int, **headers: str) -> httpx.Response:
         (True, _response(504), True),
         (False, _response(502), False),
         (False, _response(503), False),
+        (True, _response(424), True),  # FirecREST v2: SSH connection lost; retried as our 503
+        (False, _response(424), False),
         (True, _response(429), True),
         (False, _response(429), True),  # rate limited: nothing happened
         (True, httpx.ConnectError("refused"), True),

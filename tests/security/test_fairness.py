@@ -32,6 +32,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -159,8 +160,10 @@ async def _health(client: httpx.AsyncClient, since: float) -> list[dict]:
     while True:
         answer = await client.get("/status/systems")
         assert answer.status_code == 200, answer.text
-        services = answer.json()["systems"][0]["servicesHealth"]
-        if all((s["lastChecked"] or 0) > since for s in services):
+        # None before the first probe; lastChecked is an ISO 8601 date, as in FirecREST v2.
+        services = answer.json()["systems"][0]["servicesHealth"] or []
+        checked = [datetime.fromisoformat(s["lastChecked"]).timestamp() for s in services]
+        if checked and all(t > since for t in checked):
             return services
         assert time.monotonic() < deadline, f"no probe ran during the attack: {services}"
         await asyncio.sleep(0.5)
@@ -350,7 +353,9 @@ async def test_without_a_probe_user_no_caller_is_probed_as(
             live = (await bob_client.get("/status/liveness")).json()
             systems = (await bob_client.get("/status/systems")).json()["systems"]
         assert live == {"healthcheckRuns": {}, "lastUpdate": 0}
-        assert all(s["healthy"] is None for s in systems[0]["servicesHealth"])
+        # Nothing probed: no health entries at all (FirecREST v2's null), no probed services.
+        assert systems[0]["servicesHealth"] is None
+        assert systems[0]["probing"]["services"] == {}
         assert len(bob.rows) > 0
         assert bob.non_2xx() == 0, bob.statuses()
     assert "probe_user is not set" in (tmp_path / "server.log").read_text()

@@ -125,7 +125,7 @@ class Sandbox:
             self.jobs.add(str(job["jobId"]))
             self.logs.update(job["logs"].values())
         directives = data.get("transferDirectives") or {}
-        for url in directives.get("partsUploadUrls", [])[:1]:
+        for url in (directives.get("partsUploadUrls") or [])[:1]:  # null in a download
             self.staging.add(unverified_claims(url.split("/staging/")[1].split("/")[0])["p"])
 
 

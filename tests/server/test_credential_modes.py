@@ -141,7 +141,10 @@ def test_key_service_systems_are_not_probed_and_nothing_is_refused_for_health(
             "lastUpdate": 0,
         }
         systems = httpx.get(f"{url}/status/systems", headers=alice, timeout=60).json()
-        assert all(h["healthy"] is None for h in systems["systems"][0]["servicesHealth"])
+        # Nothing probed: no health entries and no probed services, as FirecREST v2 reports it.
+        assert systems["systems"][0]["servicesHealth"] is None
+        assert systems["systems"][0]["probing"]["services"] == {}
+        assert systems["systems"][0]["lastHealthCheck"] is None
     assert "probe_user is ignored" in (tmp_path / "server.log").read_text()
 
 

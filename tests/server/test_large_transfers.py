@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import os
@@ -90,6 +91,42 @@ async def test_staging_urls_are_checked(stack: StackInfo, token_for, alice_dir: 
         assert etag == f'"{hashlib.md5(b"0123456789").hexdigest()}"'  # noqa: S324
         assert (await http.post(complete, content=_complete_xml('"0"'))).status_code == 400
         assert (await http.post(complete, content=_complete_xml(etag))).status_code == 200
+
+
+async def test_upload_accepts_firecrest_v2s_own_example(
+    stack: StackInfo, token_for, alice_dir: str
+) -> None:
+    # FirecREST v2's OpenAPI example names the target `sourcePath` and sends fileSize as a
+    # string; it used to be refused here with 400 (only path/targetPath were read).
+    target = f"{alice_dir}/example.bin"
+    body = {
+        "sourcePath": target,
+        "account": stack.account,
+        "transferDirectives": {"transferMethod": "s3", "fileSize": "10"},
+    }
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token_for('alice')}"}) as http:
+        response = await http.post(
+            f"{stack.url}/filesystem/{stack.system}/transfer/upload", json=body
+        )
+        assert response.status_code == 201, response.text
+        directives = response.json()["transferDirectives"]
+        assert directives["transferMethod"] == "s3"
+        assert directives["downloadUrl"] is None  # upstream's S3 answer: the other kind is null
+        [part] = directives["partsUploadUrls"]
+        async with httpx.AsyncClient() as s3:  # staging URLs carry their own credential
+            put = await s3.put(part, content=b"0123456789")
+            assert put.status_code == 200
+            complete = await s3.post(
+                directives["completeUploadUrl"], content=_complete_xml(put.headers["etag"])
+            )
+            assert complete.status_code == 200
+        job = response.json()["transferJob"]["jobId"]
+        for _ in range(120):
+            jobs = await http.get(f"{stack.url}/compute/{stack.system}/jobs/{job}")
+            if jobs.json()["jobs"][0]["status"]["state"] not in ("PENDING", "RUNNING"):
+                break
+            await asyncio.sleep(0.5)
+    assert Path(target).read_bytes() == b"0123456789"
 
 
 async def test_download_supports_range(stack: StackInfo, token_for, alice_dir: str) -> None:
@@ -210,4 +247,4 @@ async def test_capabilities_are_advertised(stack: StackInfo, token_for) -> None:
         systems = (await http.get(f"{stack.url}/status/systems")).json()["systems"]
     capabilities = systems[0]["server"]["capabilities"]
     assert {"filesystem.ops.cp", "filesystem.ops.mv", "filesystem.tree"} <= set(capabilities)
-    assert systems[0]["dataOperation"]["maxOpsFileSize"] > 0
+    assert systems[0]["dataOperation"]["max_ops_file_size"] > 0

@@ -79,7 +79,7 @@ def limit(stack: StackInfo, token_for) -> int:
         timeout=30,
     )
     system = next(s for s in response.json()["systems"] if s["name"] == stack.system)
-    return system.get("dataOperation", {}).get("maxOpsFileSize", 5 * 1024 * 1024)
+    return system["dataOperation"]["max_ops_file_size"]  # snake_case, as FirecREST v2 spells it
 
 
 def _upload(client: httpx.Client, directory: str, name: str, data: bytes) -> str:

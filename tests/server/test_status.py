@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -128,7 +129,9 @@ async def test_probes_run_before_any_caller_and_liveness_reports_them(
         alice = bearer(token_for("alice"))
         userinfo = await http.get(f"/status/{stack.system}/userinfo", headers=alice)
         assert userinfo.status_code == 200
-        assert abs(live["healthcheckRuns"][stack.system] - time.time()) < 60
+        # ISO 8601 in UTC, as FirecREST v2's datetime (it was epoch seconds before).
+        probed_at = datetime.fromisoformat(live["healthcheckRuns"][stack.system])
+        assert abs(probed_at.timestamp() - time.time()) < 60
         assert 0 <= live["lastUpdate"] < 60
 
         systems = (await http.get("/status/systems", headers=alice)).json()["systems"]
@@ -139,6 +142,11 @@ async def test_probes_run_before_any_caller_and_liveness_reports_them(
         assert by_service[("filesystem", "/home")]["healthy"] is True
         assert by_service[("filesystem", "/tmp")]["healthy"] is True
         assert all(h["lastChecked"] and h["latency"] is not None for h in health)
+        last_checked = [datetime.fromisoformat(h["lastChecked"]).timestamp() for h in health]
+        assert all(abs(t - time.time()) < 60 for t in last_checked)
+        assert datetime.fromisoformat(systems[0]["lastHealthCheck"]).tzinfo is not None
+        assert set(systems[0]["probing"]["services"]) == {"ssh", "scheduler", "filesystem"}
+        assert systems[0]["probing"]["intervalCheck"] == 600
 
         values = metric_values((await http.get("/metrics")).text)
         system = stack.system

@@ -68,9 +68,9 @@ class ChecksumResponse(CamelModel):
 
 
 class PathRequest(CamelModel):
-    # FirecREST v2 names this `path` but also reads it as `sourcePath`/`source_path`, and
-    # pyfirecrest sends the latter for mkdir, symlink and compress.
-    path: str = Field(validation_alias=AliasChoices("path", "sourcePath", "source_path"))
+    # FirecREST v2 documents this as `sourcePath` (also reading `source_path` and `path`), and
+    # pyfirecrest sends `sourcePath` for mkdir, symlink and compress, `path` for the others.
+    path: str = Field(validation_alias=AliasChoices("sourcePath", "source_path", "path"))
 
 
 class MkdirRequest(PathRequest):

@@ -1,3 +1,5 @@
+from typing import Literal
+
 from pydantic import AliasChoices, Field
 
 from .base import CamelModel
@@ -37,7 +39,7 @@ class TransferMoveRequest(CamelModel):
 
 
 class TransferCompressRequest(CamelModel):
-    path: str = Field(validation_alias=AliasChoices("path", "sourcePath", "source_path"))
+    path: str = Field(validation_alias=AliasChoices("sourcePath", "source_path", "path"))
     target_path: str
     match_pattern: str | None = None
     dereference: bool = False
@@ -46,7 +48,7 @@ class TransferCompressRequest(CamelModel):
 
 
 class TransferExtractRequest(CamelModel):
-    path: str = Field(validation_alias=AliasChoices("path", "sourcePath", "source_path"))
+    path: str = Field(validation_alias=AliasChoices("sourcePath", "source_path", "path"))
     target_path: str
     compression: Compression = "gzip"
     account: str | None = None
@@ -58,18 +60,36 @@ class TransferDirectives(CamelModel):
 
 
 class TransferUploadRequest(CamelModel):
-    path: str = Field(validation_alias=AliasChoices("path", "targetPath", "target_path"))
+    # The target on the cluster. FirecREST v2 reads it as `sourcePath` (its own example sends
+    # that), pyfirecrest sends `path`; `targetPath` is accepted too.
+    path: str = Field(
+        validation_alias=AliasChoices(
+            "sourcePath", "source_path", "path", "targetPath", "target_path"
+        )
+    )
     transfer_directives: TransferDirectives = TransferDirectives()
     account: str | None = None
 
 
 class TransferDownloadRequest(CamelModel):
-    path: str = Field(validation_alias=AliasChoices("path", "sourcePath", "source_path"))
+    path: str = Field(validation_alias=AliasChoices("sourcePath", "source_path", "path"))
     transfer_directives: TransferDirectives = TransferDirectives()
     account: str | None = None
 
 
+class S3TransferDirectives(CamelModel):
+    """Where to send or fetch the bytes: this server's own S3-compatible staging URLs.
+
+    As in FirecREST v2, an upload sets the first three and a download ``downloadUrl``; the
+    others are null."""
+
+    transfer_method: Literal["s3"] = "s3"
+    parts_upload_urls: list[str] | None = None
+    complete_upload_url: str | None = None
+    max_part_size: int | None = None
+    download_url: str | None = None
+
+
 class StagedTransferResponse(CamelModel):
     transfer_job: TransferJob
-    # S3 staging: partsUploadUrls, completeUploadUrl, maxPartSize (upload) or downloadUrl.
-    transfer_directives: dict
+    transfer_directives: S3TransferDirectives

@@ -25,10 +25,8 @@ from .errors import install_error_handlers
 from .forwarding import ForwardedHeadersMiddleware
 from .logs import configure_logging
 from .middleware import FirecrestHeadersMiddleware
-from .openapi_security import add_client_credentials
-
-
 from .openapi import ERROR_RESPONSES, publish_errors_as_sent
+from .openapi_security import add_client_credentials
 from .public_url import PublicUrlMiddleware
 from .runtime import open_runtime
 

@@ -125,7 +125,7 @@ async def view(remote: Remote, path: str, size: int, offset: int) -> str:
         attrs = await sftp.stat(path)
         refuse_special(path, attrs.permissions)
         if stat_module.S_ISDIR(attrs.permissions or 0):
-            raise BadRequest(f"{path}: Is a directory")
+            raise file_error("view", Failure.IS_A_DIRECTORY, path)
         async with sftp.open(path, "rb") as f:
             try:
                 return await f.read(size, offset)

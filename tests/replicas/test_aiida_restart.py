@@ -168,13 +168,25 @@ def _frozen_until_busy(stack: StackInfo, replica: str) -> Iterator[int]:
             os.killpg(pid, signal.SIGCONT)  # killed by then; if not, not left frozen
 
 
+# The plugin's warnings for requests not repeated whose answer died with the replica, by outcome.
+LOST_ANSWER_OUTCOMES = {
+    "submit found": "taken as submitted",
+    "submit sent again": "submitted again",
+    "mkdir found": "taken as made",  # there when looked at, or made late
+    "mkdir sent again": "not there, sent again",
+}
+
+
 def _lost_answers(aiida: E2E, since: int) -> dict[str, int]:
-    """Requests not repeated whose answer died with the replica, and that the plugin settled by
-    looking (its warnings in the daemon log, counted as ``plugin_retries`` counts retries)."""
+    """How the plugin settled the lost answers (its warnings in the daemon log)."""
     with aiida.profile.daemon_log.open("rb") as handle:
         handle.seek(since)
-        text = handle.read().decode(errors="replace")
-    return {what: text.count(f"FirecREST {what} answer lost") for what in ("submit", "mkdir")}
+        lines = [
+            line
+            for line in handle.read().decode(errors="replace").splitlines()
+            if "answer lost" in line
+        ]
+    return {what: sum(p in line for line in lines) for what, p in LOST_ANSWER_OUTCOMES.items()}
 
 
 def _check(result: dict[str, Any]) -> None:

@@ -219,12 +219,16 @@ class FirecrestClient:
                     raise
                 if await self._is_dir(system, path):
                     log.warning(
-                        "FirecREST mkdir answer lost (%s); %s exists, taken as made", exc, path
+                        "FirecREST mkdir answer lost (%s); %s exists, taken as made",
+                        _brief(exc),
+                        path,
                     )
                     return
                 if attempt == 2:
                     raise
-                log.warning("FirecREST mkdir answer lost (%s); %s not there, sent again", exc, path)
+                log.warning(
+                    "FirecREST mkdir answer lost (%s); %s not there, sent again", _brief(exc), path
+                )
 
     async def _is_dir(self, system: str, path: str) -> bool:
         try:
@@ -580,7 +584,7 @@ class FirecrestClient:
                 if job_id is not None:
                     log.warning(
                         "FirecREST submit answer lost (%s); job %s found in %s, taken as submitted",
-                        exc,
+                        _brief(exc),
                         job_id,
                         working_directory,
                     )
@@ -589,7 +593,7 @@ class FirecrestClient:
                     raise
                 log.warning(
                     "FirecREST submit answer lost (%s); no job in %s after %g s, submitted again",
-                    exc,
+                    _brief(exc),
                     working_directory,
                     sum(self.lost_submit_lookups),
                 )
@@ -686,3 +690,10 @@ class FirecrestClient:
                     f"Job {job_id} on {system} did not finish within {timeout:g} s; cancelled it"
                 )
             await asyncio.sleep(next(intervals))
+
+
+def _brief(exc: FirecrestError) -> str:
+    """One line for a log record: a gateway's 502 page is several lines of HTML."""
+    if exc.status_code is not None:
+        return f"HTTP {exc.status_code}"
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:200]

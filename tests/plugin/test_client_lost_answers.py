@@ -70,14 +70,14 @@ async def submit(fake: FakeCompute) -> str:
 @pytest.mark.parametrize(
     "failure",
     [
-        httpx.Response(502, text="bad gateway"),
+        httpx.Response(502, text="<html><body><h1>502 Bad Gateway</h1>\nThe server ...\n"),
         httpx.Response(504, text="gateway timeout"),
         httpx.RemoteProtocolError("Server disconnected without sending a response."),
         httpx.ReadError("connection reset by peer"),
         httpx.ReadTimeout("timed out"),
     ],
 )
-async def test_a_lost_answer_is_found_by_its_working_directory(failure) -> None:
+async def test_a_lost_answer_is_found_by_its_working_directory(failure, caplog) -> None:
     fake = FakeCompute(
         failure,
         listings=[
@@ -87,6 +87,11 @@ async def test_a_lost_answer_is_found_by_its_working_directory(failure) -> None:
     assert await submit(fake) == "42"
     assert fake.submits == 1  # never sent again
     assert fake.lookups == 1
+    # One warning, on one line (a gateway's 502 page is lines of HTML), that says what was done.
+    [message] = [r.getMessage() for r in caplog.records if "answer lost" in r.getMessage()]
+    assert "job 42 found" in message
+    assert "taken as submitted" in message
+    assert "\n" not in message
 
 
 async def test_a_job_that_appears_late_is_found_by_the_second_look() -> None:

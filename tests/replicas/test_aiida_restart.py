@@ -2,10 +2,11 @@
 
 Calculations run through a real daemon (PostgreSQL, RabbitMQ, two workers) with the
 ``firecrest`` transport and scheduler pointed at the 2-replica stack's balancer URL; a few
-seconds in, one replica is stopped (SIGTERM: it drains; SIGKILL: a crash) and started again.
-Every calculation must finish OK with the right sum, none excepted, none paused, none lost,
-and each must have been submitted to Slurm exactly once (a submit whose answer was lost with a
-killed replica is looked up, not sent again: see docs/aiida.md).
+seconds in, one replica is stopped (SIGTERM: it drains; SIGKILL: a crash, after freezing it
+until it holds some of the daemon's requests) and started again. Every calculation must finish
+OK with the right sum, none excepted, none paused, none lost, none sent to AiiDA's backoff, and
+each must have been submitted to Slurm exactly once (a submit whose answer died with the
+replica is looked for before it is sent again: see docs/aiida.md).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from .conftest import haproxy_stats
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
 # Enough calculations that every stage (upload, submit, poll, retrieve) is under way when the
-# replica goes down, few enough for CI (~30 s each run on the loopback stack).
+# replica goes down, few enough for CI (40-70 s a run on the shared 2-core machine).
 COUNT = 12
 # Requests of the daemon's to have on the replica when it is killed (see _frozen_until_busy).
 IN_FLIGHT = 3
@@ -76,7 +77,8 @@ def _slurm_jobs_per_workdir(stack: StackInfo, workdirs: set[str]) -> Counter[str
     return count
 
 
-def _run_through_a_restart(aiida: E2E, replica: str, signal: str, offset: int) -> dict[str, Any]:
+def _run_through_a_restart(aiida: E2E, replica: str, how: str, offset: int) -> dict[str, Any]:
+    """Submit COUNT additions, restart ``replica`` with SIG``how`` 3 s later, wait for all."""
     from aiida import orm
 
     stack = aiida.stack
@@ -88,12 +90,12 @@ def _run_through_a_restart(aiida: E2E, replica: str, signal: str, offset: int) -
     old_pid = stack.pids[replica]
     before = haproxy_stats(stack)[replica]
     t0 = time.monotonic()
-    if signal == "KILL":
+    if how == "KILL":
         with _frozen_until_busy(stack, replica) as in_flight:
-            new_pid = restart_part(stack, replica, signal=signal, down=1.0)
+            new_pid = restart_part(stack, replica, signal=how, down=1.0)
     else:
         in_flight = None
-        new_pid = restart_part(stack, replica, signal=signal, down=1.0)
+        new_pid = restart_part(stack, replica, signal=how, down=1.0)
     restart = time.monotonic() - t0
     wall = wait_terminated(aiida.profile, pks, timeout=600)
 
@@ -129,7 +131,7 @@ def _run_through_a_restart(aiida: E2E, replica: str, signal: str, offset: int) -
         "lost_answers": _lost_answers(aiida, log_offset),
     }
     print(
-        f"\n{replica} restarted with SIG{signal} ({restart:.1f} s) with {len(unfinished)}/"
+        f"\n{replica} restarted with SIG{how} ({restart:.1f} s) with {len(unfinished)}/"
         f"{COUNT} calculations unfinished and {in_flight} of their requests on it; all "
         f"terminated {wall:.1f} s after it served again: {result['finished_ok']} finished OK, "
         f"{result['excepted']} excepted; balancer: {result['balancer']}; "

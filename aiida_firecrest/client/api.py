@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import posixpath
 import time
 from pathlib import Path
@@ -20,13 +21,16 @@ from . import staging
 from .auth import TokenSource
 from .errors import (
     FirecrestError,
+    FirecrestFileExistsError,
     FirecrestFileNotFoundError,
     FirecrestTimeoutError,
     JobNotFoundError,
+    answer_lost,
 )
 from .jobs import (
     TRANSFER_SUCCESS_PHRASES,
     is_final_state,
+    job_in_directory,
     job_state,
     poll_intervals,
     transfer_failure,
@@ -35,6 +39,14 @@ from .localfiles import CHUNK_SIZE, AsyncFileWriter, file_range, file_size, read
 from .models import Compression, FileEntry, StatResult, SystemInfo, TransferJob, UserInfo
 from .retry import RetryPolicy
 from .session import DEFAULT_MAX_CONCURRENT, DEFAULT_TIMEOUT, ApiSession
+
+log = logging.getLogger(__name__)
+
+# After a submit whose answer was lost, the job listing is read after these waits (seconds) for
+# a job in the submit's working directory: an sbatch already running when its replica died
+# reaches Slurm within a second or two (unless slurmctld makes it wait); only when none shows
+# in 7 s is the submit sent again.
+LOST_SUBMIT_LOOKUPS = (1.0, 2.0, 4.0)
 
 
 class FirecrestClient:
@@ -53,6 +65,7 @@ class FirecrestClient:
         job_not_found_timeout: float = 20.0,
         max_poll_interval: float = 5.0,
         s3_parallel_parts: int = 4,
+        lost_submit_lookups: tuple[float, ...] = LOST_SUBMIT_LOOKUPS,
     ) -> None:
         self.session = ApiSession(
             url,
@@ -66,6 +79,7 @@ class FirecrestClient:
         self.job_not_found_timeout = job_not_found_timeout
         self.max_poll_interval = max_poll_interval
         self.s3_parallel_parts = s3_parallel_parts
+        self.lost_submit_lookups = lost_submit_lookups
         self._systems: dict[str, SystemInfo] | None = None
 
     @property
@@ -181,13 +195,46 @@ class FirecrestClient:
     # ------------------------------------------------------------------ filesystem: changing
 
     async def mkdir(self, system: str, path: str, *, parents: bool = False) -> None:
-        await self.session.request(
-            "POST",
-            self._ops(system, "mkdir"),
-            json={"path": path, "parent": parents},
-            idempotent=parents,  # mkdir -p may be repeated; plain mkdir fails the second time
-            expected=(201,),
-        )
+        # mkdir -p may be repeated. A plain mkdir whose answer was lost (its replica died) is
+        # settled by looking: a directory there now is the one it made (AiiDA's calculation
+        # directories are new names; sent again, it would fail with "File exists" and AiiDA
+        # would move its own directory to lost+found). Not there: it is sent once more.
+        for attempt in (1, 2):
+            try:
+                await self.session.request(
+                    "POST",
+                    self._ops(system, "mkdir"),
+                    json={"path": path, "parent": parents},
+                    idempotent=parents,
+                    expected=(201,),
+                )
+                return
+            except FirecrestFileExistsError:
+                if attempt == 1 or not await self._is_dir(system, path):
+                    raise
+                log.warning("FirecREST mkdir answer lost; %s made late, taken as made", path)
+                return
+            except FirecrestError as exc:
+                if parents or not answer_lost(exc):
+                    raise
+                if await self._is_dir(system, path):
+                    log.warning(
+                        "FirecREST mkdir answer lost (%s); %s exists, taken as made",
+                        _brief(exc),
+                        path,
+                    )
+                    return
+                if attempt == 2:
+                    raise
+                log.warning(
+                    "FirecREST mkdir answer lost (%s); %s not there, sent again", _brief(exc), path
+                )
+
+    async def _is_dir(self, system: str, path: str) -> bool:
+        try:
+            return (await self.stat(system, path)).is_dir
+        except FirecrestError:
+            return False
 
     async def rm(self, system: str, path: str) -> None:
         await self.session.request(
@@ -522,10 +569,54 @@ class FirecrestClient:
             "constraints": constraints,
         }
         job.update({key: value for key, value in optional.items() if value is not None})
-        response = await self.session.request(
-            "POST", self._jobs(system), json={"job": job}, idempotent=False, expected=(201,)
-        )
-        return str(response.json()["jobId"])
+        for attempt in (1, 2):
+            try:
+                response = await self.session.request(
+                    "POST", self._jobs(system), json={"job": job}, idempotent=False, expected=(201,)
+                )
+                return str(response.json()["jobId"])
+            except FirecrestError as exc:
+                # Never sent again blindly: the lost attempt may have reached Slurm, and a second
+                # would run the calculation twice in one directory. Look for its job first.
+                if not answer_lost(exc):
+                    raise
+                looked, job_id = await self._find_lost_submit(system, working_directory)
+                if job_id is not None:
+                    log.warning(
+                        "FirecREST submit answer lost (%s); job %s found in %s, taken as submitted",
+                        _brief(exc),
+                        job_id,
+                        working_directory,
+                    )
+                    return job_id
+                if not looked or attempt == 2:
+                    raise
+                log.warning(
+                    "FirecREST submit answer lost (%s); no job in %s after %g s, submitted again",
+                    _brief(exc),
+                    working_directory,
+                    sum(self.lost_submit_lookups),
+                )
+        raise AssertionError("unreachable")
+
+    async def _find_lost_submit(
+        self, system: str, working_directory: str
+    ) -> tuple[bool, str | None]:
+        """Whether the job listing could be read, and the job found in ``working_directory``
+        (see ``submit_job``): a job there is the lost submit's, as AiiDA gives every
+        calculation a directory of its own."""
+        looked = False
+        for delay in self.lost_submit_lookups:
+            await asyncio.sleep(delay)
+            try:
+                jobs = await self.list_jobs(system, time_window="1h")
+            except FirecrestError:
+                continue  # the API is still unwell: look again, or give up with the submit's
+            looked = True
+            job_id = job_in_directory(jobs, working_directory)
+            if job_id is not None:
+                return looked, job_id
+        return looked, None
 
     async def get_job(self, system: str, job_id: str) -> list[dict[str, Any]]:
         """The job's records (Slurm may report more than one); ``JobNotFoundError`` if unknown."""
@@ -599,3 +690,10 @@ class FirecrestClient:
                     f"Job {job_id} on {system} did not finish within {timeout:g} s; cancelled it"
                 )
             await asyncio.sleep(next(intervals))
+
+
+def _brief(exc: FirecrestError) -> str:
+    """One line for a log record: a gateway's 502 page is several lines of HTML."""
+    if exc.status_code is not None:
+        return f"HTTP {exc.status_code}"
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:200]

@@ -197,3 +197,20 @@ def is_unavailable(exc: BaseException | None) -> bool:
                 return True
         exc = exc.__cause__
     return False
+
+
+# The answer to a request that went out was lost: a gateway failure (the replica behind it died
+# or timed out), or the connection broken or timed out while waiting.
+ANSWER_LOST_STATUSES = frozenset({502, 504})
+ANSWER_LOST_ERRNOS = frozenset({errno.ECONNRESET, errno.ETIMEDOUT})
+
+
+def answer_lost(exc: BaseException) -> bool:
+    """Whether a failed request may have acted all the same: its answer, not the request, was
+    lost. Not for an answer from the server (400, 403, 500, 503 ...: it decided), nor for a
+    connection that was never made (refused)."""
+    if not isinstance(exc, FirecrestError):
+        return False
+    if exc.status_code is not None:
+        return exc.status_code in ANSWER_LOST_STATUSES
+    return exc.errno in ANSWER_LOST_ERRNOS

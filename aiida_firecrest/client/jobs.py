@@ -3,7 +3,7 @@ failed transfer job means."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .errors import FirecrestError, TransferJobError, classify
@@ -62,3 +62,16 @@ def poll_intervals(first: float = 0.2, factor: float = 2.0, cap: float = 5.0) ->
     while True:
         yield interval
         interval = min(cap, interval * factor)
+
+
+def job_in_directory(jobs: Iterable[dict[str, Any]], working_directory: str) -> str | None:
+    """The id of the newest job listed with ``working_directory`` (trailing slashes aside), or
+    None. AiiDA gives every calculation a directory of its own, so a job there is that
+    calculation's: the one a lost submit made."""
+    wanted = working_directory.rstrip("/") or "/"
+    found = [
+        str(job["jobId"])
+        for job in jobs
+        if str(job.get("workingDirectory") or "").rstrip("/") == wanted and job.get("jobId")
+    ]
+    return max(found, key=lambda job_id: (len(job_id), job_id), default=None)

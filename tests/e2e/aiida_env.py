@@ -13,6 +13,7 @@ Also used by ``benchmarks/aiida_calcjobs.py``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -339,6 +340,32 @@ def new_profile(prefix: str = "fce2e") -> AiidaProfile:
 def loaded(profile: AiidaProfile) -> Iterator[Any]:
     """Load ``profile`` in this process (its config lives in its own AIIDA_PATH); restore
     whatever configuration and profile were loaded before (the plugin tests' profile) after."""
+    with _own_event_loop(), _loaded(profile) as loaded_profile:
+        yield loaded_profile
+
+
+@contextlib.contextmanager
+def _own_event_loop() -> Iterator[None]:
+    """A new current event loop while the profile is loaded. AiiDA's runner takes the thread's
+    current loop and closes it when the profile is unloaded: after an async test, that is
+    pytest-asyncio's session loop, and every async test after it failed with "Event loop is
+    closed" (tests/replicas runs async tests before and after the AiiDA ones)."""
+    try:
+        previous = asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        previous = None
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        yield
+    finally:
+        asyncio.set_event_loop(previous)
+        if not loop.is_closed():
+            loop.close()
+
+
+@contextlib.contextmanager
+def _loaded(profile: AiidaProfile) -> Iterator[Any]:
     from aiida.manage import get_manager
     from aiida.manage.configuration import get_config, reset_config
     from aiida.manage.configuration.settings import AiiDAConfigDir

@@ -194,3 +194,24 @@ def test_slurmrestd_down_is_503_with_retry_after(
     assert response.status_code == 503, response.text
     assert int(response.headers["Retry-After"]) >= 1
     assert "slurmrestd" in response.json()["message"]
+
+
+@pytest.mark.parametrize("what", ["nodes", "partitions", "reservations"])
+def test_cluster_status_is_the_same_in_both_modes(servers, stack, token_for, what) -> None:
+    answers = {}
+    for mode, url in servers.items():
+        response = httpx.get(
+            f"{url}/status/{stack.system}/{what}",
+            headers={"Authorization": f"Bearer {token_for('alice')}"},
+            timeout=60,
+        )
+        assert response.status_code == 200, response.text
+        answers[mode] = response.json()[what]
+    for answer in answers.values():
+        for item in answer:
+            # Load and free memory change between two samples.
+            item.pop("cpuLoad", None)
+            item.pop("freeMemory", None)
+    assert answers["rest"] == answers["ssh"]
+    if what != "reservations":
+        assert answers["rest"]  # the stack has a node and a partition

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
-from ..errors import BadRequest, Conflict, NotFound, ServiceUnavailable
+from ..errors import BadRequest, Conflict, NotFound, RequestTimeout, ServiceUnavailable
 from ..models.compute import Job, JobDescription
 from ..remote import Remote
 from . import slurm_jobs as slurm
@@ -99,13 +99,22 @@ async def list_jobs(
     accounted, live = await asyncio.gather(
         _call(remote, "GET", client.slurmdb("jobs"), params=params),
         _call(remote, "GET", client.slurm("jobs")),
+        return_exceptions=True,
     )
+    if isinstance(accounted, BaseException):
+        raise accounted
     if accounted.errors or accounted.status != 200:
         raise ServiceUnavailable(f"The scheduler did not answer: {accounted.error_text()}")
     cluster = remote.system.name
     past = restjson.jobs_from_accounting(accounted.body, cluster=cluster)
-    # As squeue's failure in the SSH mode: accounting alone still answers.
-    now = {} if live.errors else restjson.jobs_from_controller(live.body, cluster=cluster)
+    # As squeue's failure in the SSH mode: accounting alone still answers (and a job that
+    # neither lists yet is reported PENDING by its marker).
+    if isinstance(live, (RequestTimeout, ServiceUnavailable)):
+        now = {}
+    elif isinstance(live, BaseException):
+        raise live
+    else:
+        now = {} if live.errors else restjson.jobs_from_controller(live.body, cluster=cluster)
     now = {
         job_id: job
         for job_id, job in now.items()

@@ -22,7 +22,20 @@ import httpx
 
 REPO = Path(__file__).resolve().parent.parent
 STACK = REPO / "dev" / "stack"
-PORT_NAMES = ("ssh", "slurmctld", "slurmd", "slurmdbd", "mysql", "oidc", "api", "redis")
+PORT_NAMES = (
+    "ssh",
+    "slurmctld",
+    "slurmd",
+    "slurmdbd",
+    "mysql",
+    "oidc",
+    "api",
+    "redis",
+    "slurmrestd",
+)
+# How the session's own stack reaches Slurm (`dev/stack up --slurm-mode`): ssh, or rest to run
+# the same tests over slurmrestd.
+SLURM_MODE_ENV = "FIRECREST_SLURM_MODE"
 
 
 @dataclass(frozen=True)
@@ -60,6 +73,9 @@ class StackInfo:
     # names the user in its scope (dev/oidc/README.md "Extra users"); not in ``users``.
     extra_users: tuple[str, ...] = ()
     extra_users_client: dict[str, str] | None = None
+    slurm_mode: str = "ssh"  # how the stack's server reaches Slurm: ssh or rest (slurmrestd)
+    slurmrestd_url: str | None = None
+    slurmrestd_api_version: str | None = None
 
     @classmethod
     def load(cls, stack_json: Path) -> StackInfo:
@@ -85,6 +101,9 @@ class StackInfo:
             redis_url=raw.get("redis_url"),
             extra_users=tuple(raw.get("extra_users", {}).get("usernames", ())),
             extra_users_client=raw.get("extra_users"),
+            slurm_mode=raw.get("slurm_mode", "ssh"),
+            slurmrestd_url=raw.get("slurmrestd", {}).get("url"),
+            slurmrestd_api_version=raw.get("slurmrestd", {}).get("api_version"),
         )
 
     def fetch_token(self, user: str) -> str:
@@ -170,7 +189,11 @@ def port_arguments(ports: dict[str, int]) -> list[str]:
 
 
 def stack_up(
-    directory: Path, ports: dict[str, int] | None = None, replicas: int = 1, users: int = 0
+    directory: Path,
+    ports: dict[str, int] | None = None,
+    replicas: int = 1,
+    users: int = 0,
+    slurm_mode: str | None = None,
 ) -> tuple[StackInfo, float]:
     ports = ports or dict(zip(PORT_NAMES, free_ports(len(PORT_NAMES)), strict=True))
     argv = [sys.executable, str(STACK), "up", str(directory), *port_arguments(ports)]
@@ -178,6 +201,8 @@ def stack_up(
         argv += ["--replicas", str(replicas)]
     if users:
         argv += ["--users", str(users)]
+    slurm_mode = slurm_mode or os.environ.get(SLURM_MODE_ENV) or "ssh"
+    argv += ["--slurm-mode", slurm_mode]
     t0 = time.monotonic()
     result = subprocess.run(argv, capture_output=True, text=True)
     elapsed = time.monotonic() - t0

@@ -49,7 +49,11 @@ def test_stack_json_describes_every_part(stack: StackInfo) -> None:
         "oidc",
         "redis",
         "server",
+        "slurmrestd",
     }
+    assert stack.slurm_mode in ("ssh", "rest")
+    assert (stack.slurmrestd_url or "").startswith("http://127.0.0.1:")
+    assert stack.slurmrestd_api_version == "0.0.38"
     # One replica: the server itself on the entry URL, no balancer in front of it.
     assert [(r["name"], r["url"]) for r in stack.replicas] == [("server", stack.url)]
     assert (stack.redis_url or "").startswith("redis://127.0.0.1:")

@@ -3,7 +3,7 @@
 // A thin configuration of the `oidc-provider` package (https://github.com/panva/node-oidc-provider):
 // oidc-provider implements the endpoints and issues/signs the tokens; this file only maps our
 // JSON config onto it. Only the OAuth2 client-credentials grant is enabled; access tokens are
-// RS256-signed JWTs carrying `preferred_username` = the client's configured username.
+// RS256-signed JWTs carrying `preferred_username` (and `sun`, for Slurm) = the client's username.
 //
 // Usage: node server.mjs CONFIG.json   (see README.md for the config format)
 
@@ -251,12 +251,24 @@ const provider = new Provider(config.issuer, {
       },
     },
   },
+  formats: {
+    customizers: {
+      // `typ: JWT` instead of RFC 9068's `at+jwt`: the libjwt 1.10 under Slurm 22.05's
+      // auth/jwt refuses any other `typ` ("jwt_decode failure: Invalid argument"), and
+      // slurmrestd must accept the same tokens as the API server.
+      jwt: async (ctx, token, jwt) => {
+        jwt.header = { ...jwt.header, typ: 'JWT' };
+      },
+    },
+  },
   extraTokenClaims: async (ctx, token) => {
     if (extraUsers && token.clientId === extraUsers.clientId) {
       return { preferred_username: extraUsername(ctx) };
     }
     const username = usernames.get(token.clientId);
-    return username === undefined ? undefined : { preferred_username: username };
+    // `sun` ("slurm user name") is the claim Slurm's auth/jwt (22.05) takes the user from, so
+    // that slurmrestd accepts the same token the API server does.
+    return username === undefined ? undefined : { preferred_username: username, sun: username };
   },
 });
 

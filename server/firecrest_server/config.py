@@ -302,10 +302,46 @@ class FileSystem(_Strict):
         return posixpath.normpath(value)
 
 
+# The slurmrestd OpenAPI versions whose JSON this server maps (rest mode).
+SLURMRESTD_API_VERSIONS = ("0.0.38",)
+
+
 class SchedulerConfig(_Strict):
+    """Keys named as in FirecREST v2's ``scheduler`` section, so a centre's settings carry
+    over: ``connection_mode`` ssh (Slurm commands over the caller's SSH) or rest (slurmrestd at
+    ``api_url``, with the caller's own token); ``timeout`` bounds one slurmrestd request."""
+
     type: Literal["slurm"] = "slurm"
     version: str = "22.05"
     command_timeout: float = Field(default=30.0, gt=0)
+    connection_mode: Literal["ssh", "rest"] = "ssh"
+    api_url: str | None = None
+    api_version: str | None = None
+    timeout: float = Field(default=10.0, gt=0)
+
+    @field_validator("api_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parsed = urllib.parse.urlsplit(value)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError("must be an http:// or https:// URL")
+        if parsed.query or parsed.fragment or parsed.username or parsed.password:
+            raise ValueError("must not carry credentials, a query or a fragment")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _rest_needs_url(self) -> SchedulerConfig:
+        if self.connection_mode == "rest":
+            if self.api_url is None:
+                raise ValueError("connection_mode 'rest' needs api_url (slurmrestd's URL)")
+            if self.api_version not in SLURMRESTD_API_VERSIONS:
+                raise ValueError(
+                    f"connection_mode 'rest' needs api_version, one of "
+                    f"{', '.join(SLURMRESTD_API_VERSIONS)} (got {self.api_version!r})"
+                )
+        return self
 
 
 class DataOperation(_Strict):

@@ -29,7 +29,7 @@ import asyncio
 import logging
 import posixpath
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -103,6 +103,7 @@ class HealthMonitor:
         runner_for: RunnerFactory,
         *,
         probe_users: Mapping[str, str | None] | None = None,
+        rest_pings: Mapping[str, Callable[[], Awaitable[str | None]]] | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -112,6 +113,8 @@ class HealthMonitor:
         for name, state in self._systems.items():
             state.user = state.system.probe_user if probe_users is None else probe_users.get(name)
         self._runner_for = runner_for
+        # Systems whose scheduler is reached over slurmrestd: it must answer too.
+        self._rest_pings = dict(rest_pings or {})
         self._clock = clock
         self._monotonic = monotonic
         self._tasks: list[asyncio.Task] = []
@@ -170,7 +173,7 @@ class HealthMonitor:
         paths = list(state.filesystems)
         if state.ssh.healthy:
             scheduler, *filesystems = await asyncio.gather(
-                self._probe_scheduler(runner, timeout),
+                self._probe_scheduler(runner, timeout, self._rest_pings.get(system_name)),
                 *(self._probe_filesystem(runner, path, timeout) for path in paths),
             )
         else:
@@ -220,7 +223,12 @@ class HealthMonitor:
             result.message = _short(f"`true` as {user} exited {outcome.exit_status}")
         return result
 
-    async def _probe_scheduler(self, runner: CommandRunner, timeout: float) -> ProbeResult:
+    async def _probe_scheduler(
+        self,
+        runner: CommandRunner,
+        timeout: float,
+        rest_ping: Callable[[], Awaitable[str | None]] | None = None,
+    ) -> ProbeResult:
         checked, latency, outcome = await self._timed(runner, ["scontrol", "ping"], timeout)
         result = ProbeResult("scheduler", last_checked=checked, latency=latency)
         if isinstance(outcome, Exception):
@@ -230,6 +238,17 @@ class HealthMonitor:
             text = outcome.stdout_text + outcome.stderr_text
             result.healthy = outcome.exit_status == 0 and "DOWN" not in text
             result.message = _short(text)
+        if rest_ping is not None and result.healthy:
+            # The probe user has no token for slurmrestd: an unauthenticated request shows
+            # that it serves (slurmctld is shown by scontrol ping above).
+            try:
+                async with asyncio.timeout(timeout):
+                    problem = await rest_ping()
+            except TimeoutError:
+                problem = "slurmrestd did not answer in time"
+            if problem is not None:
+                result.healthy = False
+                result.message = _short(problem)
         return result
 
     async def _probe_filesystem(

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import asyncssh
 
@@ -15,6 +15,9 @@ from .errors import RequestTimeout, command_error, sftp_error
 from .filesystem.names import IdNames
 from .ssh import CommandResult, RemoteRunner
 from .ssh.pool import ConnectionLost
+
+if TYPE_CHECKING:
+    from .scheduler.slurmrestd import SlurmRestClient
 
 T = TypeVar("T")
 
@@ -37,6 +40,8 @@ class Remote:
     system: SystemConfig
     runner: RemoteRunner
     names: IdNames
+    # The system's slurmrestd when its scheduler.connection_mode is rest; None: Slurm over SSH.
+    slurmrestd: SlurmRestClient | None = None
 
     @property
     def username(self) -> str:

@@ -8,7 +8,7 @@ import logging
 import os
 import secrets
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -20,6 +20,7 @@ from .filesystem.names import IdNames
 from .health import HealthMonitor
 from .metrics import Metrics
 from .ratelimit import UserLimiter
+from .scheduler.slurmrestd import SlurmRestClient
 from .ssh import CredentialProvider, RemoteRunner, SSHPool, build_credential_provider
 from .ssh.service_token import ClientCredentialsToken, WithServiceToken
 from .staging.sealing import KeySealer
@@ -50,6 +51,8 @@ class Runtime:
     signer: UrlSigner
     sealer: KeySealer  # staging URLs' keys in key_service mode, under the same secret
     drain: Drain
+    # By system name, for the systems whose scheduler.connection_mode is rest.
+    slurmrestd: dict[str, SlurmRestClient] = field(default_factory=dict)
 
 
 @contextlib.asynccontextmanager
@@ -94,7 +97,17 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
                 request_id="health-probe",
             )
 
-        health = HealthMonitor(settings.systems, probe_runner, probe_users=probe_users)
+        slurmrestd = {
+            system.name: SlurmRestClient(system.scheduler)
+            for system in settings.systems
+            if system.scheduler.connection_mode == "rest"
+        }
+        health = HealthMonitor(
+            settings.systems,
+            probe_runner,
+            probe_users=probe_users,
+            rest_pings={name: client.ping for name, client in slurmrestd.items()},
+        )
         metrics.add_pool_stats(lambda: {name: pool.stats() for name, pool in pools.items()})
         metrics.add_health(health.all_results)
         metrics.count_audit_log()
@@ -124,6 +137,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
                 signer=shared.signer,
                 sealer=shared.sealer,
                 drain=drain,
+                slurmrestd=slurmrestd,
             )
         finally:
             drain.uninstall()
@@ -131,6 +145,8 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             metrics.stop_counting()
             for pool in [*pools.values(), *probe_pools.values()]:
                 await pool.close()
+            for client in slurmrestd.values():
+                await client.close()
 
 
 def _probe_identity(system: SystemConfig) -> str | None:

@@ -320,3 +320,34 @@ def test_the_issuer_alone_is_enough_with_discovery() -> None:
     data["auth"]["discovery"] = "sometimes"
     with pytest.raises(ConfigError, match=r"auth\.discovery"):
         parse_settings(data)
+
+
+def test_the_scheduler_defaults_to_ssh_and_rest_takes_firecrests_keys() -> None:
+    assert parse_settings(_minimal()).systems[0].scheduler.connection_mode == "ssh"
+    rest = {
+        "connection_mode": "rest",
+        "api_url": "http://slurmrestd:6820/",
+        "api_version": "0.0.38",
+        "timeout": 5,
+    }
+    scheduler = parse_settings(_minimal(scheduler=rest)).systems[0].scheduler
+    assert (scheduler.api_url, scheduler.timeout) == ("http://slurmrestd:6820", 5)
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "message"),
+    [
+        ({"connection_mode": "rest", "api_version": "0.0.38"}, "needs api_url"),
+        ({"connection_mode": "rest", "api_url": "http://r:6820"}, "needs api_version"),
+        (
+            {"connection_mode": "rest", "api_url": "http://r", "api_version": "0.0.41"},
+            "0.0.38",
+        ),
+        ({"connection_mode": "hybrid"}, "connection_mode"),
+        ({"api_url": "ftp://r"}, "api_url"),
+        ({"api_url": "http://user:pw@r"}, "api_url"),
+    ],
+)
+def test_scheduler_errors_name_the_key(scheduler: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=rf"systems\.0\.scheduler.*{message}"):
+        parse_settings(_minimal(scheduler=scheduler))

@@ -189,6 +189,30 @@ async def test_scheduler_down_is_reported(cluster, clock) -> None:
     health.ensure_available("cluster", "ssh")
 
 
+async def test_in_rest_mode_slurmrestd_must_answer_too(cluster, clock) -> None:
+    answers: list[str | None] = [None, "slurmrestd is unreachable: ConnectError"]
+    calls = []
+
+    async def ping() -> str | None:
+        calls.append(1)
+        return answers[len(calls) - 1]
+
+    health = HealthMonitor(
+        [system(probe_user="svc")], cluster.runner_for, clock=clock, rest_pings={"cluster": ping}
+    )
+    await health.probe("cluster")
+    assert health.services("cluster")[1].healthy is True
+    await health.probe("cluster")
+    scheduler = health.services("cluster")[1]
+    assert (scheduler.healthy, scheduler.message) == (False, answers[1])
+    with pytest.raises(ServiceUnavailable):
+        health.ensure_available("cluster", "scheduler")
+    # slurmctld down: the SSH probe says so, and slurmrestd is not asked.
+    cluster.answers["scontrol"] = 1
+    await health.probe("cluster")
+    assert len(calls) == 2
+
+
 async def test_a_failing_service_is_probed_again_sooner(cluster, clock) -> None:
     health = monitor(cluster, clock, probe_user="svc", probe_interval=3600)
     state = health._systems["cluster"]

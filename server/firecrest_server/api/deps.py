@@ -130,7 +130,12 @@ def make_remote(
         max_output=system.ssh.max_output_bytes,
         request_id=getattr(request.state, "request_id", None),
     )
-    return Remote(system=system, runner=runner, names=runtime.names[system.name])
+    return Remote(
+        system=system,
+        runner=runner,
+        names=runtime.names[system.name],
+        slurmrestd=runtime.slurmrestd.get(system.name),
+    )
 
 
 RemoteDep = Annotated[Remote, Depends(get_remote)]

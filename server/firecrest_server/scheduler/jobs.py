@@ -16,7 +16,6 @@ import time
 import asyncssh
 
 from ..errors import (
-    ApiError,
     BadRequest,
     Conflict,
     Forbidden,
@@ -28,40 +27,19 @@ from ..filesystem.paths import checked_path
 from ..models.compute import Job, JobDescription, JobMetadata, JobStatus, JobTime
 from ..remote import Remote
 from ..ssh import CommandResult
+from . import rest_jobs
 from . import slurm_jobs as slurm
+from .refusals import NOT_FOUND as _NOT_FOUND
+from .refusals import cancel_error, submit_error
 
 # Relative SFTP paths resolve against the user's home directory.
 MARKER_ROOT = ".firecrest-server/submitted"
 # How long after its submission an id that Slurm does not list is still reported PENDING.
 UNLISTED_GRACE = 3600.0
-_NOT_FOUND = "Job not found"
 # sacct's report of MySQL error 1267 ("Illegal mix of collations") from slurmdbd: a filter
 # value (job name, account) with characters the accounting tables' character set lacks. The
 # scheduler is fine and a retry cannot help.
 _ACCOUNTING_CHARSET = "Unknown error 1267"
-_QUOTA = ("QOSMax", "QOSMin", "AssocMax", "AssocMin", "Job violates accounting/QOS policy")
-
-
-def _submit_error(result: CommandResult) -> ApiError:
-    stderr = result.stderr_text
-    if any(marker in stderr for marker in _QUOTA):
-        return Forbidden(f"Job submission refused by a scheduler limit: {stderr.strip()}")
-    for phrase in (
-        "Invalid account",
-        "invalid partition",
-        "Invalid qos",
-        "Requested reservation",
-        "Invalid feature specification",
-        "Invalid directive",
-        "unrecognized option",
-        "too long",  # "Pathname of a file, directory or other parameter too long"
-        "Unable to open file",  # scriptPath missing or unreadable
-        "DOS line breaks",  # a script saved with CR LF line ends
-        "Batch script is empty",  # scriptPath names an empty file or a directory
-    ):
-        if phrase.lower() in stderr.lower():
-            return BadRequest(f"Job submission refused: {stderr.strip()}")
-    return command_error(result.exit_status, stderr)
 
 
 def _listable(value: str, field: str) -> str:
@@ -85,8 +63,23 @@ async def submit(remote: Remote, job: JobDescription) -> str:
         script_path = _listable(
             checked_path(remote.system, job.script_path, "scriptPath"), "scriptPath"
         )
-    argv = slurm.sbatch_argv(job, working_directory, script_path)
     env = slurm.job_environment(job.env)
+    if remote.slurmrestd is not None:
+        job_id = await rest_jobs.submit(remote, job, working_directory, script_path, env)
+    else:
+        job_id = await _sbatch(remote, job, working_directory, script_path, env)
+    await _leave_marker(remote, job_id)
+    return job_id
+
+
+async def _sbatch(
+    remote: Remote,
+    job: JobDescription,
+    working_directory: str,
+    script_path: str | None,
+    env: dict[str, str],
+) -> str:
+    argv = slurm.sbatch_argv(job, working_directory, script_path)
     stdin = job.script.encode() if job.script is not None else None
     # Not idempotent: a retried sbatch could submit twice.
     result = await remote.run(
@@ -98,10 +91,8 @@ async def submit(remote: Remote, job: JobDescription) -> str:
         check=False,
     )
     if result.exit_status != 0:
-        raise _submit_error(result)
-    job_id = slurm.parse_job_id(result.stdout_text)
-    await _leave_marker(remote, job_id)
-    return job_id
+        raise submit_error(result.stderr_text, result.exit_status)
+    return slurm.parse_job_id(result.stdout_text)
 
 
 async def _leave_marker(remote: Remote, job_id: str) -> None:
@@ -165,6 +156,11 @@ async def list_jobs(
     time_window: str = "24h",
 ) -> list[Job]:
     ids = job_ids or []
+    if remote.slurmrestd is not None:
+        merged = await rest_jobs.list_jobs(
+            remote, job_ids=ids, account=account, name=name, time_window=time_window
+        )
+        return _visible(remote, merged, ids, all_users)
     sacct, squeue = await asyncio.gather(
         _query(
             remote,
@@ -195,7 +191,12 @@ async def list_jobs(
         if squeue.exit_status == 0
         else {}
     )
-    merged = slurm.merge(accounted, live)
+    merged = _visible(remote, slurm.merge(accounted, live), ids, all_users)
+    await _fill_exit_codes(remote, merged)
+    return merged
+
+
+def _visible(remote: Remote, merged: list[Job], ids: list[str], all_users: bool) -> list[Job]:
     if ids:
         # Slurm reads ids modulo 2**32 (4294967297 is job 1) and an array's id names its
         # tasks: keep what was asked for, never a different job.
@@ -205,7 +206,6 @@ async def list_jobs(
         # sacct ignores --user when --jobs is given, and Slurm lets users see other users'
         # jobs unless PrivateData says otherwise: without allusers, only the caller's own.
         merged = [job for job in merged if job.user == remote.username]
-    await _fill_exit_codes(remote, merged)
     return merged
 
 
@@ -330,20 +330,17 @@ async def metadata(remote: Remote, job_id: str) -> JobMetadata:
 
 async def cancel(remote: Remote, job_id: str) -> None:
     job_id = slurm.checked_job_id(job_id)
+    if remote.slurmrestd is not None:
+        await rest_jobs.cancel(remote, job_id)
+        return
     result = await remote.run(
         ["scancel", "--verbose", job_id],
         timeout=remote.system.scheduler.command_timeout,
         check=False,
     )
-    stderr = result.stderr_text
-    if "Invalid job id" in stderr:
-        raise NotFound(f"{_NOT_FOUND}: {job_id}")
-    if "Access/permission denied" in stderr or "Permission denied" in stderr:
-        raise Forbidden(f"Not allowed to cancel job {job_id}")
-    if "already completing or completed" in stderr:
-        raise Conflict(f"Job {job_id} has already ended: nothing to cancel")
-    if result.exit_status != 0 or "error:" in stderr:
-        raise command_error(result.exit_status or 1, stderr)
+    error = cancel_error(job_id, result.stderr_text, result.exit_status)
+    if error is not None:
+        raise error
 
 
 async def attach(remote: Remote, job_id: str, command: str) -> None:

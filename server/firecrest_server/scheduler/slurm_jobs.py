@@ -319,6 +319,18 @@ def jobs_from_rows(rows: list[list[str]], *, from_squeue: bool, cluster: str) ->
     return jobs
 
 
+# What a job was given at submission, which the controller reports exactly while it knows it.
+_DESCRIPTIVE = (
+    "name",
+    "partition",
+    "account",
+    "group",
+    "working_directory",
+    "nodes",
+    "allocation_nodes",
+)
+
+
 def merge(accounted: dict[str, Job], live: dict[str, Job]) -> list[Job]:
     """sacct and squeue views of the same jobs, merged.
 
@@ -333,6 +345,17 @@ def merge(accounted: dict[str, Job], live: dict[str, Job]) -> list[Job]:
             merged[job_id] = job
         elif known.status.state not in TERMINAL_STATES:
             merged[job_id] = job.model_copy(update={"tasks": known.tasks or job.tasks})
+        else:
+            # Slurm 22.05's accounting record of a job that has just ended says "allocation"
+            # for its name and nothing for its partition or nodes for a second or two (sacct and
+            # slurmdbd's REST API alike): the controller knows what the job was given.
+            described = {
+                field: getattr(job, field)
+                for field in _DESCRIPTIVE
+                if getattr(job, field) and getattr(job, field) != getattr(known, field)
+            }
+            if described:
+                merged[job_id] = known.model_copy(update=described)
     return sorted(merged.values(), key=lambda j: _sort_key(j.job_id))
 
 

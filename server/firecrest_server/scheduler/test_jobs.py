@@ -11,6 +11,7 @@ from ..filesystem.names import IdNames
 from ..remote import Remote
 from ..ssh import CommandResult
 from . import jobs
+from .refusals import submit_error
 
 
 class _Runner:
@@ -51,12 +52,12 @@ def _remote(**answers: tuple[int, str, str]) -> Remote:
     ],
 )
 def test_submissions_sbatch_refuses_are_400(stderr: str) -> None:
-    error = jobs._submit_error(CommandResult(("sbatch",), 1, b"", stderr.encode()))
+    error = submit_error(stderr, 1)
     assert isinstance(error, BadRequest)
 
 
 def test_an_unknown_sbatch_failure_stays_a_server_error() -> None:
-    error = jobs._submit_error(CommandResult(("sbatch",), 1, b"", b"sbatch: error: odd"))
+    error = submit_error("sbatch: error: odd", 1)
     assert type(error) is ApiError
 
 

@@ -159,3 +159,17 @@ def test_job_ids_of_a_listing_filter() -> None:
     with pytest.raises(BadRequest, match="at most"):
         slurm.checked_job_ids(many)
     assert len(slurm.checked_job_ids(many.rsplit(",", 1)[0])) == slurm.MAX_LISTED_JOB_IDS
+
+
+def test_merge_keeps_the_controllers_description_over_accountings_first_one() -> None:
+    # 22.05's accounting calls a just-finished job "allocation", in no partition, for a
+    # second or two.
+    first_record = SACCT.replace("na|me", "allocation").replace(f"{S}debug{S}", f"{S}{S}", 1)
+    accounted = slurm.jobs_from_rows(slurm.parse_rows(first_record), from_squeue=False, cluster="c")
+    assert accounted["2"].partition == ""
+    live = slurm.jobs_from_rows(
+        slurm.parse_rows(SQUEUE.replace("7", "2", 1)), from_squeue=True, cluster="c"
+    )
+    merged = slurm.merge(accounted, live)[0]
+    assert (merged.name, merged.partition) == ("long job", "debug")
+    assert (merged.status.state, merged.status.exit_code) == ("FAILED", 3)

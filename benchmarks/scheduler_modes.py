@@ -1,0 +1,137 @@
+"""Slurm over SSH vs. over slurmrestd (scheduler.connection_mode), side by side in one run.
+
+    .venv/bin/python benchmarks/scheduler_modes.py [--stack DIR/stack.json] [--count 30]
+        [--rounds 3]
+
+Two one-worker servers of our own on the same stack, one per mode, are asked the same things
+as alice, round by round (the order of the modes alternates): submit ``--count`` jobs one after
+another, poll each by id, list the user's jobs (24 h), list the submitted ones by ids, and
+cancel ``--count`` sleeping jobs. Printed per mode: the median latency of each operation and the
+server's mean CPU per operation (from /proc, which depends less on the machine's load), then the
+ratios rest / ssh (>1: rest slower or costlier). The stack's slurmrestd must be running (it is,
+with any `dev/stack up`). This machine is shared: compare the ratios of the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.server.own_server import own_server
+from tests.stack import StackInfo, running_stack
+
+OPERATIONS = ("submit", "poll", "list", "list_ids", "cancel")
+
+
+def _mode(stack: StackInfo, mode: str) -> dict:
+    if mode == "ssh":
+        return {"scheduler": {"connection_mode": "ssh"}}
+    return {
+        "scheduler": {
+            "connection_mode": "rest",
+            "api_url": stack.slurmrestd_url,
+            "api_version": stack.slurmrestd_api_version,
+        }
+    }
+
+
+def _cpu(pid: int) -> float:
+    """CPU seconds of the one-worker server, which serves in this very process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _timed(samples: dict, name: str, pid: int, call):
+    cpu0, t0 = _cpu(pid), time.perf_counter()
+    response = call()
+    samples[name]["wall"].append(time.perf_counter() - t0)
+    samples[name]["cpu"].append(_cpu(pid) - cpu0)
+    response.raise_for_status()
+    return response
+
+
+def _round(client: httpx.Client, pid: int, workdir: str, count: int, samples: dict) -> None:
+    ids = []
+    for i in range(count):
+        body = {
+            "job": {
+                "workingDirectory": workdir,
+                "name": f"bench-{i}",
+                "script": "#!/bin/bash\ntrue\n",
+            }
+        }
+        ids.append(
+            _timed(samples, "submit", pid, lambda b=body: client.post("/jobs", json=b)).json()[
+                "jobId"
+            ]
+        )
+    for job_id in ids:
+        _timed(samples, "poll", pid, lambda j=job_id: client.get(f"/jobs/{j}"))
+    for _ in range(3):
+        _timed(samples, "list", pid, lambda: client.get("/jobs"))
+        _timed(
+            samples, "list_ids", pid, lambda: client.get("/jobs", params={"job_ids": ",".join(ids)})
+        )
+    sleepers = []
+    for _ in range(count):
+        body = {"job": {"workingDirectory": workdir, "script": "#!/bin/bash\nsleep 300\n"}}
+        sleepers.append(client.post("/jobs", json=body).json()["jobId"])
+    for job_id in sleepers:
+        _timed(samples, "cancel", pid, lambda j=job_id: client.delete(f"/jobs/{j}"))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--stack", default=None, help="DIR/stack.json of a running stack")
+    parser.add_argument("--count", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    modes = ("ssh", "rest")
+    samples = {m: {op: {"wall": [], "cpu": []} for op in OPERATIONS} for m in modes}
+    with running_stack(args.stack) as stack, contextlib.ExitStack() as stop:
+        token = stack.fetch_token("alice")
+        workdir = stack.users["alice"].home
+        servers = {
+            mode: stop.enter_context(
+                own_server(
+                    stack,
+                    Path(tempfile.mkdtemp(prefix=f"bench-{mode}-", dir="/tmp")),
+                    system_overrides=_mode(stack, mode),
+                )
+            )
+            for mode in modes
+        }
+        for round_no in range(args.rounds):
+            order = modes if round_no % 2 == 0 else modes[::-1]
+            for mode in order:
+                with httpx.Client(
+                    base_url=f"{servers[mode].url}/compute/{stack.system}",
+                    headers={"Authorization": f"Bearer {token}"},
+                    timeout=120,
+                ) as client:
+                    _round(client, servers[mode].pid, workdir, args.count, samples[mode])
+    print(f"{args.rounds} rounds x {args.count} jobs per mode; wall: median, CPU: mean")
+    header = ("operation", "ssh ms", "rest ms", "ratio", "ssh cpu ms", "rest cpu ms", "ratio")
+    print("{:10} {:>8} {:>8} {:>6} {:>10} {:>11} {:>6}".format(*header))
+    for op in OPERATIONS:
+        wall = {m: statistics.median(samples[m][op]["wall"]) * 1000 for m in modes}
+        # Mean, not median: /proc counts CPU in 10 ms ticks.
+        cpu = {m: statistics.fmean(samples[m][op]["cpu"]) * 1000 for m in modes}
+        print(
+            f"{op:10} {wall['ssh']:8.1f} {wall['rest']:8.1f} {wall['rest'] / wall['ssh']:6.2f} "
+            f"{cpu['ssh']:10.1f} {cpu['rest']:11.1f} {cpu['rest'] / max(cpu['ssh'], 1e-9):6.2f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

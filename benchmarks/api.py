@@ -216,8 +216,13 @@ def _format_row(row: dict) -> str:
     return line + (
         f" | {e['rps']:7.0f} {e['p50_ms']:7.1f} {e['p99_ms']:7.1f}"
         f" | {s['rps']:7.0f} {s['p50_ms']:7.1f} {s['p99_ms']:7.1f}"
-        f" | {a['rps'] / e['rps']:5.2f}x {a['p99_ms'] / e['p99_ms']:5.2f}x"
+        f" | {_ratio(a['rps'], e['rps'])} {_ratio(a['p99_ms'], e['p99_ms'])}"
     )
+
+
+def _ratio(ours: float, theirs: float) -> str:
+    # On a loaded machine a tiny run can see no raw answer within its second at all.
+    return f"{ours / theirs:5.2f}x" if theirs else "   n/a"
 
 
 HEADER = (

@@ -71,7 +71,7 @@ def install_family(env: dict[str, str], label: str = FAMILY) -> str:
     folder = Path(tempfile.mkdtemp(prefix="fc-upf-"))
     try:
         shutil.copy(source, folder / PSEUDO_FILE)
-        aiida_pseudo = str(Path(env["PATH"].split(":")[0]) / "aiida-pseudo")
+        aiida_pseudo = str(Path(sys.executable).parent / "aiida-pseudo")
         result = subprocess.run(
             [aiida_pseudo, "install", "family", str(folder), label, "-P", "pseudo.upf"],
             capture_output=True,

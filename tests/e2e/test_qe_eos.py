@@ -6,6 +6,8 @@ retrieved and parsed, an NSCF run reading the SCF's charge density from a remote
 ``out`` folder (``parent_folder``), a restarted SCF reading it through a symlink instead, and
 the NSCF's outputs stashed on the cluster.
 
+The module makes a profile of its own rather than using the package's ``e2e`` one: its daemon
+needs a HOME whose ``.ssh/config`` names the stack's sshd for ``core.ssh_async``.
 pw.x's work is kept tiny (3 volumes, 10 Ry, 2x2x2 k-points: well below a second each); the time
 goes into AiiDA's steps (upload, submit, poll, retrieve) on both transports.
 """

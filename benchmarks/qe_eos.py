@@ -181,6 +181,7 @@ def run_batch(
         "kib_down_per_calc": round((down1 - down0) / 1024 / count, 1),
         "connections_per_calc": round((conns1 - conns0) / count, 2),
         "http_requests_per_calc": round(requests / count, 1) if name == "firecrest" else None,
+        "problems": problems,
         "energies_ev": energies,
         "volumes": volumes,
     }
@@ -191,6 +192,8 @@ def run_batch(
 
 
 def print_row(row: dict[str, Any]) -> None:
+    for problem in row["problems"]:
+        print(f"      {problem}", flush=True)
     http = row["http_requests_per_calc"]
     print(
         f"{row['round']:>5} {row['config']:<10} {row['ok']:>3}/{row['calculations']:<3} "
@@ -214,17 +217,28 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
             summary[name]["http_requests_per_calc"] = statistics.median(
                 r["http_requests_per_calc"] for r in mine
             )
-    pairs = {}
+    pairs: dict[int, dict[str, Any]] = {}
     for row in rows:
         pairs.setdefault(row["round"], {})[row["config"]] = row
+    # Energies can only be compared where both batches finished every calculation.
+    complete = {
+        n: p for n, p in pairs.items() if all(r["ok"] == r["calculations"] for r in p.values())
+    }
     summary["wall_ratio_per_round"] = [
         round(p["firecrest"]["wall_s"] / p["asyncssh"]["wall_s"], 2) for p in pairs.values()
     ]
     summary["max_energy_difference_ev"] = max(
-        abs(a - b)
-        for p in pairs.values()
-        for a, b in zip(p["firecrest"]["energies_ev"], p["asyncssh"]["energies_ev"], strict=True)
+        (
+            abs(a - b)
+            for p in complete.values()
+            for a, b in zip(
+                p["firecrest"]["energies_ev"], p["asyncssh"]["energies_ev"], strict=True
+            )
+        ),
+        default=float("nan"),
     )
+    summary["failed"] = {name: sum(r["calculations"] - r["ok"] for r in rows if r["config"] == name)
+                         for name in CONFIGS}  # fmt: skip
     return summary
 
 
@@ -323,17 +337,17 @@ def main() -> int:
         "cpus": os.cpu_count(),
         "results": rows,
     }
-    if ok:
+    if rows:
         document.update(summarize(rows))
         print(
             f"\nmedian wall s: firecrest {document['firecrest']['wall_s']:.1f}, asyncssh "
             f"{document['asyncssh']['wall_s']:.1f}; firecrest/asyncssh per round "
             f"{document['wall_ratio_per_round']}; largest energy difference "
-            f"{document['max_energy_difference_ev']:.2e} eV"
+            f"{document['max_energy_difference_ev']:.2e} eV; failed {document['failed']}"
         )
     if args.json:
         Path(args.json).write_text(json.dumps(document, indent=2) + "\n")
-    if args.plot and ok:
+    if args.plot and rows:
         from benchmarks.plots import qe_eos_figure
 
         qe_eos_figure(document, Path(args.plot))

@@ -196,7 +196,15 @@ def energies(nodes: Iterable[Any]) -> tuple[list[float], list[float], list[str]]
     for node in nodes:
         node = orm.load_node(node.pk)
         if not node.is_finished_ok:
-            problems.append(f"PwBaseWorkChain {node.pk}: {node.process_state} {node.exit_status}")
+            calcs = [
+                f"{c.process_label} {c.pk}: {c.process_state.value} {c.exit_status} "
+                f"{c.exit_message or ''}".strip()
+                for c in node.called
+            ]
+            problems.append(
+                f"PwBaseWorkChain {node.pk}: {node.process_state} {node.exit_status} "
+                f"{node.exit_message or ''}; {'; '.join(calcs) or 'no calculation'}"
+            )
             continue
         volumes.append(node.inputs.pw.structure.get_cell_volume())
         values.append(node.outputs.output_parameters["energy"])

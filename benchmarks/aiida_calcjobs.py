@@ -52,7 +52,6 @@ import os
 import pwd
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -63,58 +62,20 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.e2e.aiida_env import (
+    HOST_ALIAS,
     AiidaProfile,
     loaded,
     new_profile,
+    ssh_home,
     submit_additions,
 )
 from tests.stack import StackInfo, new_stack_dir, stack_down, stack_up
 
-HOST_ALIAS = "fcbench-cluster"
 CONFIGS = {
     "firecrest": ("firecrest", "firecrest", None),
     "asyncssh": ("core.ssh_async", "core.slurm", "asyncssh"),
     "openssh": ("core.ssh_async", "core.slurm", "openssh"),
 }
-
-
-def ssh_home(stack: StackInfo, home: Path) -> None:
-    """A HOME for the daemon: a certificate for alice from the stack's CA, `.ssh/config` with
-    the host alias, and `ssh`/`scp` wrappers that make OpenSSH read that config."""
-    ssh = home / ".ssh"
-    ssh.mkdir(parents=True, mode=0o700)
-    key = ssh / "id_ed25519"
-    subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True
-    )  # fmt: skip
-    subprocess.run(
-        ["ssh-keygen", "-q", "-s", str(stack.ca_key), "-I", "aiida-calcjobs-benchmark",
-         "-n", "alice", "-V", "-5m:+4h", f"{key}.pub"],
-        check=True,
-    )  # fmt: skip
-    config = ssh / "config"
-    config.write_text(
-        f"Host {HOST_ALIAS}\n"
-        f"    HostName {stack.ssh_host}\n"
-        f"    Port {stack.ssh_port}\n"
-        "    User alice\n"
-        f"    IdentityFile {key}\n"
-        f"    CertificateFile {key}-cert.pub\n"
-        "    IdentitiesOnly yes\n"
-        f"    UserKnownHostsFile {stack.known_hosts}\n"
-        "    StrictHostKeyChecking yes\n"
-        "    BatchMode yes\n"
-    )
-    config.chmod(0o600)
-    bin_dir = home / "bin"
-    bin_dir.mkdir()
-    for tool in ("ssh", "scp"):
-        real = shutil.which(tool)
-        if real is None:
-            raise SystemExit(f"{tool} is not installed")
-        wrapper = bin_dir / tool
-        wrapper.write_text(f'#!/bin/sh\nexec {real} -F {config} "$@"\n')
-        wrapper.chmod(0o755)
 
 
 # ------------------------------------------------------------------------------------ CPU time

@@ -320,6 +320,52 @@ def users_figure(summary: dict, path: Path) -> None:
             f"errors {c['wave']['errors']}, peak {c['peak_connections']} connections"
         )
     fig.suptitle(title, fontsize=11)
+
+
+def qe_eos_figure(summary: dict, path: Path) -> None:
+    """qe_eos: per configuration and round, wall seconds, KiB moved and HTTP requests or TCP
+    connections per calculation; and E(V) of the first round with the firecrest fit."""
+    import numpy as np
+
+    plt = _pyplot()
+    results = summary["results"]
+    names = list(dict.fromkeys(row["config"] for row in results))
+    rounds = sorted({row["round"] for row in results})
+    by_round = {(row["round"], row["config"]): row for row in results}
+    colors = {name: AIIDA_COLORS.get(name, "#7f7f7f") for name in names}
+    fig, axes = plt.subplots(1, 4, figsize=(17, 4.2))
+    width = 0.8 / len(names)
+    panels = (
+        ("wall_s", "wall seconds per EOS"),
+        ("kib_per_calc", "KiB moved per calculation"),
+        ("connections_per_calc", "TCP connections per calculation"),
+    )
+    for ax, (key, title) in zip(axes, panels, strict=False):
+        for i, name in enumerate(names):
+            xs = [j + (i - (len(names) - 1) / 2) * width for j in range(len(rounds))]
+            values = [by_round[(r, name)][key] for r in rounds]
+            ax.bar(xs, values, width, color=colors[name], label=name)
+            for x, v in zip(xs, values, strict=True):
+                ax.annotate(f"{v:.3g}", (x, v), ha="center", va="bottom", fontsize=8)
+        ax.set_xticks(range(len(rounds)), [f"round {r}" for r in rounds])
+        ax.set_title(title, fontsize=10)
+    axes[0].legend(fontsize=8)
+    first = by_round[(rounds[0], names[0])]
+    volumes, energies = first["volumes"], first["energies_ev"]
+    x = np.asarray(volumes) ** (-2 / 3)
+    coefficients = np.polyfit(x, energies, 3 if len(x) >= 5 else 2)
+    grid = np.linspace(min(volumes), max(volumes), 200)
+    eos = axes[3]
+    eos.plot(grid, np.polyval(coefficients, grid ** (-2 / 3)), "-", color="#555555", label="fit")
+    for name in names:
+        row = by_round[(rounds[0], name)]
+        eos.plot(row["volumes"], row["energies_ev"], "o", color=colors[name], label=name,
+                 markersize=7 if name == names[0] else 4)  # fmt: skip
+    eos.set_xlabel("volume per cell (Å³)")
+    eos.set_ylabel("E (eV)")
+    fit = f"a0 = {first.get('a', 0):.3f} Å, B0 = {first.get('bulk_modulus', 0):.0f} GPa"
+    eos.set_title(f"E(V), {fit}", fontsize=10)
+    eos.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -335,6 +381,7 @@ def main() -> int:
         "transfer": transfer_figure,
         "aiida_calcjobs": aiida_figure,
         "users": users_figure,
+        "qe_eos": qe_eos_figure,
     }[data["benchmark"]]
     figure(data, Path(sys.argv[2]))
     return 0

@@ -46,6 +46,33 @@ def _verdi(env: dict[str, str], *args: str, check: bool = True) -> str:
     return result.stdout
 
 
+def configure_computer(env: dict[str, str], stack: dict, label: str, aiida_path: Path) -> None:
+    """``verdi computer setup -T firecrest -S firecrest`` and ``configure`` for alice."""
+    alice = stack["users"]["alice"]
+    workdir = f"{alice['home']}/aiida_run/"
+    _verdi(
+        env, "computer", "setup", "-n", "--label", label, "--hostname", stack["system"],
+        "--transport", "firecrest", "--scheduler", "firecrest", "--work-dir", workdir,
+        "--mpiprocs-per-machine", "1",
+    )  # fmt: skip
+    config = aiida_path / "firecrest.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "url": stack["url"],
+                "token_uri": stack["token_url"],
+                "client_id": alice["client_id"],
+                "client_secret": alice["client_secret"],
+                "compute_resource": stack["system"],
+                "billing_account": stack["account"],
+                "temp_directory": f"{alice['home']}/.aiida-firecrest-tmp",
+            }
+        )
+    )
+    config.chmod(0o600)
+    _verdi(env, "computer", "configure", "firecrest", label, "-n", "--config", str(config))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("stack_json")
@@ -78,28 +105,7 @@ def main() -> int:
         step(f"verdi presto: profile {profile!r} in {aiida_path} (broker: {broker})")
 
         label = "stack"
-        workdir = f"{alice['home']}/aiida_run/"
-        _verdi(
-            env, "computer", "setup", "-n", "--label", label, "--hostname", stack["system"],
-            "--transport", "firecrest", "--scheduler", "firecrest", "--work-dir", workdir,
-            "--mpiprocs-per-machine", "1",
-        )  # fmt: skip
-        config = aiida_path / "firecrest.yaml"
-        config.write_text(
-            yaml.safe_dump(
-                {
-                    "url": stack["url"],
-                    "token_uri": stack["token_url"],
-                    "client_id": alice["client_id"],
-                    "client_secret": alice["client_secret"],
-                    "compute_resource": stack["system"],
-                    "billing_account": stack["account"],
-                    "temp_directory": f"{alice['home']}/.aiida-firecrest-tmp",
-                }
-            )
-        )
-        config.chmod(0o600)
-        _verdi(env, "computer", "configure", "firecrest", label, "-n", "--config", str(config))
+        configure_computer(env, stack, label, aiida_path)
         step(f"verdi computer setup/configure: {label!r} -> {stack['url']} ({stack['system']})")
         tested = _verdi(env, "computer", "test", label, check=False)
         ok_checks = tested.count("[OK]")

@@ -8,7 +8,7 @@ this process loads the same profile to build, submit and inspect calculations. E
 undone at the end: the daemon stopped, the PostgreSQL database and role dropped, the profile's
 RabbitMQ queues deleted, the working directories on the cluster removed.
 
-Also used by ``benchmarks/aiida_calcjobs.py``.
+Also used by ``benchmarks/aiida_calcjobs.py`` and ``benchmarks/qe_eos.py``.
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ VERDI = str(BIN / "verdi")
 POSTGRES = {"host": "localhost", "port": "5432", "user": "postgres"}
 # A daemon log record starts with its date: "11/26/2026 02:22:49 PM <pid> logger: [LEVEL] ...".
 _STDERR_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[\d+\] \|.*\n?", re.MULTILINE)
+# The ssh host alias of the stack's sshd in ``ssh_home``'s config, for core.ssh_async computers.
+HOST_ALIAS = "fcbench-cluster"
 _LOG_RECORD = re.compile(r"^(?=\d\d/\d\d/\d{4} \d\d:\d\d:\d\d [AP]M <\d+>)", re.MULTILINE)
 
 
@@ -392,6 +394,52 @@ def _loaded(profile: AiidaProfile) -> Iterator[Any]:
         if previous_profile is not None:
             get_config()
             manager.load_profile(previous_profile, allow_switch=True)
+
+
+def ssh_home(stack: StackInfo, home: Path, port: int | None = None) -> None:
+    """A HOME for the daemon: a certificate for alice from the stack's CA, `.ssh/config` with
+    the host alias, and `ssh`/`scp` wrappers that make OpenSSH read that config. With ``port``
+    (a relay in front of sshd) the alias points there, with the host key known on that port."""
+    ssh = home / ".ssh"
+    ssh.mkdir(parents=True, mode=0o700)
+    key = ssh / "id_ed25519"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True
+    )  # fmt: skip
+    subprocess.run(
+        ["ssh-keygen", "-q", "-s", str(stack.ca_key), "-I", "aiida-firecrest-tests",
+         "-n", "alice", "-V", "-5m:+4h", f"{key}.pub"],
+        check=True,
+    )  # fmt: skip
+    known_hosts = stack.known_hosts
+    if port is not None:
+        known_hosts = ssh / "known_hosts"
+        known_hosts.write_text(
+            Path(stack.known_hosts).read_text().replace(f"]:{stack.ssh_port} ", f"]:{port} ")
+        )
+    config = ssh / "config"
+    config.write_text(
+        f"Host {HOST_ALIAS}\n"
+        f"    HostName {stack.ssh_host}\n"
+        f"    Port {port or stack.ssh_port}\n"
+        "    User alice\n"
+        f"    IdentityFile {key}\n"
+        f"    CertificateFile {key}-cert.pub\n"
+        "    IdentitiesOnly yes\n"
+        f"    UserKnownHostsFile {known_hosts}\n"
+        "    StrictHostKeyChecking yes\n"
+        "    BatchMode yes\n"
+    )
+    config.chmod(0o600)
+    bin_dir = home / "bin"
+    bin_dir.mkdir()
+    for tool in ("ssh", "scp"):
+        real = shutil.which(tool)
+        if real is None:
+            raise SystemExit(f"{tool} is not installed")
+        wrapper = bin_dir / tool
+        wrapper.write_text(f'#!/bin/sh\nexec {real} -F {config} "$@"\n')
+        wrapper.chmod(0o755)
 
 
 # -------------------------------------------------------------------------- calculations

@@ -320,6 +320,9 @@ def users_figure(summary: dict, path: Path) -> None:
             f"errors {c['wave']['errors']}, peak {c['peak_connections']} connections"
         )
     fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def qe_eos_figure(summary: dict, path: Path) -> None:

@@ -377,6 +377,12 @@ def _loaded(profile: AiidaProfile) -> Iterator[Any]:
     previous_dir = AiiDAConfigDir.get()
     previous_env = os.environ.get("AIIDA_PATH")
     if previous_profile is not None:
+        # The previous profile's runner was made on the loop that was current then, often
+        # pytest-asyncio's session loop, and unloading closes the runner's loop (Runner.close):
+        # every async test after this one then failed with "Event loop is closed" (seen in a
+        # whole-suite run: the plugin tests' profile, then tests/replicas). Set that runner
+        # aside unclosed; the manager makes a new one when the profile is used again.
+        manager._runner = None
         manager.unload_profile()
     reset_config()
     os.environ["AIIDA_PATH"] = str(profile.aiida_path)

@@ -93,8 +93,21 @@ def code_create_args(computer: str, label: str = "pw") -> list[str]:
         "code", "create", "core.code.installed", "-n", "--label", label,
         "--computer", computer, "--filepath-executable", PW_X,
         "--default-calc-job-plugin", "quantumespresso.pw",
-        "--prepend-text", "export OMP_NUM_THREADS=1",
+        "--prepend-text", PREPEND, "--append-text", APPEND,
     ]  # fmt: skip
+
+
+# Debian's pw.x is built with Open MPI, which makes its session directory under /tmp even for a
+# serial run: two of a user's jobs starting at once raced for /tmp/ompi.<host>.<uid> and one
+# failed ("A call to mkdir was unable to create the desired directory ... File exists"). Each
+# job gets a short directory of its own (sockets live there: the path must stay short).
+PREPEND = "\n".join(
+    [
+        "export OMP_NUM_THREADS=1",
+        'export OMPI_MCA_orte_tmpdir_base="$(mktemp -d /tmp/ompi-job-XXXXXX)"',
+    ]
+)
+APPEND = 'rm -rf -- "$OMPI_MCA_orte_tmpdir_base"'
 
 
 def silicon(a: float) -> Any:

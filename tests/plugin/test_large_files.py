@@ -1,4 +1,4 @@
-"""Files at and above the server's direct-transfer limit (``dataOperation.maxOpsFileSize``).
+"""Files at and above the server's direct-transfer limit (``dataOperation.max_ops_file_size``).
 
 Above it, FirecREST stages files through S3 (``/transfer/upload``, ``/transfer/download`` and a
 transfer job): downloads always go that way; uploads go as a one-file tar stream when the server

@@ -123,7 +123,7 @@ async def test_converted_firecrest_v2_config_serves_the_stack(
             alice = {"Authorization": f"Bearer {token_for('alice')}"}
             systems = (await http.get("/status/systems", headers=alice)).json()["systems"]
             assert [s["name"] for s in systems] == [stack.system]
-            assert systems[0]["dataOperation"]["maxOpsFileSize"] == MAX_OPS_FILE_SIZE
+            assert systems[0]["dataOperation"]["max_ops_file_size"] == MAX_OPS_FILE_SIZE
             assert [fs["path"] for fs in systems[0]["fileSystems"]] == ["/home", "/tmp"]
             listing = await http.get(
                 f"/filesystem/{stack.system}/ops/ls",

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from .refresh import RefreshGate
+
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
@@ -83,13 +85,11 @@ class OidcDiscovery:
         self._issuer = issuer
         self._http = http
         self._cache_ttl = cache_ttl
-        self._min_refresh_interval = min_refresh_interval
         self._timeout = timeout
         self._clock = clock
         self._metadata: ProviderMetadata | None = None
         self._fetched_at: float | None = None
-        self._attempted_at: float | None = None
-        self._fetching: asyncio.Future[None] | None = None
+        self._gate = RefreshGate(min_refresh_interval, clock)
 
     @property
     def current(self) -> ProviderMetadata | None:
@@ -108,22 +108,13 @@ class OidcDiscovery:
         return metadata.jwks_uri if metadata else None
 
     async def _refresh(self) -> None:
-        if self._fetching is not None:
-            await asyncio.shield(self._fetching)  # one fetch for every waiter (see jwks.py)
-            return
-        now = self._clock()
-        if self._attempted_at is not None and now - self._attempted_at < self._min_refresh_interval:
-            return
-        self._attempted_at = now
-        fetching = self._fetching = asyncio.get_running_loop().create_future()
-        try:
+        async def fetch(now: float) -> None:
             metadata = await self._fetch()
             if metadata is not None:
                 self._metadata = metadata
                 self._fetched_at = now
-        finally:
-            self._fetching = None
-            fetching.set_result(None)
+
+        await self._gate.refresh(fetch)  # one fetch for every waiter, with a floor (refresh.py)
 
     async def _fetch(self) -> ProviderMetadata | None:
         try:

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from jwt.algorithms import get_default_algorithms
 
+from firecrest_server.auth.refresh import RefreshGate
 from firecrest_server.config import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -93,14 +94,11 @@ class JWKSCache:
         self._http = http
         self._algorithms = tuple(algorithms)
         self._cache_ttl = cache_ttl
-        self._min_refresh_interval = min_refresh_interval
         self._timeout = timeout
         self._clock = clock
         self._keys = _KeySet()
         self._fetched_at: float | None = None  # last successful fetch
-        self._attempted_at: float | None = None  # last fetch, successful or not
-        # Done when the fetch in progress ends; None while no fetch runs.
-        self._fetching: asyncio.Future[None] | None = None
+        self._gate = RefreshGate(min_refresh_interval, clock)
 
     async def get(self, kid: str, alg: str) -> jwt.PyJWK | None:
         """The key with this id, bound to ``alg``; None when there is no such key."""
@@ -120,33 +118,20 @@ class JWKSCache:
     async def _refresh_if_stale(self, *, have_key: bool) -> None:
         if not self._is_stale():
             return
-        if have_key and self._fetching is not None:
+        if have_key and self._gate.running:
             # Someone is already refreshing; a caller that can be served from the stale keys
             # should not queue behind a possibly slow provider.
             return
         await self._refresh()
 
     async def _refresh(self) -> None:
-        if self._fetching is not None:
-            # A fetch is in progress: its result is ours too. Every waiter resumes at once when
-            # it ends. (With a lock each waiter had to take it in turn, one per event-loop turn:
-            # on a cold start under load the last of 500 requests waited ten seconds.) Shielded:
-            # a waiter's cancellation must not cancel the others' wait.
-            await asyncio.shield(self._fetching)
-            return
-        now = self._clock()
-        if self._attempted_at is not None and now - self._attempted_at < self._min_refresh_interval:
-            return
-        self._attempted_at = now
-        fetching = self._fetching = asyncio.get_running_loop().create_future()
-        try:
+        async def fetch(now: float) -> None:
             keys = await self._fetch()
             if keys is not None:
                 self._keys = keys
                 self._fetched_at = now
-        finally:
-            self._fetching = None
-            fetching.set_result(None)
+
+        await self._gate.refresh(fetch)
 
     async def _fetch(self) -> _KeySet | None:
         url = self._url if isinstance(self._url, str) else await self._url()

@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 import asyncssh
+
 from firecrest_server.ssh.pool import PREFERRED_CIPHERS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))

@@ -55,6 +55,7 @@ from pathlib import Path
 
 import asyncssh
 import httpx
+
 from firecrest_server.ssh.pool import PREFERRED_CIPHERS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))

@@ -27,6 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import jwt
+
 from firecrest_server.config import CertificateAuthorityCredentials
 from firecrest_server.ssh.credentials import CertificateAuthority
 

@@ -8,6 +8,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+
 from firecrest_server.upstream_config import ConvertOptions, convert
 
 SCRIPT = Path(__file__).resolve().parent.parent / "dev" / "upstream_firecrest.py"

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric import rsa
+
 from firecrest_server.app import create_app
 from firecrest_server.test_app_edge import settings
 

@@ -15,6 +15,7 @@ import uuid
 import httpx
 import pytest
 from aiida.schedulers.datastructures import JobState
+
 from firecrest_server.scheduler.slurm_jobs import sacct_argv, squeue_argv
 
 from ..server.own_server import own_server

@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+
 from firecrest_server.api.upload_form import decode_filename
 
 from ..stack import StackInfo

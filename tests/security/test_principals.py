@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from firecrest_server.staging.tokens import StagingGrant, UrlSigner
 
 from ..server.own_server import own_server

@@ -15,8 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-from firecrest_server.state.redis_process import RedisProcess
 from prometheus_client.parser import text_string_to_metric_families
+
+from firecrest_server.state.redis_process import RedisProcess
 
 from ..stack import StackInfo
 from .own_server import own_server

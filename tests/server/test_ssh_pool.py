@@ -10,6 +10,7 @@ from pathlib import Path
 
 import asyncssh
 import pytest
+
 from firecrest_server.config import CertificateAuthorityCredentials, SSHConfig
 from firecrest_server.errors import ApiError
 from firecrest_server.ssh import RemoteRunner, SSHPool

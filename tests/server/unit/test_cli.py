@@ -1,0 +1,104 @@
+"""The command line: what it hands to uvicorn."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from firecrest_server import cli
+
+
+def test_idle_connections_outlive_client_keep_alive(tmp_path: Path, monkeypatch) -> None:
+    config = {
+        "auth": {"jwks_url": "https://idp/jwks", "issuer": "https://idp", "audience": "f7t"},
+        "systems": [
+            {
+                "name": "c",
+                "ssh": {
+                    "host": "h",
+                    "known_hosts": "/k",
+                    "credentials": {"type": "ca", "ca_key": "K"},
+                },
+            }
+        ],
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(json.dumps(config))
+    seen: dict = {}
+    monkeypatch.setattr(cli.uvicorn, "run", lambda *args, **kwargs: seen.update(kwargs))
+    monkeypatch.delenv(cli.CONFIG_ENV, raising=False)
+    assert cli.main(["--config", str(path)]) == 0
+    # Longer than httpx's (and so pyfirecrest's) pool expiry, with a wide margin: otherwise a
+    # client reuses a connection the server is closing at that very moment.
+    assert seen["timeout_keep_alive"] > 2 * httpx.Limits().keepalive_expiry
+    # A response's head and body in one write; a bounded wait for requests in flight on stop.
+    assert seen["http"] == "firecrest_server.edge_protocol:EdgeProtocol"
+    assert seen["timeout_graceful_shutdown"] == 30
+    assert seen["proxy_headers"] is False
+    # server.event_loop chooses; uvloop with batched accepting by default (event_loop.py).
+    assert seen["loop"] == "firecrest_server.event_loop:new_event_loop"
+    config["server"] = {"event_loop": "asyncio"}
+    path.write_text(json.dumps(config))
+    assert cli.main(["--config", str(path)]) == 0
+    assert seen["loop"] == "asyncio"
+
+
+def test_check_exits_2_naming_the_key_of_a_shared_ca_key(tmp_path: Path, capsys) -> None:
+    key_file = tmp_path / "user_ca"
+    key_file.write_text("KEY")
+    key_file.chmod(0o640)
+    config = {
+        "auth": {"jwks_url": "https://idp/jwks", "issuer": "https://idp", "audience": "f7t"},
+        "systems": [
+            {
+                "name": "c",
+                "ssh": {
+                    "host": "h",
+                    "known_hosts": "/k",
+                    "credentials": {"type": "ca", "ca_key": {"file": str(key_file)}},
+                },
+            }
+        ],
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(json.dumps(config))
+    assert cli.main(["--config", str(path), "--check"]) == 2
+    assert "systems.0.ssh.credentials.ca.ca_key:" in capsys.readouterr().err
+    key_file.chmod(0o600)
+    assert cli.main(["--config", str(path), "--check"]) == 0
+
+
+@pytest.fixture(autouse=True)
+def _restore_env(monkeypatch) -> None:
+    monkeypatch.delenv(cli.SIGNING_KEY_ENV, raising=False)
+
+
+def test_check_refuses_trusted_proxies_without_public_url(tmp_path: Path, capsys) -> None:
+    config = {
+        "server": {"trusted_proxies": ["10.0.0.0/8"]},
+        "auth": {"jwks_url": "https://idp/jwks", "issuer": "https://idp", "audience": "f7t"},
+        "systems": [
+            {
+                "name": "c",
+                "ssh": {
+                    "host": "h",
+                    "known_hosts": "/k",
+                    "credentials": {"type": "ca", "ca_key": "K"},
+                },
+            }
+        ],
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(json.dumps(config))
+    assert cli.main(["--config", str(path), "--check"]) == 2
+    error = capsys.readouterr().err
+    assert "server.trusted_proxies" in error
+    assert "server.public_url" in error
+    # Without proxies, a missing public_url is valid, with a warning.
+    del config["server"]
+    path.write_text(json.dumps(config))
+    assert cli.main(["--config", str(path), "--check"]) == 0
+    assert "warning: server.public_url is not set" in capsys.readouterr().err

@@ -61,6 +61,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.operation_counts import AccessLogCounts, SshdCounts, per_calculation
 from tests.e2e.aiida_env import (
     HOST_ALIAS,
     AiidaProfile,
@@ -331,6 +332,9 @@ def run_batch(
 ) -> dict[str, Any]:
     from aiida import orm
 
+    sshd = SshdCounts(stack.dir / "log" / "sshd.out", "alice")
+    access = [AccessLogCounts(path, "alice") for path in sorted(stack.dir.glob("log/server*.out"))]
+
     code = orm.load_code(f"bash-installed@{name}")
     log_offset = profile.daemon_log_offset()
     cpu_before = cpu_sample(profile, stack)
@@ -357,6 +361,7 @@ def run_batch(
     wall = time.monotonic() - started
     cpu_after = cpu_sample(profile, stack)
     busy_after, total_after = machine_ticks()
+    operations = _operations(sshd, access)
     cpu_ms = {part: 1000 * (cpu_after[part] - cpu_before[part]) / count for part in cpu_after}
     cpu_ms["total"] = sum(cpu_ms.values())
     failures = profile.task_failures(since=log_offset)
@@ -385,8 +390,24 @@ def run_batch(
         ),
         "cpu_ms_per_calc_by_party": parties.batch_ms(count) if parties is not None else {},
         "phases": phase_times(first_seen, created, started_epoch),
+        "operations_per_calc": per_calculation(operations, count),
         "task_retries": dict(Counter(f"{task}: {error}" for task, error in failures)),
     }
+
+
+def _operations(sshd: SshdCounts, access: list[AccessLogCounts]) -> dict[str, Any]:
+    """What the batch asked of sshd and of the API server (``operation_counts``)."""
+    operations = sshd.take()
+    requests: Counter[str] = Counter()
+    body = {"in": 0, "out": 0}
+    for reader in access:
+        counted = reader.take()
+        requests.update(counted["http_requests"])
+        for way in body:
+            body[way] += counted["http_body_bytes"][way]
+    operations["http_requests"] = dict(requests.most_common())
+    operations["http_body_bytes"] = body
+    return operations
 
 
 def print_row(row: dict[str, Any]) -> None:
@@ -405,6 +426,47 @@ def print_row(row: dict[str, Any]) -> None:
     if by_party := row.get("cpu_ms_per_calc_by_party"):
         shown = ", ".join(f"{party} {ms:.0f}" for party, ms in by_party.items() if ms >= 1)
         print(f"{'':>17}CPU ms per calculation by party (sampled): {shown}", flush=True)
+    if operations := row.get("operations_per_calc"):
+        print(f"{'':>17}per calculation: {describe_operations(operations)}", flush=True)
+
+
+def describe_operations(ops: dict[str, Any]) -> str:
+    sessions = ", ".join(f"{kind} {n:g}" for kind, n in ops["sessions"].items())
+    text = f"SSH connections {ops['connections']:g}, sessions: {sessions or 'none'}"
+    if ops["http_requests"]:
+        http = ops["http_requests"]
+        text += f"; HTTP requests {sum(http.values()):g} (" + ", ".join(
+            f"{endpoint} {n:g}" for endpoint, n in http.items()
+        )
+        text += f"), body bytes in {ops['http_body_bytes']['in']:g} out "
+        text += f"{ops['http_body_bytes']['out']:g}"
+    return text
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    flat: dict[str, float] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def median_operations(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Per counted quantity ("sessions.command", "http_requests.GET /filesystem/..."), its
+    median per calculation over the rounds (0 where a round had none), and the totals of SSH
+    sessions and HTTP requests."""
+    flat = [_flatten(row) for row in rows]
+    for row, original in zip(flat, rows, strict=True):
+        row["total.ssh_sessions"] = sum(original["sessions"].values())
+        row["total.http_requests"] = sum(original["http_requests"].values())
+    keys = sorted({key for row in flat for key in row})
+    return (
+        {key: round(statistics.median(row.get(key, 0) for row in flat), 2) for key in keys}
+        if flat
+        else {}
+    )
 
 
 def summarize(results: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
@@ -424,6 +486,9 @@ def summarize(results: list[dict[str, Any]], names: list[str]) -> dict[str, Any]
                 part: round(statistics.median(row["cpu_ms_per_calc"][part] for row in rows), 1)
                 for part in rows[0]["cpu_ms_per_calc"]
             },
+            "operations_per_calc_median": median_operations(
+                [row["operations_per_calc"] for row in rows if "operations_per_calc" in row]
+            ),
             "phases_median_s": {
                 phase: round(
                     statistics.median(
@@ -488,6 +553,18 @@ def print_summary(summary: dict[str, Any], results: list[dict[str, Any]]) -> Non
             + "  ".join(f"{r:.2f}x" for r in machine)
         )
     print(
+        "\nper calculation, median over the rounds "
+        "(SSH counted in sshd's log, HTTP in the server's)"
+    )
+    for name, config in summary["configs"].items():
+        ops = config.get("operations_per_calc_median") or {}
+        print(
+            f"{name:<10} SSH connections {ops.get('connections', 0):g}, sessions "
+            f"{ops.get('total.ssh_sessions', 0):g}, HTTP requests "
+            f"{ops.get('total.http_requests', 0):g}, HTTP body bytes "
+            f"{ops.get('http_body_bytes.in', 0):g} in / {ops.get('http_body_bytes.out', 0):g} out"
+        )
+    print(
         "\nseconds per calculation in each phase, median (last calculation out, s after the "
         "first submission)"
     )
@@ -523,6 +600,12 @@ def main() -> int:
         default=1,
         help="every configuration once per round (order alternates)",
     )
+    parser.add_argument(
+        "--slurm-mode",
+        choices=("ssh", "rest"),
+        default="ssh",
+        help="how the stack started here reaches Slurm (with --stack: that stack's)",
+    )
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--plot", help="also draw them into this PNG file (needs matplotlib)")
     args = parser.parse_args()
@@ -538,7 +621,7 @@ def main() -> int:
         stack = StackInfo.load(Path(args.stack))
     else:
         directory = new_stack_dir()
-        stack, _ = stack_up(directory)
+        stack, _ = stack_up(directory, slurm_mode=args.slurm_mode)
     home = Path(tempfile.mkdtemp(prefix="fcbench-home-"))
     profile = new_profile("fcbench")
     os.environ["AIIDA_PATH"] = str(profile.aiida_path)  # before aiida is imported
@@ -560,7 +643,8 @@ def main() -> int:
             print(
                 f"{args.count} core.arithmetic.add per configuration and round, {args.rounds} "
                 f"rounds, {args.workers} daemon workers, poll interval {args.poll_interval:g} s, "
-                f"ssh safe_interval {args.ssh_safe_interval:g} s, stack {stack.url}, "
+                f"ssh safe_interval {args.ssh_safe_interval:g} s, stack {stack.url} "
+                f"(scheduler over {stack.slurm_mode}), "
                 f"load average {load['start']} ({os.cpu_count()} CPUs)\n"
             )
             # Not measured: the workers import the plugins and warm their caches on the first
@@ -607,6 +691,7 @@ def main() -> int:
         "workers": args.workers,
         "poll_interval": args.poll_interval,
         "ssh_safe_interval": args.ssh_safe_interval,
+        "slurm_mode": stack.slurm_mode,
         "cpus": os.cpu_count(),
         "load_average": load,
         "results": results,

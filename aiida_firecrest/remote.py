@@ -21,6 +21,7 @@ from .client import (
     CAPABILITY_OPS_CP,
     CAPABILITY_OPS_MV,
     CAPABILITY_TREE,
+    CAPABILITY_TREE_CREATE,
     FileEntry,
     FirecrestClient,
     FirecrestError,
@@ -282,8 +283,11 @@ class RemoteFileSystem:
     async def tree_download(self, path: str, local_tar: str | Path, *, dereference: bool) -> None:
         await self.client.tree_download(self.system, path, local_tar, dereference=dereference)
 
-    async def tree_upload(self, path: str, local_tar: str | Path) -> None:
-        await self.client.tree_upload(self.system, path, local_tar)
+    async def has_tree_create(self) -> bool:
+        return await self.supports(CAPABILITY_TREE_CREATE)
+
+    async def tree_upload(self, path: str, local_tar: str | Path, *, create: bool = False) -> None:
+        await self.client.tree_upload(self.system, path, local_tar, create=create)
 
     # ------------------------------------------------------------------------------ staging
 

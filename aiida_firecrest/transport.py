@@ -482,8 +482,14 @@ class FirecrestTransport(AsyncTransport):
         if not os.path.isabs(remote):
             raise OSError("The remotepath must be an absolute path")
         # Creating the target is the usual case and answers whether it existed: one request
-        # instead of a stat and a mkdir.
+        # instead of a stat and a mkdir, and none at all where the server makes the directory
+        # with the tree request itself (AiiDA puts every calculation's .aiida folder this way).
         try:
+            if await self.fs.has_tree_create():
+                await trees.put_contents(
+                    self.fs, local, posixpath.normpath(remote), dereference=dereference, create=True
+                )
+                return
             await self.fs.mkdir(posixpath.normpath(remote))
             existing = None
         except FileNotFoundError:  # a parent is missing too

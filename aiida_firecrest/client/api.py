@@ -407,16 +407,22 @@ class FirecrestClient:
             async for chunk in response.aiter_bytes(CHUNK_SIZE):
                 await out.write(chunk)
 
-    async def tree_upload(self, system: str, path: str, local_tar: str | Path) -> None:
-        """Unpack the tar archive ``local_tar`` into the existing directory ``path``."""
+    async def tree_upload(
+        self, system: str, path: str, local_tar: str | Path, *, create: bool = False
+    ) -> None:
+        """Unpack the tar archive ``local_tar`` into the existing directory ``path``, or with
+        ``create`` (extension ``filesystem.tree.create``) into ``path`` made new for it
+        (``FileExistsError`` if something is there, ``FileNotFoundError`` without a parent)."""
         size = await file_size(local_tar)
         await self.session.request(
             "PUT",
             self._ops(system, "tree"),
-            params={"path": path},
+            params={"path": path, "create": "true"} if create else {"path": path},
             content=lambda: file_range(local_tar, 0, size),
             headers={"Content-Type": "application/x-tar", "Content-Length": str(size)},
-            idempotent=True,  # unpacking the same archive again gives the same tree
+            # Unpacking the same archive again gives the same tree; creating the directory
+            # again would fail on the first attempt's directory.
+            idempotent=not create,
             expected=(204,),
         )
 

@@ -23,6 +23,8 @@ from .upstream_config import ConvertOptions, convert, load_upstream
 # connection the server is closing at that moment and get a connection error. A server must
 # keep connections longer than its clients' pools do.
 KEEP_ALIVE_SECONDS = 75
+# How long a worker may take to answer uvicorn's liveness ping before it is killed and replaced.
+WORKER_HEALTHCHECK_SECONDS = 30
 
 # server.event_loop -> uvicorn's `loop`. "uvloop" is uvloop with our own accepting of new
 # connections (event_loop.py explains why libuv's is not enough under load).
@@ -134,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
         # After the drain (draining.py): how long requests in flight may take to finish.
         timeout_graceful_shutdown=settings.server.shutdown_grace_seconds,
+        # uvicorn kills a worker that misses its 5 s ping; on a loaded host a worker still
+        # importing the app misses it, and every replacement did too (workers died in a loop,
+        # the server never served, at load average 18 on 2 cores).
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
         loop=UVICORN_LOOPS[settings.server.event_loop],
         # The edge protocol: timeouts, the connection cap, and a response's head and body in
         # one write, so a replica that dies mid-answer sends all or nothing (edge_protocol.py).

@@ -579,6 +579,32 @@ def print_summary(summary: dict[str, Any], results: list[dict[str, Any]]) -> Non
         print(f"{row['round']:>5} {row['config']:<10} " + " ".join(f"{c:>15}" for c in cells))
 
 
+def write_document(
+    args: argparse.Namespace,
+    stack: StackInfo,
+    load: dict[str, str],
+    results: list[dict[str, Any]],
+    names: list[str],
+) -> dict[str, Any]:
+    """The run's JSON document (written to ``--json`` if given) with the batches so far."""
+    document = {
+        "benchmark": "aiida_calcjobs",
+        "count": args.count,
+        "rounds": args.rounds,
+        "workers": args.workers,
+        "poll_interval": args.poll_interval,
+        "ssh_safe_interval": args.ssh_safe_interval,
+        "slurm_mode": stack.slurm_mode,
+        "cpus": os.cpu_count(),
+        "load_average": load,
+        "results": results,
+        **summarize(results, names),
+    }
+    if args.json:
+        Path(args.json).write_text(json.dumps(document, indent=2) + "\n")
+    return document
+
+
 def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -671,6 +697,8 @@ def main() -> int:
                     }
                     results.append(row)
                     print_row(row)
+                    if args.json:  # so far: an interrupted run keeps what it measured
+                        write_document(args, stack, load, results, names)
             parties.stop()
     finally:
         load["end"] = load_average()
@@ -684,21 +712,7 @@ def main() -> int:
     summary = summarize(results, names)
     print_summary(summary, results)
     print(f"\nload average: {load['start']} at the start, {load['end']} at the end")
-    document = {
-        "benchmark": "aiida_calcjobs",
-        "count": args.count,
-        "rounds": args.rounds,
-        "workers": args.workers,
-        "poll_interval": args.poll_interval,
-        "ssh_safe_interval": args.ssh_safe_interval,
-        "slurm_mode": stack.slurm_mode,
-        "cpus": os.cpu_count(),
-        "load_average": load,
-        "results": results,
-        **summary,
-    }
-    if args.json:
-        Path(args.json).write_text(json.dumps(document, indent=2) + "\n")
+    document = write_document(args, stack, load, results, names)
     if args.plot:
         from benchmarks.plots import aiida_figure
 

@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import posixpath
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from . import local_tar
@@ -52,17 +53,22 @@ class RemoteFileSystem:
         account: str | None = None,
         temp_directory: str | None = None,
         checksum_check: bool = False,
+        info: SystemInfo | None = None,
+        on_info: Callable[[SystemInfo], None] | None = None,
     ) -> None:
         self.client = client
         self.system = system
         self.account = account
         self.temp_directory = temp_directory
         self.checksum_check = checksum_check
-        self._info: SystemInfo | None = None
+        self._info = info  # known already (reuse.py), else asked on first use
+        self._on_info = on_info  # told what the server answered when asked
 
     async def info(self) -> SystemInfo:
         if self._info is None:
             self._info = await self.client.system_info(self.system)
+            if self._on_info is not None:
+                self._on_info(self._info)
         return self._info
 
     async def supports(self, capability: str) -> bool:

@@ -37,6 +37,7 @@ from .client.errors import FirecrestFileNotFoundError, is_unavailable
 from .options import AUTH_OPTIONS, DEFAULT_SAFE_INTERVAL, SHELL_OPTIONS, TransportSettings
 from .remote import RemoteFileSystem
 from .remote_glob import has_magic
+from .reuse import ComputerReuse, reuse_for
 
 
 def _str(path: TransportPath) -> str:
@@ -82,6 +83,7 @@ class FirecrestTransport(AsyncTransport):
         self._client: FirecrestClient | None = None
         self._fs: RemoteFileSystem | None = None
         self._username: str | None = None
+        self._reuse: ComputerReuse | None = None
 
     @classmethod
     def _get_use_login_shell_suggestion_string(cls, computer: Any) -> None:
@@ -123,9 +125,11 @@ class FirecrestTransport(AsyncTransport):
         if self._is_open:
             raise InvalidOperation("Cannot open the transport twice")
         settings = self.settings
+        # The token, the system's capabilities and the user name of the last open (reuse.py).
+        self._reuse = reuse = reuse_for(settings)
         self._client = FirecrestClient(
             settings.url,
-            settings.token_source(),
+            reuse.token,
             max_concurrent=settings.max_io_allowed,
         )
         self._fs = RemoteFileSystem(
@@ -134,7 +138,10 @@ class FirecrestTransport(AsyncTransport):
             account=settings.billing_account,
             temp_directory=settings.temp_directory,
             checksum_check=settings.checksum_check,
+            info=reuse.system_info(),
+            on_info=lambda info: reuse.remember("system_info", info),
         )
+        self._username = reuse.username()
         self._is_open = True
         return self
 
@@ -166,6 +173,8 @@ class FirecrestTransport(AsyncTransport):
     async def whoami_async(self) -> str:
         if self._username is None:
             self._username = (await self.client.userinfo(self.compute_resource)).name
+            if self._reuse is not None:
+                self._reuse.remember("username", self._username)
         return self._username
 
     async def normalize_async(self, path: TransportPath = ".") -> str:

@@ -131,3 +131,25 @@ async def test_putting_a_directory_onto_an_existing_one_puts_it_inside(
     seed(f"{remote_dir}/a-file", "not a directory")
     with pytest.raises(OSError, match="into a file"):
         await transport.puttree_async(str(local), f"{remote_dir}/a-file")
+
+
+async def test_the_next_open_asks_no_system_info_token_or_user_again(make_computer, stack):
+    """AiiDA opens a transport per batch of tasks: the system's information, the access token
+    and the user name of the first open serve the next ones (aiida_firecrest/reuse.py)."""
+    from .conftest import open_transport
+
+    computer = make_computer()
+    async with open_transport(computer) as first:
+        await first.fs.info()
+        assert await first.whoami_async() == "alice"
+    async with open_transport(computer) as second:
+        made: list[str] = []
+
+        async def record(request) -> None:
+            made.append(f"{request.method} {request.url.path}")
+
+        second.client.session.http.event_hooks["request"].append(record)
+        assert await second.whoami_async() == "alice"
+        await second.path_exists_async(stack.users["alice"].home)
+    # One stat: no /status/systems, no userinfo, and no token request to the provider.
+    assert made == ["GET /filesystem/cluster/ops/stat"]

@@ -132,13 +132,16 @@ class FirecrestTransport(AsyncTransport):
             reuse.token,
             max_concurrent=settings.max_io_allowed,
         )
+        info = reuse.system_info()
+        if info is not None:
+            self._client.know_system(info)
         self._fs = RemoteFileSystem(
             self._client,
             settings.compute_resource,
             account=settings.billing_account,
             temp_directory=settings.temp_directory,
             checksum_check=settings.checksum_check,
-            info=reuse.system_info(),
+            info=info,
             on_info=lambda info: reuse.remember("system_info", info),
         )
         self._username = reuse.username()

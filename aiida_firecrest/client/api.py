@@ -103,7 +103,7 @@ class FirecrestClient:
 
     async def system_info(self, system: str, *, refresh: bool = False) -> SystemInfo:
         """Capabilities and limits of ``system``, asked once per client."""
-        if self._systems is None or refresh:
+        if self._systems is None or refresh or system not in self._systems:
             self._systems = {raw["name"]: SystemInfo.from_wire(raw) for raw in await self.systems()}
         try:
             return self._systems[system]
@@ -112,6 +112,10 @@ class FirecrestClient:
             raise FirecrestError(
                 f"System {system!r} is not served by {self.url} (systems: {known})"
             ) from None
+
+    def know_system(self, info: SystemInfo) -> None:
+        """Take ``info`` as the answer about its system (what an earlier client was told)."""
+        self._systems = {**(self._systems or {}), info.name: info}
 
     async def userinfo(self, system: str) -> UserInfo:
         response = await self.session.request("GET", f"/status/{system}/userinfo", idempotent=True)

@@ -2,7 +2,7 @@
 `core.slurm`, on the same stack, with the same daemon, measured side by side in one run.
 
     .venv/bin/python benchmarks/aiida_calcjobs.py [--stack DIR/stack.json] [--count 100]
-        [--workers 2] [--poll-interval 2] [--ssh-safe-interval 0] [--warmup 2]
+        [--workers 2] [--poll-interval 2] [--ssh-safe-interval 0] [--warmup 2] [--slurm-mode ssh]
         [--configs firecrest,asyncssh,openssh] [--rounds 1] [--json out.json] [--plot out.png]
 
 One AiiDA profile (PostgreSQL + RabbitMQ, made and dropped here), one daemon with ``--workers``
@@ -29,9 +29,13 @@ much less on the machine's load than the wall time (not sshd's: see ``cpu_sample
 the machine's CPUs were meanwhile (all processes: near 100 % the run is CPU-bound) and that busy
 time per calculation (everything the configuration costs: sshd, Slurm, the databases, and other
 users' work too); below it, the CPU per calculation by party (``PartySampler``, approximate:
-sampled from /proc). Then the median over the rounds and, per round, the ratios firecrest /
-other of the wall times, of the CPU times and of the machine's busy time (>1: firecrest slower
-/ costlier).
+sampled from /proc), and what each calculation asked of the cluster and of the API server,
+counted in their logs (``operation_counts``): SSH connections and sessions (commands, SFTP) in
+sshd's, HTTP requests by endpoint and their body bytes in the server's access log. Then the
+median over the rounds and, per round, the ratios firecrest / other of the wall times, of the
+time after the last submission (on a loaded machine this script's one-by-one submitting, the
+same work for every configuration, can take most of the wall time), of the CPU times and of
+the machine's busy time (>1: firecrest slower / costlier).
 
 Where the time goes: while waiting, the script reads every calculation's state from the
 database twice a second and times its phases (``PHASES``): queued (from its submission until a
@@ -381,6 +385,9 @@ def run_batch(
         "paused": paused,
         "submit_seconds": round(submit_seconds, 2),
         "wall_seconds": round(wall, 2),
+        # From the last submission to the last end: on a loaded machine the submitting (by this
+        # script, the same for every configuration) can take most of the wall time.
+        "after_submit_seconds": round(wall - submit_seconds, 2),
         "calcs_per_minute": round(60 * count / wall, 1),
         "cpu_ms_per_calc": {part: round(ms, 1) for part, ms in cpu_ms.items()},
         "machine_busy": round((busy_after - busy_before) / max(1, total_after - total_before), 2),
@@ -504,7 +511,7 @@ def summarize(results: list[dict[str, Any]], names: list[str]) -> dict[str, Any]
         (row["round"], row["config"]): row for row in results
     }
     rounds = sorted({row["round"] for row in results})
-    wall_ratios, cpu_ratios, machine_ratios = {}, {}, {}
+    wall_ratios, cpu_ratios, machine_ratios, after_submit_ratios = {}, {}, {}, {}
     for other in names:
         if other == "firecrest" or "firecrest" not in names:
             continue
@@ -515,6 +522,10 @@ def summarize(results: list[dict[str, Any]], names: list[str]) -> dict[str, Any]
         ]
         wall_ratios[f"firecrest/{other}"] = [
             round(mine["wall_seconds"] / theirs["wall_seconds"], 2) for mine, theirs in pairs
+        ]
+        after_submit_ratios[f"firecrest/{other}"] = [
+            round(mine["after_submit_seconds"] / max(0.01, theirs["after_submit_seconds"]), 2)
+            for mine, theirs in pairs
         ]
         cpu_ratios[f"firecrest/{other}"] = [
             round(mine["cpu_ms_per_calc"]["total"] / theirs["cpu_ms_per_calc"]["total"], 2)
@@ -527,6 +538,7 @@ def summarize(results: list[dict[str, Any]], names: list[str]) -> dict[str, Any]
     return {
         "configs": per_config,
         "wall_ratios": wall_ratios,
+        "after_submit_ratios": after_submit_ratios,
         "cpu_ratios": cpu_ratios,
         "machine_cpu_ratios": machine_ratios,
     }
@@ -547,6 +559,8 @@ def print_summary(summary: dict[str, Any], results: list[dict[str, Any]]) -> Non
         print(
             f"{label} per round: wall time "
             + "  ".join(f"{r:.2f}x" for r in ratios)
+            + "; after the last submission "
+            + "  ".join(f"{r:.2f}x" for r in summary["after_submit_ratios"][label])
             + "; CPU per calculation "
             + "  ".join(f"{r:.2f}x" for r in cpu)
             + "; machine CPU per calculation "

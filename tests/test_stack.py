@@ -16,7 +16,9 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from .stack import PORT_NAMES, STACK, StackInfo, free_ports, new_stack_dir, stack_down, stack_up
+from firecrest_dev.info import StackInfo
+from firecrest_dev.running import PORT_NAMES, free_ports, new_stack_dir, stack_down, stack_up
+from firecrest_dev.stack.settings import STACK_SCRIPT
 
 pytestmark = pytest.mark.stack
 
@@ -240,7 +242,7 @@ def test_stack_json_is_private(stack: StackInfo) -> None:
     # It holds client secrets and the OIDC signing key.
     assert (stack.dir / "stack.json").stat().st_mode & 0o077 == 0
     assert json.loads((stack.dir / "stack.json").read_text())["system"] == stack.system
-    assert STACK.exists()
+    assert STACK_SCRIPT.exists()
 
 
 def _needs_extra_users(stack: StackInfo, count: int) -> None:

@@ -615,7 +615,7 @@ def main() -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(document, indent=2) + "\n")
     if args.plot:
-        from benchmarks.plots import aiida_figure
+        from plots import aiida_figure
 
         aiida_figure(document, Path(args.plot))
     return 0 if all(row["failed"] == 0 for row in results) else 1

@@ -261,7 +261,7 @@ def main() -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2))
     if args.plot:
-        from benchmarks.plots import api_figure
+        from plots import api_figure
 
         api_figure(summary, Path(args.plot))
     return 0

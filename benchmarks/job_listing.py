@@ -27,9 +27,10 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.proc_cpu import tree_cpu
 from firecrest_dev.info import StackInfo
 from firecrest_dev.running import running_stack
+
+from proc_cpu import tree_cpu
 
 SUBMIT_CONCURRENCY = 16
 

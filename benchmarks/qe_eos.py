@@ -1,7 +1,7 @@
 """A real materials workflow, side by side: the equation of state of silicon (Quantum ESPRESSO
-``PwBaseWorkChain`` SCF runs, ``dev/firecrest_dev/qe_workflow.py``) through the `firecrest` plugin and
-the API server, and through aiida-core's `core.ssh_async` (asyncssh) + `core.slurm` straight to
-the stack's sshd, alternating, in one run.
+``PwBaseWorkChain`` SCF runs, ``dev/firecrest_dev/qe_workflow.py``) through the `firecrest`
+plugin and the API server, and through aiida-core's `core.ssh_async` (asyncssh) + `core.slurm`
+straight to the stack's sshd, alternating, in one run.
 
     .venv/bin/python benchmarks/qe_eos.py [--stack DIR/stack.json] [--rounds 2] [--short]
         [--warmup 1] [--workers 2] [--poll-interval 2] [--json out.json] [--plot out.png]
@@ -348,7 +348,7 @@ def main() -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(document, indent=2) + "\n")
     if args.plot and rows:
-        from benchmarks.plots import qe_eos_figure
+        from plots import qe_eos_figure
 
         qe_eos_figure(document, Path(args.plot))
     return 0 if ok else 1

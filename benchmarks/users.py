@@ -448,7 +448,7 @@ def main() -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
     if args.plot:
-        from benchmarks.plots import users_figure
+        from plots import users_figure
 
         users_figure(result, Path(args.plot))
     return 0

@@ -64,9 +64,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.operation_counts import AccessLogCounts, SshdCounts, per_calculation
-from tests.e2e.aiida_env import (
+from operation_counts import AccessLogCounts, SshdCounts, per_calculation
+
+from firecrest_dev.aiida_env import (
     HOST_ALIAS,
     AiidaProfile,
     loaded,
@@ -74,7 +74,8 @@ from tests.e2e.aiida_env import (
     ssh_home,
     submit_additions,
 )
-from tests.stack import StackInfo, new_stack_dir, stack_down, stack_up
+from firecrest_dev.info import StackInfo
+from firecrest_dev.running import new_stack_dir, stack_down, stack_up
 
 CONFIGS = {
     "firecrest": ("firecrest", "firecrest", None),
@@ -728,7 +729,7 @@ def main() -> int:
     print(f"\nload average: {load['start']} at the start, {load['end']} at the end")
     document = write_document(args, stack, load, results, names)
     if args.plot:
-        from benchmarks.plots import aiida_figure
+        from plots import aiida_figure
 
         aiida_figure(document, Path(args.plot))
     return 0 if all(row["failed"] == 0 for row in results) else 1

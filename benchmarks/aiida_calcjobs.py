@@ -225,13 +225,19 @@ class PartySampler(threading.Thread):
 # ---------------------------------------------------------------------------------- the run
 
 
+def bench_dir(profile: AiidaProfile, stack: StackInfo) -> str:
+    """The run's own directory in alice's home, removed at its end: alice is every stack's
+    user on this machine, so runs at the same time (and tests) must not share one."""
+    return f"{stack.users['alice'].home}/aiida-bench-{profile.name}"
+
+
 def setup_computers(
     profile: AiidaProfile, stack: StackInfo, names: list[str], safe_interval: float
 ) -> None:
     alice = pwd.getpwnam("alice")
     for name in names:
         transport, scheduler, backend = CONFIGS[name]
-        workdir = f"{stack.users['alice'].home}/aiida-bench/{name}/"
+        workdir = f"{bench_dir(profile, stack)}/{name}/"
         # Made beforehand (alice's, on this machine, as root): in a new work directory the
         # first calculations race in aiida-core's upload (path_exists, then makedirs) and all
         # but one are retried 20 s later, with any transport; that is not what is measured.
@@ -674,7 +680,7 @@ def main() -> int:
         profile.env["PATH"] = f"{home / 'bin'}:{profile.env['PATH']}"
         profile.create()
         setup_computers(profile, stack, names, args.ssh_safe_interval)
-        profile.remote_dirs.append(f"{stack.users['alice'].home}/aiida-bench")
+        profile.remote_dirs.append(bench_dir(profile, stack))
         with loaded(profile):
             from aiida import orm
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 
@@ -35,7 +36,7 @@ CONFIG_ENV = "FIRECREST_SERVER_CONFIG"
 
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[dict]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, ConnectionBudget]]:
         async with open_runtime(settings) as runtime:
             app.state.runtime = runtime
             # Lifespan state reaches uvicorn's protocol (edge_protocol.py) as its `app_state`:
@@ -85,7 +86,7 @@ def _offer_client_credentials(app: FastAPI) -> None:
     """Swagger UI's Authorize gets the client-credentials flow once the token URL is known."""
     generate = app.openapi  # FastAPI's own, which caches the document in app.openapi_schema
 
-    def openapi() -> dict:
+    def openapi() -> dict[str, Any]:
         schema = generate()
         runtime = getattr(app.state, "runtime", None)
         # Read per call: a token URL that discovery finds only after start-up appears then.
@@ -94,6 +95,7 @@ def _offer_client_credentials(app: FastAPI) -> None:
             add_client_credentials(schema, token_url)
         return schema
 
+    # Replacing the method is FastAPI's documented way to amend the generated schema.
     app.openapi = openapi  # type: ignore[method-assign]
 
 

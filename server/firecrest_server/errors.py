@@ -7,7 +7,7 @@ FirecREST v2's ``{errorType, message, causedBy, data, user}`` and never contains
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -106,7 +106,7 @@ def error_response(
     status_code: int,
     message: str,
     *,
-    error_type: str = "error",
+    error_type: Literal["error", "validation"] = "error",
     headers: dict[str, str] | None = None,
     data: dict[str, Any] | None = None,
     caused_by: list[str] | None = None,

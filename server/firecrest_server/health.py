@@ -35,6 +35,7 @@ from typing import Protocol
 
 from .config import SystemConfig
 from .errors import ApiError, NotFound, RequestTimeout, ServiceUnavailable
+from .models.status import ServiceType
 from .ssh import CommandResult
 from .ssh.pool import ConnectionLost
 
@@ -57,7 +58,7 @@ RunnerFactory = Callable[[SystemConfig, str], CommandRunner]
 
 @dataclass
 class ProbeResult:
-    service_type: str  # ssh | scheduler | filesystem
+    service_type: ServiceType
     healthy: bool | None = None  # None: unknown
     last_checked: float | None = None  # epoch seconds
     latency: float | None = None
@@ -117,7 +118,7 @@ class HealthMonitor:
         self._rest_pings = dict(rest_pings or {})
         self._clock = clock
         self._monotonic = monotonic
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
 
     # ------------------------------------------------------------------------------ lifecycle

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import jwt
-from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+from jwt.algorithms import AllowedPublicKeys
 
 from firecrest_server.auth.discovery import OidcDiscovery
 from firecrest_server.auth.jwks import Clock, JWKSCache, JwksLocation, load_public_keys
@@ -71,7 +71,7 @@ def _reason(exc: jwt.PyJWTError) -> str:
     return "Invalid token"
 
 
-VerifyingKey = jwt.PyJWK | PublicKeyTypes
+VerifyingKey = jwt.PyJWK | AllowedPublicKeys
 
 
 class TokenValidator:

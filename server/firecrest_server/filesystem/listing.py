@@ -83,6 +83,13 @@ def stat_result(attrs: asyncssh.SFTPAttrs) -> StatResult:
     )
 
 
+def sftp_text(field: bytes | str) -> str:
+    """A name or long name of an SFTP listing. The client decodes them (asyncssh's default
+    UTF-8 encoding), but asyncssh types them as bytes or str alike."""
+    assert isinstance(field, str)
+    return field
+
+
 def _is_dir(attrs: asyncssh.SFTPAttrs) -> bool:
     return stat_module.S_ISDIR(attrs.permissions or 0)
 
@@ -148,9 +155,10 @@ async def list_path(
             names = [
                 n
                 for n in names
-                if n.filename not in (".", "..") and (show_hidden or not n.filename.startswith("."))
+                if sftp_text(n.filename) not in (".", "..")
+                and (show_hidden or not sftp_text(n.filename).startswith("."))
             ]
-            names.sort(key=lambda n: n.filename)
+            names.sort(key=lambda n: sftp_text(n.filename))
             # Only symlinks need another request each (readlink, or stat with -L); resolve
             # those concurrently, everything else is answered by the listing itself.
             links = [i for i, n in enumerate(names) if _is_link(n.attrs)]
@@ -160,7 +168,7 @@ async def list_path(
                     *(
                         _resolve_entry(
                             sftp,
-                            posixpath.join(directory, names[i].filename),
+                            posixpath.join(directory, sftp_text(names[i].filename)),
                             names[i],
                             dereference,
                         )
@@ -171,12 +179,11 @@ async def list_path(
             learn = remote.names.learn
             for i, n in enumerate(names):
                 attrs, target = resolved.get(i, (n.attrs, None))
-                learn(n.attrs.uid, n.attrs.gid, n.longname or "")
-                rows.append((prefix + n.filename, attrs, target))
+                filename = sftp_text(n.filename)
+                learn(n.attrs.uid, n.attrs.gid, sftp_text(n.longname or ""))
+                rows.append((prefix + filename, attrs, target))
                 if recursive and _is_dir(attrs):
-                    pending.append(
-                        (posixpath.join(directory, n.filename), f"{prefix}{n.filename}/")
-                    )
+                    pending.append((posixpath.join(directory, filename), f"{prefix}{filename}/"))
             if len(rows) > MAX_ENTRIES:
                 raise PayloadTooLarge(
                     f"Listing of {path} has more than {MAX_ENTRIES} entries; list subdirectories"

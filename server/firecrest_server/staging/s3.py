@@ -22,8 +22,9 @@ from defusedxml import ElementTree
 
 from ..errors import ApiError, BadRequest, PayloadTooLarge, RequestTimeout, sftp_error
 from ..filesystem import transfer_jobs
+from ..filesystem.listing import sftp_text
 from ..filesystem.special import refuse_special
-from ..models.transfer import TransferJob
+from ..models.transfer import S3TransferDirectives, TransferJob
 from ..remote import Remote, sftp_request
 from .logins import StagingLogin
 from .tokens import StagingGrant, UrlSigner
@@ -88,7 +89,7 @@ async def create_upload(
     account: str | None,
     login: StagingLogin,
     uid: int | None = None,
-) -> tuple[TransferJob, dict]:
+) -> tuple[TransferJob, S3TransferDirectives]:
     system = remote.system
     part_size = system.data_operation.staging_part_size
     parts = upload_parts(size, part_size)
@@ -125,12 +126,11 @@ async def create_upload(
         account,
     )
     base = f"{base_url.rstrip('/')}/staging/{token}"
-    directives = {
-        "transferMethod": "s3",
-        "partsUploadUrls": [f"{base}/parts/{n}" for n in range(1, grant.parts + 1)],
-        "completeUploadUrl": f"{base}/complete",
-        "maxPartSize": part_size,
-    }
+    directives = S3TransferDirectives(
+        parts_upload_urls=[f"{base}/parts/{n}" for n in range(1, grant.parts + 1)],
+        complete_upload_url=f"{base}/complete",
+        max_part_size=part_size,
+    )
     return job, directives
 
 
@@ -221,7 +221,7 @@ async def complete_upload(remote: Remote, grant: StagingGrant, body: bytes) -> N
 
     async def finish(sftp: asyncssh.SFTPClient) -> None:
         try:
-            names = {n.filename for n in await sftp.readdir(grant.path)}
+            names = {sftp_text(n.filename) for n in await sftp.readdir(grant.path)}
         except asyncssh.SFTPNoSuchFile:
             raise NoSuchUpload("The upload does not exist (expired or completed)") from None
         expected = set(range(1, grant.parts + 1))
@@ -248,7 +248,7 @@ async def create_download(
     account: str | None,
     login: StagingLogin,
     uid: int | None = None,
-) -> tuple[TransferJob, dict]:
+) -> tuple[TransferJob, S3TransferDirectives]:
     system = remote.system
     attrs = await remote.sftp(source, lambda sftp: sftp.stat(source))
     # The job's `head --bytes=0` would block on a FIFO; the staged download would then hang.
@@ -273,4 +273,4 @@ async def create_download(
     )
     token = signer.sign(grant, login.ttl)
     url = f"{base_url.rstrip('/')}/staging/{token}/object"
-    return job, {"transferMethod": "s3", "downloadUrl": url}
+    return job, S3TransferDirectives(download_url=url)

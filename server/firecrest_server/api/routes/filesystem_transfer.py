@@ -21,6 +21,7 @@ from ...models.transfer import (
     TransferUploadRequest,
 )
 from ...remote import Remote
+from ...runtime import Runtime
 from ...staging import s3
 from ...staging.logins import StagingLogin, staging_login
 from ..deps import PrincipalDep, RemoteDep, RuntimeDep, require_scheduler
@@ -102,13 +103,13 @@ async def extract(remote: RemoteDep, body: TransferExtractRequest) -> TransferJo
     return TransferJobResponse(transfer_job=job)
 
 
-def _public_url(runtime, request: Request) -> str:
+def _public_url(runtime: Runtime, request: Request) -> str:
     # Without public_url: the URL this request came in on (its Host header, the connection's
     # scheme; forwarded headers only from trusted proxies, which require public_url).
     return runtime.settings.server.public_url or str(request.base_url)
 
 
-async def _login(runtime, remote: Remote) -> StagingLogin:
+async def _login(runtime: Runtime, remote: Remote) -> StagingLogin:
     # Before anything is created on the cluster: a key service that refuses leaves nothing.
     provider = runtime.pools[remote.system.name].credentials
     return await staging_login(remote, provider, runtime.sealer)

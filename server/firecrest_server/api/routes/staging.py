@@ -13,6 +13,7 @@ from fastapi import APIRouter, Header, Path, Request, Response
 from ...errors import Forbidden, NotFound
 from ...filesystem.direct_transfer import open_download
 from ...remote import Remote
+from ...runtime import Runtime
 from ...staging import s3
 from ...staging.tokens import StagingGrant
 from ..deps import RuntimeDep, make_remote
@@ -26,7 +27,9 @@ MAX_TOKEN = 8192
 Token = Annotated[str, Path(max_length=MAX_TOKEN)]
 
 
-async def _remote(runtime, request: Request, token: str, kind: str) -> tuple[Remote, StagingGrant]:
+async def _remote(
+    runtime: Runtime, request: Request, token: str, kind: str
+) -> tuple[Remote, StagingGrant]:
     grant = runtime.signer.verify(token, kind)
     # The grant names a login: the same policy as for bearer tokens, checked again here because
     # a grant outlives the request that made it (by default a day) and may land on a replica

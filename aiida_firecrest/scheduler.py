@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from aiida.common.exceptions import FeatureNotAvailable
 from aiida.schedulers import SchedulerError
@@ -38,6 +38,10 @@ from aiida.schedulers.datastructures import JobInfo, JobState
 from aiida.schedulers.plugins.slurm import SlurmScheduler
 
 from .client.errors import FirecrestError, JobNotFoundError
+
+if TYPE_CHECKING:
+    from .client import FirecrestClient
+    from .transport import FirecrestTransport
 
 # FirecREST (Slurm) job states -> AiiDA's.
 _STATES = {
@@ -109,12 +113,14 @@ def job_info(job: dict[str, Any]) -> JobInfo:
         info.exit_status = status["exitCode"]
     if status.get("interruptSignal"):
         info.terminating_signal = status["interruptSignal"]
-    info.job_owner = job.get("user")
-    info.num_machines = job.get("allocationNodes") or None
+    # aiida-core types these fields without None, although an unknown one is None (its own
+    # note on JobInfo): a value the record lacks is stored as None, as AiiDA's plugins do.
+    info.job_owner = job.get("user")  # type: ignore[assignment]
+    info.num_machines = job.get("allocationNodes") or None  # type: ignore[assignment]
     if job.get("nodes"):
         info.allocated_machines_raw = job["nodes"]
-    info.queue_name = job.get("partition") or None
-    info.account = job.get("account")
+    info.queue_name = job.get("partition") or None  # type: ignore[assignment]
+    info.account = job.get("account")  # type: ignore[assignment]
     if times.get("elapsed") is not None:
         info.wallclock_time_seconds = times["elapsed"]
     if times.get("limit") is not None:
@@ -173,7 +179,7 @@ class FirecrestScheduler(SlurmScheduler):
 
     # ------------------------------------------------------------------------------ plumbing
 
-    def _firecrest(self):
+    def _firecrest(self) -> FirecrestTransport:
         from .transport import FirecrestTransport
 
         transport = self.transport
@@ -193,11 +199,31 @@ class FirecrestScheduler(SlurmScheduler):
     def submit_job(self, working_directory: str, filename: str) -> str:
         script = f"{working_directory.rstrip('/')}/{filename}"
         try:
-            return self._call("submit_job", working_directory=working_directory, script_path=script)
+            job_id: str = self._call(
+                "submit_job", working_directory=working_directory, script_path=script
+            )
+            return job_id
         except FirecrestError as exc:
             raise SchedulerError(f"submitting {script} failed: {exc}") from exc
 
     # -------------------------------------------------------------------------------- query
+
+    # The same overloads as aiida-core's Scheduler.get_jobs: the result's shape follows as_dict.
+    @overload
+    def get_jobs(
+        self,
+        jobs: list[str] | None = None,
+        user: str | None = None,
+        as_dict: Literal[False] = False,
+    ) -> list[JobInfo]: ...
+
+    @overload
+    def get_jobs(
+        self,
+        jobs: list[str] | None = None,
+        user: str | None = None,
+        as_dict: Literal[True] = ...,
+    ) -> dict[str, JobInfo]: ...
 
     def get_jobs(
         self,
@@ -238,7 +264,9 @@ class FirecrestScheduler(SlurmScheduler):
             return [listed[job_id] for job_id in wanted if job_id in listed]
         return list(listed.values())
 
-    async def _listing(self, client, system: str, wanted: list[str]) -> dict[str, Any]:
+    async def _listing(
+        self, client: FirecrestClient, system: str, wanted: list[str]
+    ) -> dict[str, Any]:
         """The user's jobs by id: the ``wanted`` ones where the server lists by id, else the
         recent window."""
         chunks = [wanted[i : i + IDS_PER_LISTING] for i in range(0, len(wanted), IDS_PER_LISTING)]
@@ -258,7 +286,9 @@ class FirecrestScheduler(SlurmScheduler):
             listed.update((str(job["jobId"]), job) for jobs in rest for job in jobs)
         return listed
 
-    async def _one(self, client, system: str, job_id: str) -> dict[str, Any] | None:
+    async def _one(
+        self, client: FirecrestClient, system: str, job_id: str
+    ) -> dict[str, Any] | None:
         for delay in (*NOT_FOUND_RETRIES, None):
             try:
                 records = await client.get_job(system, job_id)

@@ -34,7 +34,8 @@ def _directives(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _method(directives: dict[str, Any]) -> str:
-    return pick(directives, "transferMethod", "transfer_method", default="s3")
+    method: str = pick(directives, "transferMethod", "transfer_method", default="s3")
+    return method
 
 
 def complete_multipart_xml(etags: list[str]) -> str:
@@ -117,7 +118,7 @@ async def upload_large(
                 raise error_from_network(exc, "the S3 staging area") from None
         if reply.status_code >= 400:
             raise error_from_response(reply)
-        etag = reply.headers.get("ETag")
+        etag: str | None = reply.headers.get("ETag")
         if not etag:
             raise FirecrestError("The S3 staging area answered a part upload without an ETag")
         return etag

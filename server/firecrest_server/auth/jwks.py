@@ -7,14 +7,19 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import httpx
 import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
-from jwt.algorithms import AllowedPublicKeys, get_default_algorithms
+from jwt.algorithms import get_default_algorithms
 
 from firecrest_server.auth.refresh import RefreshGate
 from firecrest_server.config import ConfigError
+
+if TYPE_CHECKING:
+    # pyjwt 2.9 defines AllowedPublicKeys for type checkers only.
+    from jwt.algorithms import AllowedPublicKeys
 
 logger = logging.getLogger(__name__)
 

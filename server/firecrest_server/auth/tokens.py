@@ -8,11 +8,10 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import jwt
-from jwt.algorithms import AllowedPublicKeys
 
 from firecrest_server.auth.discovery import OidcDiscovery
 from firecrest_server.auth.jwks import Clock, JWKSCache, JwksLocation, load_public_keys
@@ -71,7 +70,11 @@ def _reason(exc: jwt.PyJWTError) -> str:
     return "Invalid token"
 
 
-VerifyingKey = jwt.PyJWK | AllowedPublicKeys
+if TYPE_CHECKING:
+    # pyjwt 2.9 defines AllowedPublicKeys for type checkers only.
+    from jwt.algorithms import AllowedPublicKeys
+
+    VerifyingKey = jwt.PyJWK | AllowedPublicKeys
 
 
 class TokenValidator:

@@ -33,9 +33,9 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from .cluster import CommandResult
 from .config import SystemConfig
 from .errors import ApiError, NotFound, RequestTimeout, ServiceUnavailable
-from .ssh import CommandResult
 from .ssh.pool import ConnectionLost
 
 log = logging.getLogger("firecrest_server.health")

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import posixpath
 
+from ..cluster import Remote
 from ..config import DataOperation
 from ..errors import BadRequest
 from ..models.filesystem import Compression
-from ..remote import Remote
 from .direct_transfer import temporary_name
 from .unpacking import unpack_argv, unpack_error
 

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 
 import asyncssh
 
+from ..cluster import Remote
+from ..cluster.failures import file_error
 from ..config import SystemConfig
 from ..diagnostics import Failure
-from ..errors import BadRequest, file_error
+from ..errors import BadRequest
 from ..models.filesystem import FileEntry
-from ..remote import Remote
 from .listing import describe
 
 # ---------------------------------------------------------------------------------------- rm

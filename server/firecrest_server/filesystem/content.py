@@ -14,11 +14,11 @@ from typing import Literal
 
 import asyncssh
 
+from ..cluster import CommandResult, Remote
+from ..cluster.failures import command_error, file_error
 from ..diagnostics import Failure
-from ..errors import ApiError, BadRequest, command_error, file_error
+from ..errors import ApiError, BadRequest
 from ..models.filesystem import Checksum, FileContent
-from ..remote import Remote
-from ..ssh import CommandResult
 from .special import guarded_argv, refuse_special, refuse_special_exit
 
 # What head and tail print when given neither bytes nor lines.

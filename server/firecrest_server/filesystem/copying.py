@@ -7,7 +7,7 @@ programs directly, under the command timeout; a 408 tells a client to fall back 
 
 from __future__ import annotations
 
-from ..remote import Remote
+from ..cluster import Remote
 
 
 def cp_argv(source: str, target: str, dereference: bool) -> list[str]:

@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 
 import asyncssh
 
+from ..cluster import Remote, sftp_request
+from ..cluster.failures import file_error, sftp_error
 from ..diagnostics import Failure
-from ..errors import BadRequest, PayloadTooLarge, RequestTimeout, file_error, sftp_error
-from ..remote import Remote, sftp_request
+from ..errors import BadRequest, PayloadTooLarge, RequestTimeout
 from ..ssh.pool import ConnectionLost
 from .ranges import parse_range
 from .special import refuse_special

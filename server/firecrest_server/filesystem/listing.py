@@ -16,9 +16,9 @@ from collections.abc import Sequence
 
 import asyncssh
 
+from ..cluster import Remote
 from ..errors import PayloadTooLarge
 from ..models.filesystem import FileEntry, StatResult
-from ..remote import Remote
 
 # A recursive listing beyond this many entries is refused rather than built in memory.
 MAX_ENTRIES = 100_000
@@ -218,7 +218,7 @@ async def _named(
     names = remote.names
     uids = [a.uid for _, a, _ in rows if a.uid is not None]
     gids = [a.gid for _, a, _ in rows if a.gid is not None]
-    await names.resolve(remote, uids, gids)
+    await names.resolve(remote.runner, uids, gids)
     return [
         make_entry(
             name,

@@ -26,8 +26,8 @@ from typing import TypeVar
 
 import asyncssh
 
+from ..cluster import Remote
 from ..errors import BadRequest, RequestTimeout
-from ..remote import Remote
 from .unpacking import unpack_argv, unpack_error
 
 T = TypeVar("T")

@@ -15,18 +15,16 @@ import time
 
 import asyncssh
 
+from ..cluster import CommandResult, Remote, checked_path
+from ..cluster.failures import command_error
 from ..errors import (
     BadRequest,
     Conflict,
     Forbidden,
     NotFound,
     ServiceUnavailable,
-    command_error,
 )
-from ..filesystem.paths import checked_path
 from ..models.compute import Job, JobDescription, JobMetadata, JobStatus, JobTime
-from ..remote import Remote
-from ..ssh import CommandResult
 from . import rest_jobs
 from . import slurm_jobs as slurm
 from .refusals import NOT_FOUND as _NOT_FOUND

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 
+from ..cluster import Remote
+from ..cluster.slurmrestd import RestAnswer
 from ..errors import BadRequest, Conflict, NotFound, RequestTimeout, ServiceUnavailable
 from ..models.compute import Job, JobDescription
-from ..remote import Remote
 from . import slurm_jobs as slurm
 from . import slurmrestd_jobs as restjson
 from .refusals import NOT_FOUND, cancel_error, submit_error
-from .slurmrestd import RestAnswer
 
 # Slurm's own default bound on a batch script (max_script_size).
 MAX_SCRIPT_BYTES = 4 * 1024 * 1024

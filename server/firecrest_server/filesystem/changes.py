@@ -16,6 +16,7 @@ import asyncssh
 
 from ..cluster import Remote
 from ..cluster.failures import file_error
+from ..cluster.sftp import is_dir, lstat_or_none
 from ..config import SystemConfig
 from ..diagnostics import Failure
 from ..errors import BadRequest
@@ -45,23 +46,12 @@ async def rm(remote: Remote, path: str) -> None:
 # ------------------------------------------------------------------------------------- mkdir
 
 
-def _is_dir(attrs: asyncssh.SFTPAttrs) -> bool:
-    return stat_module.S_ISDIR(attrs.permissions or 0)
-
-
-async def _existing(sftp: asyncssh.SFTPClient, path: str) -> asyncssh.SFTPAttrs | None:
-    try:
-        return await sftp.lstat(path)
-    except asyncssh.SFTPNoSuchFile:
-        return None
-
-
 async def _mkdir(sftp: asyncssh.SFTPClient, path: str) -> None:
     try:
         await sftp.mkdir(path)
     except asyncssh.SFTPFailure:
         # OpenSSH answers EEXIST with a generic failure: look whether something is there.
-        if await _existing(sftp, path) is not None:
+        if await lstat_or_none(sftp, path) is not None:
             raise file_error("mkdir", Failure.EXISTS, path) from None
         raise
 
@@ -71,13 +61,13 @@ async def _existing_directory(
 ) -> None:
     """After mkdir failed with ``failure``: fine if ``path`` is (a link to) a directory, 400 if
     it is anything else, and ``failure`` itself if nothing is there."""
-    if await _existing(sftp, path) is None:
+    if await lstat_or_none(sftp, path) is None:
         raise failure
     try:
         followed = await sftp.stat(path)
     except asyncssh.SFTPNoSuchFile:  # a dangling symbolic link
         followed = None
-    if followed is None or not _is_dir(followed):
+    if followed is None or not is_dir(followed):
         raise file_error("mkdir", Failure.EXISTS, path) from None
 
 
@@ -121,7 +111,7 @@ async def symlink(remote: Remote, target: str, link_path: str) -> FileEntry:
             # asyncssh sends OpenSSH's (non-standard) argument order; this is os.symlink's.
             await sftp.symlink(target, link_path)
         except asyncssh.SFTPFailure:
-            if await _existing(sftp, link_path) is not None:
+            if await lstat_or_none(sftp, link_path) is not None:
                 raise file_error("symlink", Failure.EXISTS, link_path) from None
             raise
 

@@ -8,7 +8,6 @@ bytes from the start (positive) or from the end (negative), ``-1`` meaning "to t
 from __future__ import annotations
 
 import re
-import stat as stat_module
 from dataclasses import dataclass
 from typing import Literal
 
@@ -16,6 +15,7 @@ import asyncssh
 
 from ..cluster import CommandResult, Remote
 from ..cluster.failures import command_error, file_error
+from ..cluster.sftp import is_dir
 from ..diagnostics import Failure
 from ..errors import ApiError, BadRequest
 from ..models.filesystem import Checksum, FileContent
@@ -124,14 +124,14 @@ async def view(remote: Remote, path: str, size: int, offset: int) -> str:
     async def read(sftp: asyncssh.SFTPClient) -> bytes:
         attrs = await sftp.stat(path)
         refuse_special(path, attrs.permissions)
-        if stat_module.S_ISDIR(attrs.permissions or 0):
+        if is_dir(attrs):
             raise file_error("view", Failure.IS_A_DIRECTORY, path)
         async with sftp.open(path, "rb") as f:
             try:
                 return await f.read(size, offset)
             except asyncssh.SFTPFailure:
                 # OpenSSH opens a directory but fails the read with a generic failure.
-                if stat_module.S_ISDIR((await f.stat()).permissions or 0):
+                if is_dir(await f.stat()):
                     raise file_error("view", Failure.IS_A_DIRECTORY, path) from None
                 raise
 

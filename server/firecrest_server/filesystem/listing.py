@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import asyncssh
 
 from ..cluster import Remote
+from ..cluster.sftp import is_dir
 from ..errors import PayloadTooLarge
 from ..models.filesystem import FileEntry, StatResult
 
@@ -83,10 +84,6 @@ def stat_result(attrs: asyncssh.SFTPAttrs) -> StatResult:
     )
 
 
-def _is_dir(attrs: asyncssh.SFTPAttrs) -> bool:
-    return stat_module.S_ISDIR(attrs.permissions or 0)
-
-
 def _is_link(attrs: asyncssh.SFTPAttrs) -> bool:
     return stat_module.S_ISLNK(attrs.permissions or 0)
 
@@ -132,7 +129,7 @@ async def list_path(
             raise top
         if _is_link(top) and dereference:
             top = await sftp.stat(path)
-        if not _is_dir(top):
+        if not is_dir(top):
             # `ls -l FILE` (or a symlink, without -L) prints one line named as given.
             target = await sftp.readlink(path) if _is_link(top) else None
             return [(path, top, target)]
@@ -173,7 +170,7 @@ async def list_path(
                 attrs, target = resolved.get(i, (n.attrs, None))
                 learn(n.attrs.uid, n.attrs.gid, n.longname or "")
                 rows.append((prefix + n.filename, attrs, target))
-                if recursive and _is_dir(attrs):
+                if recursive and is_dir(attrs):
                     pending.append(
                         (posixpath.join(directory, n.filename), f"{prefix}{n.filename}/")
                     )

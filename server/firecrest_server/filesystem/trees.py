@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import stat as stat_module
 from collections.abc import AsyncIterator, Awaitable
 from typing import TypeVar
 
 import asyncssh
 
 from ..cluster import Remote
+from ..cluster.sftp import is_dir
 from ..errors import BadRequest, RequestTimeout
 from .unpacking import unpack_argv, unpack_error
 
@@ -67,7 +67,7 @@ async def _step(step: Awaitable[T], deadline: float, path: str) -> T:
 async def _require_directory(remote: Remote, path: str, readable: bool = False) -> None:
     async def check(sftp: asyncssh.SFTPClient) -> None:
         attrs = await sftp.stat(path)
-        if not stat_module.S_ISDIR(attrs.permissions or 0):
+        if not is_dir(attrs):
             raise BadRequest(f"{path}: Not a directory")
         if readable:
             # Opening the directory checks read and search permission before any byte of a

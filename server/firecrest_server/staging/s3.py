@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import posixpath
-import stat as stat_module
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from defusedxml import ElementTree
 
 from ..cluster import CheckedPath, Remote, sftp_request
 from ..cluster.failures import sftp_error
+from ..cluster.sftp import is_dir
 from ..errors import ApiError, BadRequest, PayloadTooLarge, RequestTimeout
 from ..filesystem import transfer_jobs
 from ..filesystem.special import refuse_special
@@ -266,7 +266,7 @@ async def create_download(
     attrs = await remote.sftp(source, lambda sftp: sftp.stat(source))
     # The job's `head --bytes=0` would block on a FIFO; the staged download would then hang.
     refuse_special(source, attrs.permissions)
-    if stat_module.S_ISDIR(attrs.permissions or 0):
+    if is_dir(attrs):
         raise BadRequest(f"{source}: Is a directory")
     job = await transfer_jobs.submit(
         remote,

@@ -1,8 +1,11 @@
 """Repository-wide checks that belong in the test suite: lint, formatting and the docs build."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -26,3 +29,32 @@ def test_docs_build_without_warnings(tmp_path: Path) -> None:
     result = _run(str(BIN / "mkdocs"), "build", "--strict", "--site-dir", str(tmp_path / "site"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / "site" / "index.html").exists()
+
+
+# The contracts of .importlinter, each checked on its own so a failure names it.
+_IMPORT_CONTRACTS = [
+    "server-layers",
+    "server-acyclic",
+    "server-no-http-below-api",
+    "plugin-layers",
+    pytest.param(
+        "plugin-acyclic",
+        # aiida_firecrest.client.staging imports client.api (for a type) while api imports
+        # staging; the plugin's client is being rearranged to lose that circle (issue 18).
+        marks=pytest.mark.xfail(reason="the plugin client's api <-> staging circle (issue 18)"),
+    ),
+]
+
+
+def test_every_import_contract_is_checked() -> None:
+    config = (REPO / ".importlinter").read_text()
+    declared = set(re.findall(r"^\[importlinter:contract:([\w-]+)\]", config, re.MULTILINE))
+    listed = {c if isinstance(c, str) else c.values[0] for c in _IMPORT_CONTRACTS}
+    assert declared == listed
+
+
+@pytest.mark.parametrize("contract", _IMPORT_CONTRACTS)
+def test_imports_follow_the_layers(contract: str) -> None:
+    """No circles, and no module importing one above it (.importlinter, CONTRIBUTING.md)."""
+    result = _run(str(BIN / "lint-imports"), "--no-cache", "--contract", contract)
+    assert result.returncode == 0, result.stdout + result.stderr

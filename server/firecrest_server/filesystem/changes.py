@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import asyncssh
 
-from ..cluster import Remote
+from ..cluster import CheckedPath, Remote
 from ..cluster.failures import file_error
 from ..cluster.sftp import is_dir, lstat_or_none
 from ..config import SystemConfig
@@ -37,7 +37,7 @@ def check_removable(system: SystemConfig, path: str) -> None:
         raise BadRequest(f"{path} is the root of a file system and cannot be removed")
 
 
-async def rm(remote: Remote, path: str) -> None:
+async def rm(remote: Remote, path: CheckedPath) -> None:
     check_removable(remote.system, path)
     # Not idempotent: a retry after the connection dropped mid-way would report "not found".
     await remote.run(rm_argv(path), idempotent=False)
@@ -94,7 +94,7 @@ async def _mkdir_parents(sftp: asyncssh.SFTPClient, path: str) -> None:
         await _existing_directory(sftp, path, exc)  # created meanwhile by someone else: fine
 
 
-async def mkdir(remote: Remote, path: str, parent: bool) -> FileEntry:
+async def mkdir(remote: Remote, path: CheckedPath, parent: bool) -> FileEntry:
     create = _mkdir_parents if parent else _mkdir
     await remote.sftp(path, lambda sftp: create(sftp, path), idempotent=parent, action="mkdir")
     return await describe(remote, path)
@@ -103,7 +103,7 @@ async def mkdir(remote: Remote, path: str, parent: bool) -> FileEntry:
 # ----------------------------------------------------------------------------------- symlink
 
 
-async def symlink(remote: Remote, target: str, link_path: str) -> FileEntry:
+async def symlink(remote: Remote, target: CheckedPath, link_path: CheckedPath) -> FileEntry:
     """``ln -s target link_path``; the answer describes the link."""
 
     async def create(sftp: asyncssh.SFTPClient) -> None:
@@ -159,7 +159,7 @@ class Mode:
         return ["chmod", "--", self.text, path]
 
 
-async def chmod(remote: Remote, path: str, mode: Mode) -> FileEntry:
+async def chmod(remote: Remote, path: CheckedPath, mode: Mode) -> FileEntry:
     if mode.octal:
 
         async def apply(sftp: asyncssh.SFTPClient) -> None:
@@ -200,7 +200,9 @@ def chown_argv(spec: str, path: str) -> list[str]:
     return ["chown", spec, "--", path]
 
 
-async def chown(remote: Remote, path: str, owner: str | None, group: str | None) -> FileEntry:
+async def chown(
+    remote: Remote, path: CheckedPath, owner: str | None, group: str | None
+) -> FileEntry:
     spec = owner_spec(owner, group)
     if spec is not None:  # `chown : PATH` changes nothing: neither do we
         await remote.run(chown_argv(spec, path))

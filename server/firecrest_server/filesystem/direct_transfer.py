@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import asyncssh
 
-from ..cluster import Remote, sftp_request
+from ..cluster import CheckedPath, Remote, sftp_request
 from ..cluster.failures import file_error, sftp_error
 from ..cluster.sftp import is_dir, lstat_or_none
 from ..diagnostics import Failure
@@ -150,7 +150,7 @@ async def _replace(sftp: asyncssh.SFTPClient, source: str, target: str) -> None:
 
 async def upload(
     remote: Remote,
-    directory: str,
+    directory: CheckedPath,
     name: str,
     chunks: AsyncIterable[bytes],
     limit: int,
@@ -287,7 +287,7 @@ def _request_size(advertised: int) -> int:
 
 
 async def open_download(
-    remote: Remote, path: str, limit: int | None, range_header: str | None = None
+    remote: Remote, path: CheckedPath, limit: int | None, range_header: str | None = None
 ) -> Download:
     """Open ``path`` for reading; 404/403 as usual, 400 for a directory, a FIFO, a socket or
     a device, 413 above ``limit`` (None: no limit), 416 for a range outside the file.

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import asyncssh
 
-from ..cluster import Remote
+from ..cluster import CheckedPath, Remote
 from ..cluster.sftp import is_dir
 from ..errors import PayloadTooLarge
 from ..models.filesystem import FileEntry, StatResult
@@ -88,7 +88,7 @@ def _is_link(attrs: asyncssh.SFTPAttrs) -> bool:
     return stat_module.S_ISLNK(attrs.permissions or 0)
 
 
-async def stat(remote: Remote, path: str, dereference: bool = False) -> StatResult:
+async def stat(remote: Remote, path: CheckedPath, dereference: bool = False) -> StatResult:
     attrs = await remote.sftp(
         path, lambda sftp: sftp.stat(path) if dereference else sftp.lstat(path), action="stat"
     )
@@ -110,7 +110,7 @@ async def describe(remote: Remote, path: str, name: str | None = None) -> FileEn
 
 async def list_path(
     remote: Remote,
-    path: str,
+    path: CheckedPath,
     *,
     show_hidden: bool = False,
     numeric_uid: bool = False,

@@ -25,7 +25,7 @@ from typing import TypeVar
 
 import asyncssh
 
-from ..cluster import Remote
+from ..cluster import CheckedPath, Remote
 from ..cluster.sftp import is_dir
 from ..errors import BadRequest, RequestTimeout
 from .unpacking import unpack_argv, unpack_error
@@ -90,7 +90,9 @@ async def _stderr_tail(process: asyncssh.SSHClientProcess, limit: int = 64 * 102
     return data
 
 
-async def download(remote: Remote, path: str, dereference: bool = False) -> AsyncIterator[bytes]:
+async def download(
+    remote: Remote, path: CheckedPath, dereference: bool = False
+) -> AsyncIterator[bytes]:
     """Check ``path`` first (so errors are proper HTTP errors), then stream its tar archive."""
     await _require_directory(remote, path, readable=True)
 
@@ -121,7 +123,7 @@ async def download(remote: Remote, path: str, dereference: bool = False) -> Asyn
     return stream()
 
 
-async def upload(remote: Remote, path: str, body: AsyncIterator[bytes]) -> None:
+async def upload(remote: Remote, path: CheckedPath, body: AsyncIterator[bytes]) -> None:
     await _require_directory(remote, path)
     limits = remote.system.data_operation
     argv = upload_argv(path, limits.max_extract_bytes, limits.max_extract_files)

@@ -94,7 +94,7 @@ def _wait_argv(staging: str, target: str, timeout: float) -> list[str]:
 
 async def create_upload(
     remote: Remote,
-    target: str,
+    target: CheckedPath,
     size: int,
     signer: UrlSigner,
     base_url: str,
@@ -255,7 +255,7 @@ async def complete_upload(remote: Remote, grant: StagingGrant, body: bytes) -> N
 
 async def create_download(
     remote: Remote,
-    source: str,
+    source: CheckedPath,
     signer: UrlSigner,
     base_url: str,
     account: str | None,

@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Request, Response
 
 from ...auth.systems import authorized_system
-from ...cluster import Remote
+from ...cluster import Remote, checked_path
 from ...filesystem.direct_transfer import open_download
 from ...runtime import Runtime
 from ...staging import s3
@@ -81,5 +81,8 @@ async def get_object(
     range_header: Annotated[str | None, Header(alias="Range")] = None,
 ) -> DownloadResponse:
     remote, grant = await _remote(runtime, request, token, "download")
-    source = await open_download(remote, grant.path, None, range_header)
+    # Checked when the URL was made, and again here: the grant outlives that request, and the
+    # system's file systems may have been configured differently since.
+    path = checked_path(remote.system, grant.path)
+    source = await open_download(remote, path, None, range_header)
     return DownloadResponse(source)

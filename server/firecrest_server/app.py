@@ -29,8 +29,7 @@ from .openapi import ERROR_RESPONSES, publish_errors_as_sent
 from .openapi_security import add_client_credentials
 from .public_url import PublicUrlMiddleware
 from .runtime import open_runtime
-
-CONFIG_ENV = "FIRECREST_SERVER_CONFIG"
+from .worker_env import CONFIG_ENV
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -53,7 +52,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     # Inside the headers middleware, so its refusals carry the FirecREST headers and are logged.
     app.add_middleware(BodyLimitMiddleware, settings=settings)
-    app.add_middleware(FirecrestHeadersMiddleware)
+    app.add_middleware(FirecrestHeadersMiddleware, timing_header=settings.server.timing_header)
     if settings.server.public_url is not None:
         app.add_middleware(PublicUrlMiddleware, public_url=settings.server.public_url)
     if settings.server.trusted_proxies:

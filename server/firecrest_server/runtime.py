@@ -26,9 +26,7 @@ from .ssh.service_token import ClientCredentialsToken, WithServiceToken
 from .staging.sealing import KeySealer
 from .staging.tokens import UrlSigner
 from .state.shared import open_shared_state
-
-# Set by the command line for its worker processes when the configuration has no key.
-SIGNING_KEY_ENV = "FIRECREST_SERVER_SIGNING_KEY"
+from .worker_env import SIGNING_KEY_ENV  # set by the command line when no key is configured
 
 # Probes only need an exit status and a line of stderr.
 _PROBE_OUTPUT_LIMIT = 64 * 1024

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from firecrest_server.auth.discovery import OidcDiscovery
 from firecrest_server.auth.jwks import Clock, JWKSCache, JwksLocation, load_public_keys
 from firecrest_server.config import AuthConfig
+from firecrest_server.server_timing import timed
 
 # The username becomes an SSH principal and a login name on the cluster, so it must be a
 # plausible POSIX login name: no path separators, shell metacharacters or leading "-".
@@ -147,7 +148,8 @@ class TokenValidator:
             if self._clock() < until and self._still_valid(exp):
                 return principal
             del self._validated[token]  # validated again below, with the reason if it fails
-        principal = await self._validate(token)
+        with timed("auth"):
+            principal = await self._validate(token)
         if len(self._validated) >= MAX_VALIDATED:
             del self._validated[next(iter(self._validated))]  # the oldest
         exp = principal.claims["exp"]

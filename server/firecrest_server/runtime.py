@@ -119,6 +119,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             # the first token need not wait. A failure is logged, not fatal: the provider may
             # be down at start, and the next token that needs keys tries again.
             await tokens.discovery.metadata()
+        await tokens.prefetch_keys()
         drain.install(asyncio.get_running_loop())
         try:
             yield Runtime(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -85,6 +86,7 @@ class TokenValidator:
         self._clock = clock
         # token -> (principal, exp, monotonic time until which the entry may be used)
         self._validated: dict[str, tuple[Principal, float, float]] = {}
+        self._validating: dict[str, asyncio.Future[Principal]] = {}  # validations running
         self._validated_ttl = min(VALIDATED_TTL, config.jwks_cache_ttl)
         self._algorithms = frozenset(config.algorithms)
         required = ["exp"]
@@ -133,6 +135,11 @@ class TokenValidator:
             else None
         )
 
+    async def prefetch_keys(self) -> None:
+        """Load the signing keys before the first request needs them (see JWKSCache)."""
+        if self._jwks is not None:
+            await self._jwks.prefetch()
+
     def token_url(self) -> str | None:
         """The token endpoint to advertise: configured, else discovered (when known yet)."""
         if self._config.token_url:
@@ -149,12 +156,24 @@ class TokenValidator:
                 return principal
             del self._validated[token]  # validated again below, with the reason if it fails
         with timed("auth"):
-            principal = await self._validate(token)
+            principal = await self._validate_once(token)
         if len(self._validated) >= MAX_VALIDATED:
             del self._validated[next(iter(self._validated))]  # the oldest
         exp = principal.claims["exp"]
         self._validated[token] = (principal, exp, self._clock() + self._validated_ttl)
         return principal
+
+    async def _validate_once(self, token: str) -> Principal:
+        """``_validate``, shared by the requests that bring the same token at the same time: a
+        client's burst of requests (hundreds at once, each on a new connection) costs one
+        signature check instead of one each, all before the first result is cached."""
+        running = self._validating.get(token)
+        if running is None:
+            running = asyncio.ensure_future(self._validate(token))
+            self._validating[token] = running
+            running.add_done_callback(lambda _: self._validating.pop(token, None))
+        # Shielded: one caller's cancellation (its client went away) must not fail the others.
+        return await asyncio.shield(running)
 
     def _still_valid(self, exp: float) -> bool:
         """The expiry checks of ``_decode``, for a token whose signature and claims passed."""

@@ -512,6 +512,8 @@ def main() -> int:
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--plot", help="draw the figure here (PNG)")
     args = parser.parse_args()
+    # Stopped with SIGTERM: still stop the server of the run (the context managers' exits).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with running_stack(args.stack, users=args.users if args.users > 1 else 0) as stack:
         result = measure(stack, args)
     report(result)

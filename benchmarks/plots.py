@@ -386,14 +386,17 @@ def cold_burst_figure(summary: dict, path: Path) -> None:
         label = result.get("label") or result.get("server_src") or "this server"
         color = colors[i % len(colors)]
         runs = result["runs"]
+        failed = sum(not r.get("started", True) for r in runs)
         p99s.plot(
             range(1, len(runs) + 1),
-            [r["p99_ms"] for r in runs],
+            [r["p99_ms"] if r.get("started", True) else float("nan") for r in runs],
             "o-",
             color=color,
-            label=f"{label}: {result['runs_met']}/{len(runs)} met",
+            label=f"{label}: {result['runs_met']}/{len(runs)} met"
+            + (f", {failed} never served" if failed else ""),
         )
-        for j, run in enumerate(runs):
+        served = [r for r in runs if r.get("started", True)]
+        for j, run in enumerate(served):
             ordered = run["latencies_ms"]
             share = [100 * (k + 1) / len(ordered) for k in range(len(ordered))]
             spread.plot(

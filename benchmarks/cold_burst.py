@@ -481,11 +481,13 @@ def measure(stack: StackInfo, args: argparse.Namespace) -> dict:
 
 
 def report(result: dict) -> None:
+    median = result["median_p99_ms"]
     print(
         f"\n{result['clients']} clients ({result['users']} user(s), {result['endpoint']}), "
         f"{result['workers']} workers: P99 < {result['goal_p99_ms']:.0f} ms with no error in "
-        f"{result['runs_met']} of {len(result['runs'])} runs; median P99 "
-        f"{result['median_p99_ms']:.0f} ms; errors {result['errors']}; load average "
+        f"{result['runs_met']} of {len(result['runs'])} runs ({result['runs_started']} started); "
+        f"median P99 {'-' if median is None else f'{median:.0f} ms'}; "
+        f"errors {result['errors']}; load average "
         f"{result['load_average']['start']} -> {result['load_average']['end']} "
         f"({result['cpus']} CPUs)"
     )
@@ -516,9 +518,9 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with running_stack(args.stack, users=args.users if args.users > 1 else 0) as stack:
         result = measure(stack, args)
-    report(result)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
+    report(result)
     if args.plot:
         from benchmarks.plots import cold_burst_figure
 

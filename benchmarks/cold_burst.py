@@ -50,8 +50,8 @@ from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.stack import StackInfo, free_ports, running_stack
+from firecrest_dev.info import StackInfo
+from firecrest_dev.running import free_ports, running_stack
 
 GOAL_P99_MS = 1000.0
 # How long a fresh server may take to answer /status/liveness (a loaded machine: ~15 s).
@@ -522,7 +522,7 @@ def main() -> int:
         Path(args.json).write_text(json.dumps(result, indent=1))
     report(result)
     if args.plot:
-        from benchmarks.plots import cold_burst_figure
+        from plots import cold_burst_figure
 
         cold_burst_figure(result, Path(args.plot))
     return 0

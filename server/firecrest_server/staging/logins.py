@@ -14,14 +14,8 @@ from dataclasses import dataclass
 
 import asyncssh
 
-from ..remote import Remote
-from ..ssh.credentials import (
-    CredentialError,
-    CredentialProvider,
-    IssuedKey,
-    KeyService,
-    bearer_token,
-)
+from ..cluster import Remote
+from ..ssh.credentials import CredentialError, CredentialProvider, IssuedKey, KeyService
 from .sealing import KeySealer
 
 # A key that lasts less than this is no use for a transfer: the key service is misconfigured.

@@ -36,6 +36,7 @@ from typing import Protocol
 from .cluster import TIMEOUT_EXIT, CommandResult
 from .config import SystemConfig
 from .errors import ApiError, NotFound, RequestTimeout, ServiceUnavailable
+from .models.status import ServiceType
 from .scheduler.slurm_cluster import PING_ARGV, ping_healthy
 from .ssh.pool import ConnectionLost
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import asyncssh
 
 from ..cluster import CheckedPath, Remote
-from ..cluster.sftp import is_dir
+from ..cluster.sftp import is_dir, sftp_text
 from ..errors import PayloadTooLarge
 from ..models.filesystem import FileEntry, StatResult
 
@@ -169,12 +169,11 @@ async def list_path(
             learn = remote.names.learn
             for i, n in enumerate(names):
                 attrs, target = resolved.get(i, (n.attrs, None))
-                learn(n.attrs.uid, n.attrs.gid, n.longname or "")
-                rows.append((prefix + n.filename, attrs, target))
+                filename = sftp_text(n.filename)
+                learn(n.attrs.uid, n.attrs.gid, sftp_text(n.longname or ""))
+                rows.append((prefix + filename, attrs, target))
                 if recursive and is_dir(attrs):
-                    pending.append(
-                        (posixpath.join(directory, n.filename), f"{prefix}{n.filename}/")
-                    )
+                    pending.append((posixpath.join(directory, filename), f"{prefix}{filename}/"))
             if len(rows) > MAX_ENTRIES:
                 raise PayloadTooLarge(
                     f"Listing of {path} has more than {MAX_ENTRIES} entries; list subdirectories"

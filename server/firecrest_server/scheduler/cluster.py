@@ -3,9 +3,12 @@ scontrol over SSH, or slurmrestd with the caller's token (scheduler.connection_m
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..cluster import Remote
 from ..errors import ServiceUnavailable
 from ..models.compute import Node, Partition, Reservation
+from ..ssh.credentials import bearer_token
 from . import slurm_cluster as slurm
 from . import slurmrestd_cluster as restjson
 from .slurm_jobs import TIME_ENV

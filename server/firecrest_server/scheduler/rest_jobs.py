@@ -14,9 +14,10 @@ from typing import Any
 import asyncssh
 
 from ..cluster import Remote
-from ..cluster.slurmrestd import RestAnswer
+from ..cluster.slurmrestd import RestAnswer, SlurmRestClient
 from ..errors import BadRequest, Conflict, NotFound, RequestTimeout, ServiceUnavailable
 from ..models.compute import Job, JobDescription
+from ..ssh.credentials import bearer_token
 from . import slurm_jobs as slurm
 from . import slurmrestd_jobs as restjson
 from .refusals import NOT_FOUND, cancel_error, submit_error

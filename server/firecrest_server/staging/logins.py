@@ -15,7 +15,13 @@ from dataclasses import dataclass
 import asyncssh
 
 from ..cluster import Remote
-from ..ssh.credentials import CredentialError, CredentialProvider, IssuedKey, KeyService
+from ..ssh.credentials import (
+    CredentialError,
+    CredentialProvider,
+    IssuedKey,
+    KeyService,
+    bearer_token,
+)
 from .sealing import KeySealer
 
 # A key that lasts less than this is no use for a transfer: the key service is misconfigured.

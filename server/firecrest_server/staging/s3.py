@@ -22,12 +22,11 @@ from defusedxml import ElementTree
 
 from ..cluster import CheckedPath, Remote, sftp_request
 from ..cluster.failures import sftp_error
-from ..cluster.sftp import is_dir
+from ..cluster.sftp import is_dir, sftp_text
 from ..errors import ApiError, BadRequest, PayloadTooLarge, RequestTimeout
 from ..filesystem import transfer_jobs
-from ..filesystem.listing import sftp_text
 from ..filesystem.special import refuse_special
-from ..models.transfer import TransferJob
+from ..models.transfer import S3TransferDirectives, TransferJob
 from .logins import StagingLogin, staging_login
 from .sealing import KeySealer
 from .tokens import StagingGrant, UrlSigner
@@ -286,7 +285,7 @@ async def create_download(
     )
     token = signer.sign(grant, login.ttl)
     url = f"{base_url.rstrip('/')}/staging/{token}/object"
-    return job, {"transferMethod": "s3", "downloadUrl": url}
+    return job, S3TransferDirectives(download_url=url)
 
 
 async def start_upload(
@@ -296,7 +295,7 @@ async def start_upload(
     staging: Staging,
     account: str | None,
     uid: int | None = None,
-) -> tuple[TransferJob, dict]:
+) -> tuple[TransferJob, S3TransferDirectives]:
     """A large upload to ``target``: the staging URLs for its parts, and the job that moves
     the assembled file into place."""
     upload_parts(size, remote.system.data_operation.staging_part_size)
@@ -313,7 +312,7 @@ async def start_download(
     staging: Staging,
     account: str | None,
     uid: int | None = None,
-) -> tuple[TransferJob, dict]:
+) -> tuple[TransferJob, S3TransferDirectives]:
     """A large download of ``source``: the job that checks it, and the URL to fetch it from."""
     login = await staging_login(remote, remote.credentials, staging.sealer)
     return await create_download(

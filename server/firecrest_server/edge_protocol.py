@@ -263,7 +263,9 @@ class EdgeProtocol(HttpToolsProtocol):
         super().on_message_begin()
         # For the Server-Timing header (server_timing.py): the first request's wait includes
         # the worker's own backlog between taking the connection and reading it.
-        self.scope.setdefault("extensions", {})[CONNECTED_AT] = self._connected_at
+        # uvicorn types scope extensions as ASGI's dicts of dicts; this private key, read back
+        # only by middleware.py, carries a float.
+        self.scope.setdefault("extensions", {})[CONNECTED_AT] = self._connected_at  # type: ignore[assignment]
         # A later request on a kept-alive connection gets its own header deadline (armed in
         # data_received if its headers do not arrive at once). The first request's deadline
         # runs from connecting, so a byte sent late buys nothing.

@@ -22,7 +22,7 @@ from xml.sax.saxutils import escape
 import httpx
 
 from .errors import FirecrestError, error_from_network, error_from_response
-from .localfiles import CHUNK_SIZE, AsyncFileWriter, file_range
+from .localfiles import file_range, save_chunks
 from .models import TransferJob, pick
 
 if TYPE_CHECKING:
@@ -173,8 +173,6 @@ async def download_large(
             if reply.status_code >= 400:
                 await reply.aread()
                 raise error_from_response(reply)
-            async with AsyncFileWriter(local_path) as out:
-                async for chunk in reply.aiter_bytes(CHUNK_SIZE):
-                    await out.write(chunk)
+            await save_chunks(reply.aiter_bytes(), local_path)
     except httpx.HTTPError as exc:
         raise error_from_network(exc, "the S3 staging area") from None

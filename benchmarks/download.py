@@ -114,12 +114,14 @@ async def _child(args: argparse.Namespace) -> None:
         async with raw_connection(stack) as conn, conn.start_sftp_client() as sftp:
             await timed(sftp.get(args.remote, args.local))
         return
+    if args.child == "baseline":
+        # Another checkout's aiida_firecrest ahead of this one's: its code, the same server.
+        sys.path.insert(0, args.baseline_plugin)
     from aiida_firecrest.transport import FirecrestTransport
 
-    if args.child == "baseline":
-        import aiida_firecrest
-
-        print(f"baseline plugin: {aiida_firecrest.__file__}", file=sys.stderr, flush=True)
+    module = sys.modules["aiida_firecrest"].__file__
+    if args.child == "baseline" and not str(module).startswith(args.baseline_plugin):
+        raise SystemExit(f"the baseline plugin was not imported: {module}")
     settings = computer_settings(stack, url=args.server)
     transport = FirecrestTransport(machine="benchmark", **settings)
     await transport.open_async()
@@ -179,15 +181,9 @@ def one_transfer(
     url, server_pid = server.get(way, ("", 0))
     command = [sys.executable, __file__, "--child", way, "--stack", str(stack.dir / "stack.json")]
     command += ["--server", url, "--remote", remote, "--local", str(local)]
-    env = dict(os.environ)
     if way == "baseline":
-        # Another checkout's aiida_firecrest first on the path: its code, the same server.
-        env["PYTHONPATH"] = os.pathsep.join(
-            filter(None, [args.baseline_plugin, env.get("PYTHONPATH")])
-        )
-    child = subprocess.Popen(
-        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
-    )
+        command += ["--baseline-plugin", args.baseline_plugin]
+    child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert child.stdin is not None
     assert child.stdout is not None
     try:

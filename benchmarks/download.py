@@ -50,6 +50,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.server.own_server import own_server
+from tests.stack import StackInfo, computer_settings, running_stack
+
 from benchmarks.proc_cpu import process_cpu, tree_cpu
 from benchmarks.transfer import (
     RssSampler,
@@ -60,8 +63,6 @@ from benchmarks.transfer import (
     remote_sha256,
     sha256_file,
 )
-from tests.server.own_server import own_server
-from tests.stack import StackInfo, computer_settings, running_stack
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB

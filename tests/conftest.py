@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from .stack import StackInfo, running_stack
+from firecrest_dev.info import StackInfo
+from firecrest_dev.running import running_stack
 
 # AiiDA writes its configuration under $AIIDA_PATH (default ~/.aiida) as soon as it is imported:
 # keep the test session's AiiDA state in a temporary directory that is removed afterwards.

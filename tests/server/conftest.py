@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 import firecrest
 import pytest
 
-from ..stack import StackInfo
+from firecrest_dev.info import StackInfo
 
 
 class _Token:

@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from ..stack import StackInfo
+from .info import StackInfo
 
 BIN = Path(sys.executable).parent
 VERDI = str(BIN / "verdi")
@@ -516,3 +516,22 @@ def report(profile: AiidaProfile, pks: list[int]) -> str:
         + profile.verdi("process", "report", str(pk), check=False)
         for pk in pks
     )
+
+
+def computer_settings(stack: StackInfo, user: str = "alice", **overrides: Any) -> dict[str, Any]:
+    """``verdi computer configure firecrest`` values for ``user`` on the stack (what the
+    transport's constructor takes, apart from ``machine``)."""
+    credentials = stack.users[user]
+    settings: dict[str, Any] = {
+        "url": stack.url,
+        "token_uri": stack.token_url,
+        "client_id": credentials.client_id,
+        "client_secret": credentials.client_secret,
+        "compute_resource": stack.system,
+        "billing_account": stack.account,
+        "temp_directory": f"{credentials.home}/.aiida-firecrest-tmp",
+        "max_io_allowed": 8,
+        "checksum_check": False,
+    }
+    settings.update(overrides)
+    return settings

@@ -19,7 +19,8 @@ from typing import Any
 
 import httpx
 
-from ..stack import StackInfo, free_ports
+from .info import StackInfo
+from .running import free_ports
 
 
 def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

@@ -30,7 +30,7 @@ EV_PER_A3_IN_GPA = 160.21766208
 A_GUESS = 5.40  # Å, the centre of the volumes scanned
 
 # What pw.x 6.7 gives with these inputs when run directly (no AiiDA, no transport): the "known
-# values" the demo prints beside its fit, from `.venv/bin/python -m tests.e2e.qe_workflow` (pw.x
+# values" the demo prints beside its fit, from `.venv/bin/python -m firecrest_dev.qe_workflow` (pw.x
 # 6.7 of Debian 12, on the same machine). Experiment (room temperature): a = 5.431 Å, B = 98-99
 # GPa; LDA underestimates a by about 1 %.
 REFERENCE = {"a": 5.4082, "bulk_modulus": 96.6}

@@ -49,12 +49,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.server.own_server import own_server
-from tests.stack import StackInfo, computer_settings, running_stack
-
-from benchmarks.proc_cpu import process_cpu, tree_cpu
-from benchmarks.transfer import (
+from transfer import (
     RssSampler,
     load_average,
     parse_size,
@@ -63,6 +58,13 @@ from benchmarks.transfer import (
     remote_sha256,
     sha256_file,
 )
+
+from firecrest_dev.aiida_env import computer_settings
+from firecrest_dev.info import StackInfo
+from firecrest_dev.own_server import own_server
+from firecrest_dev.running import running_stack
+
+from proc_cpu import process_cpu, tree_cpu
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -430,7 +432,7 @@ def main() -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
     if args.plot:
-        from benchmarks.plots import download_figure
+        from plots import download_figure
 
         download_figure(result, Path(args.plot))
     return 0

@@ -117,9 +117,6 @@ async def _child(args: argparse.Namespace) -> None:
         async with raw_connection(stack) as conn, conn.start_sftp_client() as sftp:
             await timed(sftp.get(args.remote, args.local))
         return
-    if args.child == "baseline":
-        # Another checkout's aiida_firecrest ahead of this one's: its code, the same server.
-        sys.path.insert(0, args.baseline_plugin)
     from aiida_firecrest.transport import FirecrestTransport
 
     module = sys.modules["aiida_firecrest"].__file__
@@ -184,9 +181,15 @@ def one_transfer(
     url, server_pid = server.get(way, ("", 0))
     command = [sys.executable, __file__, "--child", way, "--stack", str(stack.dir / "stack.json")]
     command += ["--server", url, "--remote", remote, "--local", str(local)]
+    env = None
     if way == "baseline":
         command += ["--baseline-plugin", args.baseline_plugin]
-    child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        # Another checkout's aiida_firecrest ahead of this one's: its code, the same server.
+        path = [args.baseline_plugin, os.environ.get("PYTHONPATH", "")]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, path))}
+    child = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+    )
     assert child.stdin is not None
     assert child.stdout is not None
     try:

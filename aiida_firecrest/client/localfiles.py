@@ -18,8 +18,9 @@ from typing import BinaryIO
 
 CHUNK_SIZE = 1024 * 1024
 # Received bytes gathered before they go to disk in one worker-thread call. httpx hands a body
-# over in pieces of at most 64 KiB; a thread hand-off for each cost more CPU than the bytes'
-# own trip through httpx (docs/benchmarks.md, "Downloads through the plugin").
+# over in pieces of at most 64 KiB: one hand-off per batch, not per piece, and no re-chunking
+# by httpx (which copies every byte twice more); docs/benchmarks.md, "Downloads through the
+# plugin".
 WRITE_BATCH = 1024 * 1024
 
 

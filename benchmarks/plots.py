@@ -5,6 +5,7 @@ again later from a saved file:
 
     .venv/bin/python benchmarks/plots.py api.json api.png
     .venv/bin/python benchmarks/plots.py transfer.json transfer.png
+    .venv/bin/python benchmarks/plots.py download.json download.png
     .venv/bin/python benchmarks/plots.py aiida.json aiida.png
     .venv/bin/python benchmarks/plots.py users.json users.png
 """
@@ -374,6 +375,68 @@ def qe_eos_figure(summary: dict, path: Path) -> None:
     plt.close(fig)
 
 
+DOWNLOAD_COLORS = {
+    "direct": COLORS["api"],
+    "staged": "#9ecae1",
+    "baseline": "#7f7f7f",
+    "raw": COLORS["raw_sftp"],
+}
+DOWNLOAD_LABELS = {
+    "direct": "plugin, direct",
+    "staged": "plugin, staged",
+    "baseline": "plugin, baseline",
+    "raw": "raw SFTP",
+}
+
+
+def download_figure(result: dict, path: Path) -> None:
+    """MiB/s of each way (median bar, each round a dot) with its ratio to raw SFTP; CPU
+    seconds per GiB of client, server and sshd; the client's RSS before and at its peak."""
+    plt = _pyplot()
+    ways = list(result["ways"])
+    fig, (speed, cpu, memory) = plt.subplots(1, 3, figsize=(14, 4.4))
+    size = result["size_bytes"]
+    xs = range(len(ways))
+    for x, way in zip(xs, ways, strict=True):
+        row = result["ways"][way]
+        color = DOWNLOAD_COLORS[way]
+        speed.bar(x, row["mib_s"], 0.6, color=color)
+        rounds = [size / 2**20 / r["seconds"] for r in row["runs"]]
+        speed.plot([x] * len(rounds), rounds, "k.", markersize=4)
+        label = f"{row['mib_s']:.0f}"
+        if "over_raw_mib_s" in row:
+            label += f"\n{row['over_raw_mib_s']:.2f}x raw"
+        speed.annotate(
+            label, (x, max([row["mib_s"], *rounds])), ha="center", va="bottom", fontsize=8
+        )
+        bottom = 0.0
+        for party, shade in (("client", 1.0), ("server", 0.65), ("sshd", 0.35)):
+            value = row["cpu_s_per_gib"][party]
+            cpu.bar(x, value, 0.6, bottom=bottom, color=color, alpha=shade, edgecolor="black",
+                    linewidth=0.4)  # fmt: skip
+            if value > 0.3:
+                cpu.annotate(f"{party} {value:.1f}", (x, bottom + value / 2), ha="center",
+                             va="center", fontsize=7)  # fmt: skip
+            bottom += value
+        memory.bar(x - 0.15, row["client_rss_before_mib"], 0.3, color=color, alpha=0.5)
+        memory.bar(x + 0.15, row["client_rss_peak_mib"], 0.3, color=color)
+        growth = f"+{row['client_rss_growth_mib']:.1f}"
+        peak = (x + 0.15, row["client_rss_peak_mib"])
+        memory.annotate(growth, peak, ha="center", va="bottom", fontsize=8)
+    labels = [DOWNLOAD_LABELS[w] for w in ways]
+    speed.set_title(f"{size / 2**20:.0f} MiB down, median of {result['rounds']} (dots: rounds)")
+    speed.set_ylabel("MiB/s")
+    cpu.set_title("CPU seconds per GiB: client, server, sshd")
+    cpu.set_ylabel("CPU s/GiB")
+    memory.set_title("client RSS: before the transfer, peak (growth)")
+    memory.set_ylabel("MiB")
+    for ax in (speed, cpu, memory):
+        ax.set_xticks(list(xs), labels, fontsize=8)
+    speed.set_ylim(top=speed.get_ylim()[1] * 1.2)
+    memory.set_ylim(top=memory.get_ylim()[1] * 1.15)
+    fig.suptitle(f"load average {result['load_before']} -> {result['load_after']}", fontsize=9)
+
+
 def cold_burst_figure(summary: dict, path: Path) -> None:
     """cold_burst: each run's P99 against the 1 s goal, the latency distribution of every
     run, and where the slowest 5 % of requests spent their time. ``summary`` is one result,
@@ -452,6 +515,7 @@ def main() -> int:
     figure = {
         "api": api_figure,
         "transfer": transfer_figure,
+        "download": download_figure,
         "aiida_calcjobs": aiida_figure,
         "users": users_figure,
         "qe_eos": qe_eos_figure,

@@ -111,6 +111,31 @@ def test_transfer_benchmark(stack: StackInfo, tmp_path: Path) -> None:
         assert row["verified"] == "ok", key
 
 
+def test_download_benchmark(stack: StackInfo, tmp_path: Path) -> None:
+    result, _ = _run(
+        "download", stack, tmp_path, "--size", "4M", "--rounds", "1", "--workdir", str(tmp_path)
+    )
+    assert result["benchmark"] == "download"
+    assert result["size_bytes"] == 4 * 2**20
+    ways = result["ways"]
+    assert set(ways) == {"direct", "staged", "raw"}
+    for way, row in ways.items():
+        assert row["sha256_ok"], way
+        assert row["mib_s"] > 0
+        assert set(row["cpu_s_per_gib"]) == {"client", "server", "sshd", "total"}
+        assert 0 < row["client_rss_before_mib"] <= row["client_rss_peak_mib"]
+    # The plugin's get went the way each server's limit allows: one ops/download, or the
+    # 413, the transfer job and the staging URL.
+    assert ways["direct"]["staged"] == [False]
+    filesystem = f"/filesystem/{stack.system}"
+    assert ways["direct"]["runs"][0]["requests"] == [f"GET {filesystem}/ops/download 200"]
+    assert ways["staged"]["staged"] == [True]
+    requests = ways["staged"]["runs"][0]["requests"]
+    assert f"GET {filesystem}/ops/download 413" in requests
+    assert f"POST {filesystem}/transfer/download 201" in requests
+    assert ways["direct"]["over_raw_mib_s"] > 0
+
+
 def test_job_listing_benchmark(stack: StackInfo, tmp_path: Path) -> None:
     summary, report = _run_script(
         "job_listing",

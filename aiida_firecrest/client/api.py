@@ -28,7 +28,7 @@ from .errors import (
     answer_lost,
 )
 from .jobs import TRANSFER_SUCCESS_PHRASES, job_in_directory, poll_intervals, transfer_failure
-from .localfiles import CHUNK_SIZE, AsyncFileWriter, file_range, file_size
+from .localfiles import file_range, file_size, save_chunks
 from .models import Compression, FileEntry, StatResult, SystemInfo, TransferJob, UserInfo
 from .retry import RetryPolicy
 from .session import DEFAULT_MAX_CONCURRENT, DEFAULT_TIMEOUT, ApiSession
@@ -334,14 +334,11 @@ class FirecrestClient:
 
     async def download_to(self, system: str, path: str, local_path: str | Path) -> None:
         """``ops/download`` streamed into ``local_path``."""
-        async with (
-            self.session.stream(
-                "GET", self._ops(system, "download"), params={"path": path}
-            ) as response,
-            AsyncFileWriter(local_path) as out,
-        ):
-            async for chunk in response.aiter_bytes(CHUNK_SIZE):
-                await out.write(chunk)
+        async with self.session.stream(
+            "GET", self._ops(system, "download"), params={"path": path}
+        ) as response:
+            # Pieces as received (decoded, not re-chunked: that would copy every byte again).
+            await save_chunks(response.aiter_bytes(), local_path)
 
     # ------------------------------------------------- whole trees (extension filesystem.tree)
 
@@ -350,16 +347,12 @@ class FirecrestClient:
     ) -> None:
         """The contents of directory ``path`` as one tar archive (members ``./...``), saved to
         ``local_tar``."""
-        async with (
-            self.session.stream(
-                "GET",
-                self._ops(system, "tree"),
-                params={"path": path, "dereference": dereference},
-            ) as response,
-            AsyncFileWriter(local_tar) as out,
-        ):
-            async for chunk in response.aiter_bytes(CHUNK_SIZE):
-                await out.write(chunk)
+        async with self.session.stream(
+            "GET",
+            self._ops(system, "tree"),
+            params={"path": path, "dereference": dereference},
+        ) as response:
+            await save_chunks(response.aiter_bytes(), local_tar)
 
     async def tree_upload(self, system: str, path: str, local_tar: str | Path) -> None:
         """Unpack the tar archive ``local_tar`` into the existing directory ``path``."""

@@ -4,7 +4,9 @@ is done on the server at hand.
 A server that advertises an extension (``filesystem.ops.cp``/``mv``, ``filesystem.tree``) gets
 the fast synchronous request; a plain FirecREST gets the standard way (a transfer job for cp and
 mv). A synchronous operation that times out on the login node (HTTP 408) is retried as a transfer
-job, as pyfirecrest does.
+job, as pyfirecrest does. A file travels directly when it is below the server's direct-transfer
+limit; above it, as a tar stream (``filesystem.tree``) or staged through S3 (``upload``,
+``download``: the one place that chooses).
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ from .client import (
     FirecrestError,
     StatResult,
     SystemInfo,
+    staging,
 )
 from .client.errors import is_unavailable
-from .client.localfiles import file_size, scratch_directory, sha256_of
+from .client.localfiles import file_size, read_bytes, scratch_directory, sha256_of
 from .client.models import Compression
 
 log = logging.getLogger(__name__)
@@ -51,12 +54,14 @@ class RemoteFileSystem:
         account: str | None = None,
         temp_directory: str | None = None,
         checksum_check: bool = False,
+        s3_parallel_parts: int = 4,
     ) -> None:
         self.client = client
         self.system = system
         self.account = account
         self.temp_directory = temp_directory
         self.checksum_check = checksum_check
+        self.s3_parallel_parts = s3_parallel_parts
         self._info: SystemInfo | None = None
 
     async def info(self) -> SystemInfo:
@@ -211,14 +216,24 @@ class RemoteFileSystem:
         """A file up: directly when small; above the direct-transfer limit, as a one-file tar
         stream when the server has ``filesystem.tree``, else through FirecREST's S3 staging."""
         info = await self.info()
-        if info.supports(CAPABILITY_TREE) and await file_size(local_path) >= info.max_ops_file_size:
+        size = await file_size(local_path)
+        directory, name = posixpath.split(remote_path)
+        if size < info.max_ops_file_size:
+            data = await read_bytes(local_path)
+            await self.client.upload_bytes(self.system, directory, name, data)
+        elif info.supports(CAPABILITY_TREE):
             async with scratch_directory() as scratch:
                 archive = scratch / "file.tar"
-                name = posixpath.basename(remote_path)
                 await asyncio.to_thread(local_tar.build_single, local_path, archive, name)
-                await self.tree_upload(posixpath.dirname(remote_path) or "/", archive)
+                await self.tree_upload(directory or "/", archive)
         else:
-            await self.client.upload(self.system, local_path, remote_path, account=self.account)
+            staged = await self.client.transfer_upload(
+                self.system, remote_path, size, account=self.account
+            )
+            await staging.send_parts(
+                self.client.session, staged, local_path, size, parallel=self.s3_parallel_parts
+            )
+            await self.client.wait_for_transfer(staged.job)
         if self.checksum_check:
             await self._verify(local_path, remote_path)
 
@@ -260,11 +275,28 @@ class RemoteFileSystem:
     async def download(
         self, remote_path: str, local_path: str | Path, *, size: int | None = None
     ) -> None:
-        await self.client.download(
-            self.system, remote_path, local_path, size=size, account=self.account
-        )
+        """A file down: directly when small, else staged through S3.
+
+        With ``size`` (the caller listed the file) the way is chosen up front; without, the
+        direct download is tried first and a 413 (too large) switches to staging, which saves
+        a ``stat`` request for the usual, small file.
+        """
+        if size is None or size < (await self.info()).max_ops_file_size:
+            try:
+                await self.client.download_to(self.system, remote_path, local_path)
+            except FirecrestError as exc:
+                if size is not None or exc.status_code != 413:
+                    raise
+                await self._download_staged(remote_path, local_path)
+        else:
+            await self._download_staged(remote_path, local_path)
         if self.checksum_check:
             await self._verify(local_path, remote_path)
+
+    async def _download_staged(self, remote_path: str, local_path: str | Path) -> None:
+        staged = await self.client.transfer_download(self.system, remote_path, account=self.account)
+        await self.client.wait_for_transfer(staged.job)
+        await staging.fetch(self.client.session, staged, local_path)
 
     async def _verify(self, local_path: str | Path, remote_path: str) -> None:
         local, remote = await asyncio.gather(

@@ -37,37 +37,19 @@ from aiida.schedulers import SchedulerError
 from aiida.schedulers.datastructures import JobInfo, JobState
 from aiida.schedulers.plugins.slurm import SlurmScheduler
 
+from .client import FirecrestClient
 from .client.errors import FirecrestError, JobNotFoundError
+from .client.slurm import HELD_REASONS, JOB_STATES, Phase, first_state_name
+from .transport import FirecrestTransport
 
-# FirecREST (Slurm) job states -> AiiDA's.
-_STATES = {
-    "PENDING": JobState.QUEUED,
-    "REQUEUED": JobState.QUEUED,
-    "REQUEUE_FED": JobState.QUEUED,
-    "REQUEUE_HOLD": JobState.QUEUED_HELD,
-    "RESV_DEL_HOLD": JobState.QUEUED_HELD,
-    "CONFIGURING": JobState.RUNNING,
-    "RUNNING": JobState.RUNNING,
-    "COMPLETING": JobState.RUNNING,
-    "STAGE_OUT": JobState.RUNNING,
-    "SIGNALING": JobState.RUNNING,
-    "RESIZING": JobState.RUNNING,
-    "SUSPENDED": JobState.SUSPENDED,
-    "STOPPED": JobState.SUSPENDED,
-    "PREEMPTED": JobState.DONE,
-    "BOOT_FAIL": JobState.DONE,
-    "CANCELLED": JobState.DONE,
-    "COMPLETED": JobState.DONE,
-    "DEADLINE": JobState.DONE,
-    "FAILED": JobState.DONE,
-    "NODE_FAIL": JobState.DONE,
-    "OUT_OF_MEMORY": JobState.DONE,
-    "TIMEOUT": JobState.DONE,
-    "REVOKED": JobState.DONE,
-    "SPECIAL_EXIT": JobState.DONE,
+# The phases of Slurm's job states (``client.slurm``) as AiiDA's job states.
+_AIIDA_STATES = {
+    Phase.QUEUED: JobState.QUEUED,
+    Phase.HELD: JobState.QUEUED_HELD,
+    Phase.RUNNING: JobState.RUNNING,
+    Phase.SUSPENDED: JobState.SUSPENDED,
+    Phase.FINISHED: JobState.DONE,
 }
-# Slurm's reasons for a pending job that waits for a release, not for resources.
-_HELD_REASONS = ("Held", "JobHeld", "JobHeldUser", "JobHeldAdmin")
 # Re-asks for a requested job the server does not know (seconds to wait before each).
 NOT_FOUND_RETRIES = (0.5, 1.0, 2.0)
 # The listing's look back for ended jobs (FirecREST API >= 2.6; older servers ignore it): the
@@ -78,11 +60,11 @@ LISTING_WINDOW = "1h"
 IDS_PER_LISTING = 500
 
 
-def _state(job: dict[str, Any]) -> str:
-    state = (job.get("status") or {}).get("state") or ""
-    if isinstance(state, list):
-        state = state[0] if state else ""
-    return state.split(" ")[0].upper()
+def aiida_state(slurm_state: str) -> JobState:
+    """AiiDA's job state for a bare Slurm state name (UNDETERMINED for one Slurm does not
+    document)."""
+    phase = JOB_STATES.get(slurm_state)
+    return JobState.UNDETERMINED if phase is None else _AIIDA_STATES[phase]
 
 
 def _timestamp(epoch: Any) -> datetime.datetime | None:
@@ -96,14 +78,14 @@ def job_info(job: dict[str, Any]) -> JobInfo:
     info = JobInfo()
     status = job.get("status") or {}
     times = job.get("time") or {}
-    state = _state(job)
+    state = first_state_name(job)
     info.job_id = str(job["jobId"])
     info.title = job.get("name") or ""
     info.job_substate = state
-    info.job_state = _STATES.get(state, JobState.UNDETERMINED)
+    info.job_state = aiida_state(state)
     reason = status.get("stateReason") or ""
     info.annotation = reason
-    if info.job_state == JobState.QUEUED and any(r in reason for r in _HELD_REASONS):
+    if info.job_state == JobState.QUEUED and any(r in reason for r in HELD_REASONS):
         info.job_state = JobState.QUEUED_HELD
     if status.get("exitCode") is not None:
         info.exit_status = status["exitCode"]
@@ -134,7 +116,7 @@ def detailed_job_info(job: dict[str, Any]) -> dict[str, str | int]:
     fields = {
         "JobID": str(job["jobId"]),
         "JobName": job.get("name") or "",
-        "State": _state(job),
+        "State": first_state_name(job),
         "ExitCode": f"{status.get('exitCode') or 0}:{status.get('interruptSignal') or 0}",
         "Reason": status.get("stateReason") or "",
         "Partition": job.get("partition") or "",
@@ -173,27 +155,25 @@ class FirecrestScheduler(SlurmScheduler):
 
     # ------------------------------------------------------------------------------ plumbing
 
-    def _firecrest(self):
-        from .transport import FirecrestTransport
-
+    def _firecrest(self) -> FirecrestTransport:
         transport = self.transport
         if not isinstance(transport, FirecrestTransport):
             raise SchedulerError("the firecrest scheduler needs the firecrest transport")
         return transport
 
-    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        transport = self._firecrest()
-        client = transport.client
-        return transport.run_command_blocking(
-            getattr(client, method), transport.compute_resource, *args, **kwargs
-        )
-
     # ------------------------------------------------------------------------------- submit
 
     def submit_job(self, working_directory: str, filename: str) -> str:
         script = f"{working_directory.rstrip('/')}/{filename}"
+        transport = self._firecrest()
         try:
-            return self._call("submit_job", working_directory=working_directory, script_path=script)
+            job_id: str = transport.run_command_blocking(
+                transport.client.submit_job,
+                transport.compute_resource,
+                working_directory=working_directory,
+                script_path=script,
+            )
+            return job_id
         except FirecrestError as exc:
             raise SchedulerError(f"submitting {script} failed: {exc}") from exc
 
@@ -238,7 +218,9 @@ class FirecrestScheduler(SlurmScheduler):
             return [listed[job_id] for job_id in wanted if job_id in listed]
         return list(listed.values())
 
-    async def _listing(self, client, system: str, wanted: list[str]) -> dict[str, Any]:
+    async def _listing(
+        self, client: FirecrestClient, system: str, wanted: list[str]
+    ) -> dict[str, Any]:
         """The user's jobs by id: the ``wanted`` ones where the server lists by id, else the
         recent window."""
         chunks = [wanted[i : i + IDS_PER_LISTING] for i in range(0, len(wanted), IDS_PER_LISTING)]
@@ -258,7 +240,9 @@ class FirecrestScheduler(SlurmScheduler):
             listed.update((str(job["jobId"]), job) for jobs in rest for job in jobs)
         return listed
 
-    async def _one(self, client, system: str, job_id: str) -> dict[str, Any] | None:
+    async def _one(
+        self, client: FirecrestClient, system: str, job_id: str
+    ) -> dict[str, Any] | None:
         for delay in (*NOT_FOUND_RETRIES, None):
             try:
                 records = await client.get_job(system, job_id)
@@ -275,8 +259,11 @@ class FirecrestScheduler(SlurmScheduler):
         """The job's final Slurm record, in the ``sacct --parsable`` shape that the Slurm
         plugin's ``parse_output`` reads (so out-of-memory and walltime failures are told
         apart)."""
+        transport = self._firecrest()
         try:
-            records = self._call("get_job", str(job_id))
+            records: list[dict[str, Any]] = transport.run_command_blocking(
+                transport.client.get_job, transport.compute_resource, str(job_id)
+            )
         except FirecrestError as exc:
             raise FeatureNotAvailable(f"no detailed information for job {job_id}: {exc}") from exc
         if not records:
@@ -287,7 +274,10 @@ class FirecrestScheduler(SlurmScheduler):
 
     def kill_job(self, jobid: str) -> bool:
         try:
-            self._call("cancel_job", str(jobid))
+            transport = self._firecrest()
+            transport.run_command_blocking(
+                transport.client.cancel_job, transport.compute_resource, str(jobid)
+            )
         except (FirecrestError, SchedulerError) as exc:
             self.logger.warning(f"cancelling job {jobid} failed: {exc}")
             return False

@@ -4,8 +4,9 @@
 * ``retry``: which failed requests are sent again, and when;
 * ``errors``: HTTP failures as ``OSError`` subclasses;
 * ``session``: one HTTP session (auth, concurrency cap, retries, error mapping);
-* ``api``: ``FirecrestClient``, typed methods per endpoint; ``jobs``: job states and polling;
-  ``staging``: large files via S3.
+* ``slurm``: Slurm's job states, which of them are final, and the remote timeout's exit status;
+* ``api``: ``FirecrestClient``, one typed method per endpoint; ``jobs``: polling and transfer
+  job outcomes; ``staging``: the S3 side of large-file transfers (answers, parts, fetch).
 """
 
 from .api import FirecrestClient
@@ -16,7 +17,6 @@ from .errors import (
     JobNotFoundError,
     TransferJobError,
 )
-from .jobs import is_final_state
 from .models import (
     CAPABILITY_OPS_CP,
     CAPABILITY_OPS_MV,
@@ -28,6 +28,7 @@ from .models import (
     UserInfo,
 )
 from .retry import RetryPolicy
+from .slurm import is_final_state
 
 __all__ = [
     "CAPABILITY_OPS_CP",

@@ -1,7 +1,9 @@
 """``FirecrestClient``: typed methods for the FirecREST v2 endpoints the AiiDA plugin uses.
 
-Each method is one request (or one documented sequence, such as a transfer job and its wait) and
-returns typed values or raises an ``OSError`` subclass (see ``errors``). The client is async,
+Each method is one endpoint (a request, or a submit with its recovery when the answer was lost;
+``wait_for_job`` and ``wait_for_transfer`` poll one) and returns typed values or raises an
+``OSError`` subclass (see ``errors``). How a file travels (direct, tar stream or staged) is
+chosen above this layer, in ``RemoteFileSystem``. The client is async,
 shares one HTTP session, and is safe to use from many coroutines at once.
 """
 
@@ -10,14 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import posixpath
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from . import staging
 from .auth import TokenSource
 from .errors import (
     FirecrestError,
@@ -27,18 +27,13 @@ from .errors import (
     JobNotFoundError,
     answer_lost,
 )
-from .jobs import (
-    TRANSFER_SUCCESS_PHRASES,
-    is_final_state,
-    job_in_directory,
-    job_state,
-    poll_intervals,
-    transfer_failure,
-)
-from .localfiles import CHUNK_SIZE, AsyncFileWriter, file_range, file_size, read_bytes
+from .jobs import TRANSFER_SUCCESS_PHRASES, job_in_directory, poll_intervals, transfer_failure
+from .localfiles import CHUNK_SIZE, AsyncFileWriter, file_range, file_size
 from .models import Compression, FileEntry, StatResult, SystemInfo, TransferJob, UserInfo
 from .retry import RetryPolicy
 from .session import DEFAULT_MAX_CONCURRENT, DEFAULT_TIMEOUT, ApiSession
+from .slurm import is_final_state, job_state
+from .staging import StagedDownload, StagedUpload
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +59,6 @@ class FirecrestClient:
         transport: httpx.AsyncBaseTransport | None = None,
         job_not_found_timeout: float = 20.0,
         max_poll_interval: float = 5.0,
-        s3_parallel_parts: int = 4,
         lost_submit_lookups: tuple[float, ...] = LOST_SUBMIT_LOOKUPS,
     ) -> None:
         self.session = ApiSession(
@@ -78,7 +72,6 @@ class FirecrestClient:
         )
         self.job_not_found_timeout = job_not_found_timeout
         self.max_poll_interval = max_poll_interval
-        self.s3_parallel_parts = s3_parallel_parts
         self.lost_submit_lookups = lost_submit_lookups
         self._systems: dict[str, SystemInfo] | None = None
 
@@ -345,50 +338,6 @@ class FirecrestClient:
             async for chunk in response.aiter_bytes(CHUNK_SIZE):
                 await out.write(chunk)
 
-    async def upload(
-        self,
-        system: str,
-        local_path: str | Path,
-        remote_path: str,
-        *,
-        account: str | None = None,
-    ) -> None:
-        """Upload a local file to ``remote_path``: directly when small, else through staging."""
-        size = await file_size(local_path)
-        info = await self.system_info(system)
-        directory, filename = posixpath.split(remote_path)
-        if size < info.max_ops_file_size:
-            await self.upload_bytes(system, directory, filename, await read_bytes(local_path))
-        else:
-            await staging.upload_large(self, system, local_path, remote_path, size, account=account)
-
-    async def download(
-        self,
-        system: str,
-        remote_path: str,
-        local_path: str | Path,
-        *,
-        size: int | None = None,
-        account: str | None = None,
-    ) -> None:
-        """Download ``remote_path``: directly when small, else through staging.
-
-        With ``size`` (the caller listed the file) the way is chosen up front; without, the
-        direct download is tried first and a 413 (too large) switches to staging, which saves
-        a ``stat`` request for the usual, small file.
-        """
-        if size is None:
-            try:
-                await self.download_to(system, remote_path, local_path)
-                return
-            except FirecrestError as exc:
-                if exc.status_code != 413:
-                    raise
-        elif size < (await self.system_info(system)).max_ops_file_size:
-            await self.download_to(system, remote_path, local_path)
-            return
-        await staging.download_large(self, system, remote_path, local_path, account=account)
-
     # ------------------------------------------------- whole trees (extension filesystem.tree)
 
     async def tree_download(
@@ -505,6 +454,47 @@ class FirecrestClient:
         if account:
             body["account"] = account
         return await self._submit_transfer("POST", self._transfer(system, "extract"), json=body)
+
+    async def transfer_upload(
+        self,
+        system: str,
+        remote_path: str,
+        size: int,
+        *,
+        account: str | None = None,
+    ) -> StagedUpload:
+        """``transfer/upload``: where to send the ``size`` bytes of a file for ``remote_path``
+        (see ``staging.send_parts``), and the job that then moves them there."""
+        body: dict[str, Any] = {
+            "path": remote_path,
+            "transfer_directives": {"file_size": size, "transfer_method": "s3"},
+        }
+        if account:
+            body["account"] = account
+        response = await self.session.request(
+            "POST", self._transfer(system, "upload"), json=body, idempotent=False, expected=(201,)
+        )
+        return StagedUpload.from_wire(response.json())
+
+    async def transfer_download(
+        self, system: str, remote_path: str, *, account: str | None = None
+    ) -> StagedDownload:
+        """``transfer/download``: the job that stages ``remote_path`` for download, and the URL
+        to fetch it from once the job is done (see ``staging.fetch``)."""
+        body: dict[str, Any] = {
+            "source_path": remote_path,
+            "transfer_directives": {"transferMethod": "s3"},
+        }
+        if account:
+            body["account"] = account
+        response = await self.session.request(
+            "POST",
+            self._transfer(system, "download"),
+            json=body,
+            idempotent=False,
+            expected=(201,),
+        )
+        return StagedDownload.from_wire(response.json())
 
     async def wait_for_transfer(self, job: TransferJob, *, timeout: float | None = None) -> str:
         """Wait for a transfer job, then check its output log for FirecREST's success phrase.

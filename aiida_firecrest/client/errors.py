@@ -18,6 +18,8 @@ import json
 
 import httpx
 
+from .slurm import TIMEOUT_EXIT_MESSAGE
+
 # FirecREST (and this project's server) put the reason from the cluster in `message`; these
 # phrases are what `ls`, `rm`, `cp`, `mkdir`, SFTP and Slurm print, and what clients key on.
 _NO_SUCH_FILE = "No such file or directory"
@@ -118,7 +120,7 @@ def classify(status_code: int | None, message: str) -> tuple[type[FirecrestError
         return FirecrestFileNotFoundError, errno.ENOENT
     if status_code == 403:
         return FirecrestPermissionError, errno.EACCES
-    if status_code == 408:
+    if status_code == 408 or TIMEOUT_EXIT_MESSAGE in message:
         return FirecrestTimeoutError, errno.ETIMEDOUT
     if status_code == 413:
         return FirecrestError, errno.EFBIG

@@ -1,5 +1,5 @@
-"""Batch jobs as the client sees them: when a job is finished, how often to look, and what a
-failed transfer job means."""
+"""Batch jobs as the client sees them: how often to look, which job a lost submit made, and
+what a failed transfer job means (which states are final is in ``slurm``)."""
 
 from __future__ import annotations
 
@@ -9,41 +9,12 @@ from typing import Any
 from .errors import FirecrestError, TransferJobError, classify
 from .models import TransferJob
 
-# States after which a Slurm (or PBS: "F") job will not change any more.
-FINAL_JOB_STATES = frozenset(
-    {
-        "BOOT_FAIL",
-        "CANCELLED",
-        "COMPLETED",
-        "DEADLINE",
-        "FAILED",
-        "NODE_FAIL",
-        "OUT_OF_MEMORY",
-        "PREEMPTED",
-        "TIMEOUT",
-        "F",
-    }
-)
 # What FirecREST's transfer job scripts print when they succeed.
 TRANSFER_SUCCESS_PHRASES = (
     "Files were successfully",
     "File was successfully",
     "Multipart file upload successfully completed",
 )
-
-
-def is_final_state(state: str | list[str] | None) -> bool:
-    """Whether a job state (``COMPLETED``, ``CANCELLED by 1001``, ``["FAILED"]`` ...) is final."""
-    if state is None:
-        return False
-    parts = state if isinstance(state, list) else str(state).split(",")
-    words = [str(part).strip().split(" ")[0].upper() for part in parts if str(part).strip()]
-    return bool(words) and all(word in FINAL_JOB_STATES for word in words)
-
-
-def job_state(job: dict[str, Any]) -> str | list[str] | None:
-    status = job.get("status") or {}
-    return status.get("state")
 
 
 def transfer_failure(job: TransferJob, state: object, detail: str) -> FirecrestError:

@@ -69,7 +69,7 @@ class ApiSession:
 
     @property
     def http(self) -> httpx.AsyncClient:
-        """The underlying client, for requests that carry no FirecREST token (presigned URLs)."""
+        """The underlying httpx client (its event hooks let tests watch the traffic)."""
         return self._http
 
     async def aclose(self) -> None:
@@ -163,6 +163,44 @@ class ApiSession:
         finally:
             await response.aclose()
             self._semaphore.release()
+
+    # ------------------------------------------------------------------ presigned URLs (S3)
+
+    async def presigned_request(
+        self,
+        method: str,
+        url: str,
+        *,
+        content: bytes | str | AsyncIterator[bytes] | None = None,
+        headers: dict[str, str] | None = None,
+        what: str,
+    ) -> httpx.Response:
+        """A request to an absolute presigned URL (``what`` names its service in errors).
+
+        It carries no FirecREST token (the URL is the credential), takes no slot of the
+        concurrency cap (it does not load the API), and is not retried (a body stream is read
+        once); a failure is raised as the mapped ``OSError``."""
+        try:
+            response = await self._http.request(method, url, content=content, headers=headers)
+        except httpx.HTTPError as exc:
+            raise error_from_network(exc, what) from None
+        if response.status_code >= 400:
+            raise error_from_response(response)
+        return response
+
+    @contextlib.asynccontextmanager
+    async def presigned_stream(self, url: str, *, what: str) -> AsyncIterator[httpx.Response]:
+        """A GET of an absolute presigned URL whose body the caller reads (see
+        ``presigned_request``); a failure, also half-way through the body, is the mapped
+        ``OSError``."""
+        try:
+            async with self._http.stream("GET", url) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise error_from_response(response)
+                yield response
+        except httpx.HTTPError as exc:
+            raise error_from_network(exc, what) from None
 
     # ------------------------------------------------------------------------------ plumbing
 

@@ -7,34 +7,96 @@ token: the URL is the credential) and must answer an ``ETag``; the parts are com
 Download: ``POST transfer/download`` starts a job that pushes the file to S3; once it has printed
 its success phrase, the presigned ``downloadUrl`` is fetched.
 
-The request and response shapes follow pyfirecrest 3.10 against FirecREST 2.x, keys in both
-spellings where servers have used both.
+This module reads those answers and moves the bytes to and from S3; the requests to the API are
+``FirecrestClient.transfer_upload``/``transfer_download``, and the choice of a staged transfer
+is ``RemoteFileSystem``'s. The shapes follow pyfirecrest 3.10 against FirecREST 2.x, keys in
+both spellings where servers have used both.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from xml.sax.saxutils import escape
 
-import httpx
-
-from .errors import FirecrestError, error_from_network, error_from_response
+from .errors import FirecrestError
 from .localfiles import CHUNK_SIZE, AsyncFileWriter, file_range
 from .models import TransferJob, pick
+from .session import ApiSession
 
-if TYPE_CHECKING:
-    from .api import FirecrestClient
+STAGING_AREA = "the S3 staging area"
 
 
 def _directives(body: dict[str, Any]) -> dict[str, Any]:
-    return pick(body, "transferDirectives", "transfer_directives", default={}) or {}
+    directives: dict[str, Any] = (
+        pick(body, "transferDirectives", "transfer_directives", default={}) or {}
+    )
+    return directives
 
 
-def _method(directives: dict[str, Any]) -> str:
-    return pick(directives, "transferMethod", "transfer_method", default="s3")
+def _checked_method(directives: dict[str, Any], direction: str) -> None:
+    method = pick(directives, "transferMethod", "transfer_method", default="s3")
+    if method != "s3":
+        raise FirecrestError(
+            f"The server stages large {direction} with {method!r}; "
+            "only 's3' is supported by this client"
+        )
+
+
+@dataclass(frozen=True)
+class StagedUpload:
+    """The answer to ``POST transfer/upload``: where to PUT the parts, and the job that moves
+    the completed object to the cluster."""
+
+    job: TransferJob
+    part_urls: tuple[str, ...]
+    part_size: int
+    complete_url: str
+
+    @classmethod
+    def from_wire(cls, answer: dict[str, Any]) -> StagedUpload:
+        directives = _directives(answer)
+        _checked_method(directives, "uploads")
+        urls = pick(answer, "partsUploadUrls") or pick(
+            directives, "partsUploadUrls", "parts_upload_urls", default=[]
+        )
+        part_size = pick(answer, "maxPartSize") or pick(
+            directives, "maxPartSize", "max_part_size", default=0
+        )
+        complete_url = pick(answer, "completeMultipartUploadUrl", "completeUploadUrl") or pick(
+            directives, "completeUploadUrl", "complete_upload_url"
+        )
+        if not urls or not complete_url:
+            raise FirecrestError(
+                "The server's transfer/upload answer has no S3 part or complete URLs"
+            )
+        return cls(
+            job=TransferJob.from_wire(answer["transferJob"]),
+            part_urls=tuple(urls),
+            part_size=int(part_size),
+            complete_url=complete_url,
+        )
+
+
+@dataclass(frozen=True)
+class StagedDownload:
+    """The answer to ``POST transfer/download``: the job that pushes the file to S3, and the
+    URL to fetch it from once the job is done."""
+
+    job: TransferJob
+    url: str
+
+    @classmethod
+    def from_wire(cls, answer: dict[str, Any]) -> StagedDownload:
+        directives = _directives(answer)
+        _checked_method(directives, "downloads")
+        url = pick(answer, "downloadUrl") or pick(directives, "downloadUrl", "download_url")
+        if not url:
+            raise FirecrestError("The server's transfer/download answer has no download URL")
+        return cls(job=TransferJob.from_wire(answer["transferJob"]), url=url)
 
 
 def complete_multipart_xml(etags: list[str]) -> str:
@@ -60,121 +122,48 @@ def part_ranges(size: int, part_size: int, parts: int) -> list[tuple[int, int]]:
     return ranges
 
 
-async def upload_large(
-    client: FirecrestClient,
-    system: str,
+async def send_parts(
+    session: ApiSession,
+    staged: StagedUpload,
     local_path: str | Path,
-    remote_path: str,
     size: int,
     *,
-    account: str | None = None,
+    parallel: int,
 ) -> None:
-    body: dict[str, Any] = {
-        "path": remote_path,
-        "transfer_directives": {"file_size": size, "transfer_method": "s3"},
-    }
-    if account:
-        body["account"] = account
-    response = await client.session.request(
-        "POST",
-        f"/filesystem/{system}/transfer/upload",
-        json=body,
-        idempotent=False,
-        expected=(201,),
-    )
-    answer = response.json()
-    job = TransferJob.from_wire(answer["transferJob"])
-    directives = _directives(answer)
-    if _method(directives) != "s3":
-        raise FirecrestError(
-            f"The server stages large uploads with {_method(directives)!r}; "
-            "only 's3' is supported by this client"
-        )
-    urls = pick(answer, "partsUploadUrls") or pick(
-        directives, "partsUploadUrls", "parts_upload_urls", default=[]
-    )
-    part_size = int(
-        pick(answer, "maxPartSize") or pick(directives, "maxPartSize", "max_part_size", default=0)
-    )
-    complete_url = pick(answer, "completeMultipartUploadUrl", "completeUploadUrl") or pick(
-        directives, "completeUploadUrl", "complete_upload_url"
-    )
-    if not urls or not complete_url:
-        raise FirecrestError("The server's transfer/upload answer has no S3 part or complete URLs")
-
-    http = client.session.http
-    limit = asyncio.Semaphore(max(1, client.s3_parallel_parts))
+    """PUT the parts of ``local_path`` (``parallel`` at a time), then complete the upload."""
+    limit = asyncio.Semaphore(max(1, parallel))
 
     async def put_part(url: str, offset: int, length: int) -> str:
         async with limit:
-            try:
-                reply = await http.put(
-                    url,
-                    content=file_range(local_path, offset, length),
-                    headers={"Content-Length": str(length)},
-                )
-            except httpx.HTTPError as exc:
-                raise error_from_network(exc, "the S3 staging area") from None
-        if reply.status_code >= 400:
-            raise error_from_response(reply)
+            reply = await session.presigned_request(
+                "PUT",
+                url,
+                content=file_range(local_path, offset, length),
+                headers={"Content-Length": str(length)},
+                what=STAGING_AREA,
+            )
         etag = reply.headers.get("ETag")
         if not etag:
             raise FirecrestError("The S3 staging area answered a part upload without an ETag")
-        return etag
+        return str(etag)
 
-    ranges = part_ranges(size, part_size, len(urls))
+    ranges = part_ranges(size, staged.part_size, len(staged.part_urls))
     etags = await asyncio.gather(
-        *(put_part(url, offset, length) for url, (offset, length) in zip(urls, ranges, strict=True))
-    )
-    try:
-        reply = await http.post(complete_url, content=complete_multipart_xml(list(etags)))
-    except httpx.HTTPError as exc:
-        raise error_from_network(exc, "the S3 staging area") from None
-    if reply.status_code >= 400:
-        raise error_from_response(reply)
-    await client.wait_for_transfer(job)
-
-
-async def download_large(
-    client: FirecrestClient,
-    system: str,
-    remote_path: str,
-    local_path: str | Path,
-    *,
-    account: str | None = None,
-) -> None:
-    body: dict[str, Any] = {
-        "source_path": remote_path,
-        "transfer_directives": {"transferMethod": "s3"},
-    }
-    if account:
-        body["account"] = account
-    response = await client.session.request(
-        "POST",
-        f"/filesystem/{system}/transfer/download",
-        json=body,
-        idempotent=False,
-        expected=(201,),
-    )
-    answer = response.json()
-    job = TransferJob.from_wire(answer["transferJob"])
-    directives = _directives(answer)
-    if _method(directives) != "s3":
-        raise FirecrestError(
-            f"The server stages large downloads with {_method(directives)!r}; "
-            "only 's3' is supported by this client"
+        *(
+            put_part(url, offset, length)
+            for url, (offset, length) in zip(staged.part_urls, ranges, strict=True)
         )
-    url = pick(answer, "downloadUrl") or pick(directives, "downloadUrl", "download_url")
-    if not url:
-        raise FirecrestError("The server's transfer/download answer has no download URL")
-    await client.wait_for_transfer(job)
-    try:
-        async with client.session.http.stream("GET", url) as reply:
-            if reply.status_code >= 400:
-                await reply.aread()
-                raise error_from_response(reply)
-            async with AsyncFileWriter(local_path) as out:
-                async for chunk in reply.aiter_bytes(CHUNK_SIZE):
-                    await out.write(chunk)
-    except httpx.HTTPError as exc:
-        raise error_from_network(exc, "the S3 staging area") from None
+    )
+    await session.presigned_request(
+        "POST", staged.complete_url, content=complete_multipart_xml(list(etags)), what=STAGING_AREA
+    )
+
+
+async def fetch(session: ApiSession, staged: StagedDownload, local_path: str | Path) -> None:
+    """Save the staged object to ``local_path`` (once its transfer job has finished)."""
+    async with (
+        session.presigned_stream(staged.url, what=STAGING_AREA) as reply,
+        AsyncFileWriter(local_path) as out,
+    ):
+        async for chunk in reply.aiter_bytes(CHUNK_SIZE):
+            await out.write(chunk)

@@ -25,7 +25,12 @@ from aiida_firecrest.client.models import (
 )
 from aiida_firecrest.client.retry import RetryPolicy, parse_retry_after
 from aiida_firecrest.client.session import default_tls_context
-from aiida_firecrest.client.staging import complete_multipart_xml, part_ranges
+from aiida_firecrest.client.staging import (
+    StagedDownload,
+    StagedUpload,
+    complete_multipart_xml,
+    part_ranges,
+)
 
 # ------------------------------------------------------------------------------ error mapping
 
@@ -50,6 +55,13 @@ from aiida_firecrest.client.staging import complete_multipart_xml, part_ranges
         (400, "/x: Not a directory", NotADirectoryError, errno.ENOTDIR),
         (400, "rmdir: Directory not empty", OSError, errno.ENOTEMPTY),
         (408, "Remote process failed with exit status:124", TimeoutError, errno.ETIMEDOUT),
+        # FirecREST before v2's PR #24 answered a remote timeout(1) with a 500.
+        (
+            500,
+            "Remote process failed with exit status:124 and error message:",
+            TimeoutError,
+            errno.ETIMEDOUT,
+        ),
         (413, "File is larger than 5242880 bytes", OSError, errno.EFBIG),
         (500, "Internal server error", OSError, None),
     ],
@@ -377,6 +389,52 @@ def test_ls_entries() -> None:
 
 
 # ---------------------------------------------------------------------------- staging arithmetic
+
+
+TRANSFER_JOB = {"jobId": 7, "system": "cluster", "logs": {"outputLog": "/o", "errorLog": "/e"}}
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {  # FirecREST v2
+            "transferJob": TRANSFER_JOB,
+            "partsUploadUrls": ["https://s3/1", "https://s3/2"],
+            "maxPartSize": 4,
+            "completeUploadUrl": "https://s3/done",
+        },
+        {  # in the directives, snake_case
+            "transferJob": TRANSFER_JOB,
+            "transfer_directives": {
+                "transfer_method": "s3",
+                "parts_upload_urls": ["https://s3/1", "https://s3/2"],
+                "max_part_size": 4,
+                "complete_upload_url": "https://s3/done",
+            },
+        },
+    ],
+)
+def test_staged_upload_answer(answer) -> None:
+    staged = StagedUpload.from_wire(answer)
+    assert staged.part_urls == ("https://s3/1", "https://s3/2")
+    assert staged.part_size == 4
+    assert staged.complete_url == "https://s3/done"
+    assert (staged.job.job_id, staged.job.output_log) == ("7", "/o")
+
+
+def test_staged_answers_refuse_what_they_cannot_use() -> None:
+    with pytest.raises(OSError, match="'streamer'"):
+        StagedUpload.from_wire(
+            {"transferJob": TRANSFER_JOB, "transferDirectives": {"transferMethod": "streamer"}}
+        )
+    with pytest.raises(OSError, match="no S3 part or complete URLs"):
+        StagedUpload.from_wire({"transferJob": TRANSFER_JOB, "partsUploadUrls": ["https://s3/1"]})
+    with pytest.raises(OSError, match="no download URL"):
+        StagedDownload.from_wire({"transferJob": TRANSFER_JOB})
+    staged = StagedDownload.from_wire(
+        {"transferJob": TRANSFER_JOB, "transferDirectives": {"downloadUrl": "https://s3/f"}}
+    )
+    assert (staged.url, staged.job.error_log) == ("https://s3/f", "/e")
 
 
 def test_s3_parts() -> None:

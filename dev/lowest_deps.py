@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -43,6 +42,10 @@ class Distribution:
     source: Path
     unit_tests: str
 
+
+# The repository's test helpers, once they are a distribution of their own (dev/pyproject.toml):
+# the tests' conftest modules import them. Installed beside each distribution, floors unchecked.
+TEST_HELPERS = REPO / "dev"
 
 DISTRIBUTIONS = {
     "server": Distribution("server", REPO / "server", "tests/server/unit"),
@@ -117,6 +120,7 @@ def run(dist: Distribution, workdir: Path, pytest_args: list[str]) -> bool:
             "lowest-direct",
             str(dist.source),
             *(str(r) for r in test_tools),
+            *([str(TEST_HELPERS)] if (TEST_HELPERS / "pyproject.toml").exists() else []),
         ],
         check=True,
     )
@@ -141,7 +145,6 @@ def run(dist: Distribution, workdir: Path, pytest_args: list[str]) -> bool:
             *pytest_args,
         ],
         cwd=REPO,
-        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
     )
     log(f"{dist.name}: unit tests exited {tests.returncode} in {time.monotonic() - started:.0f} s")
     return tests.returncode == 0 and not problems

@@ -60,8 +60,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.e2e.aiida_env import (
+from firecrest_dev.aiida_env import (
     HOST_ALIAS,
     AiidaProfile,
     loaded,
@@ -69,7 +68,8 @@ from tests.e2e.aiida_env import (
     ssh_home,
     submit_additions,
 )
-from tests.stack import StackInfo, new_stack_dir, stack_down, stack_up
+from firecrest_dev.info import StackInfo
+from firecrest_dev.running import new_stack_dir, stack_down, stack_up
 
 CONFIGS = {
     "firecrest": ("firecrest", "firecrest", None),
@@ -615,7 +615,7 @@ def main() -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(document, indent=2) + "\n")
     if args.plot:
-        from benchmarks.plots import aiida_figure
+        from plots import aiida_figure
 
         aiida_figure(document, Path(args.plot))
     return 0 if all(row["failed"] == 0 for row in results) else 1

@@ -35,10 +35,9 @@ from pathlib import Path
 
 import asyncssh
 
+from firecrest_dev.info import StackInfo
+from firecrest_dev.running import running_stack
 from firecrest_server.ssh.pool import PREFERRED_CIPHERS
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.stack import StackInfo, running_stack
 
 BENCH_DIR = "/home/alice/.bench-ls"
 
@@ -262,7 +261,7 @@ def main() -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2))
     if args.plot:
-        from benchmarks.plots import api_figure
+        from plots import api_figure
 
         api_figure(summary, Path(args.plot))
     return 0

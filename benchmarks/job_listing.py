@@ -27,9 +27,10 @@ from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.proc_cpu import tree_cpu
-from tests.stack import StackInfo, running_stack
+from firecrest_dev.info import StackInfo
+from firecrest_dev.running import running_stack
+
+from proc_cpu import tree_cpu
 
 SUBMIT_CONCURRENCY = 16
 

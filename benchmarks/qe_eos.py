@@ -1,7 +1,7 @@
 """A real materials workflow, side by side: the equation of state of silicon (Quantum ESPRESSO
-``PwBaseWorkChain`` SCF runs, ``tests/e2e/qe_workflow.py``) through the `firecrest` plugin and
-the API server, and through aiida-core's `core.ssh_async` (asyncssh) + `core.slurm` straight to
-the stack's sshd, alternating, in one run.
+``PwBaseWorkChain`` SCF runs, ``dev/firecrest_dev/qe_workflow.py``) through the `firecrest`
+plugin and the API server, and through aiida-core's `core.ssh_async` (asyncssh) + `core.slurm`
+straight to the stack's sshd, alternating, in one run.
 
     .venv/bin/python benchmarks/qe_eos.py [--stack DIR/stack.json] [--rounds 2] [--short]
         [--warmup 1] [--workers 2] [--poll-interval 2] [--json out.json] [--plot out.png]
@@ -41,10 +41,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.e2e import qe_workflow as qe
-from tests.e2e.aiida_env import HOST_ALIAS, AiidaProfile, loaded, new_profile, ssh_home
-from tests.stack import StackInfo, new_stack_dir, stack_down, stack_up
+from firecrest_dev import qe_workflow as qe
+from firecrest_dev.aiida_env import HOST_ALIAS, AiidaProfile, loaded, new_profile, ssh_home
+from firecrest_dev.info import StackInfo
+from firecrest_dev.running import new_stack_dir, stack_down, stack_up
 
 CONFIGS = ("firecrest", "asyncssh")
 
@@ -348,7 +348,7 @@ def main() -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(document, indent=2) + "\n")
     if args.plot and rows:
-        from benchmarks.plots import qe_eos_figure
+        from plots import qe_eos_figure
 
         qe_eos_figure(document, Path(args.plot))
     return 0 if ok else 1

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.server.own_server import own_server
-from tests.stack import StackInfo, running_stack
+from firecrest_dev.info import StackInfo
+from firecrest_dev.own_server import own_server
+from firecrest_dev.running import running_stack
 
 OPERATIONS = ("submit", "poll", "list", "list_ids", "cancel")
 

@@ -35,13 +35,11 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
+from firecrest_dev.redis_process import RedisProcess
 from firecrest_server.config import RateLimit, StateConfig
 from firecrest_server.ratelimit import RateLimiter
 from firecrest_server.state.limiter import SharedRateLimiter
 from firecrest_server.state.redis_client import open_redis
-from firecrest_server.state.redis_process import RedisProcess
 
 # Far above what is sent: every request is admitted, so only the bookkeeping is measured.
 HIGH = RateLimit(requests_per_second=1e9, burst=10**9, max_concurrent_requests=10**6)
@@ -124,8 +122,8 @@ def _wrk(url: str, token: str, seconds: float, clients: int) -> dict:
 
 
 def measure_http(stack_json: str, redis_url: str, seconds: float, clients: int, work: Path) -> dict:
-    from tests.server.own_server import own_server
-    from tests.stack import StackInfo
+    from firecrest_dev.info import StackInfo
+    from firecrest_dev.own_server import own_server
 
     stack = StackInfo.load(Path(stack_json))
     token = stack.fetch_token("alice")

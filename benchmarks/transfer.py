@@ -56,12 +56,12 @@ from pathlib import Path
 import asyncssh
 import httpx
 
+from firecrest_dev.info import StackInfo
+from firecrest_dev.own_server import own_server
+from firecrest_dev.running import running_stack
 from firecrest_server.ssh.pool import PREFERRED_CIPHERS
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.proc_cpu import process_cpu, tree_cpu
-from tests.server.own_server import own_server
-from tests.stack import StackInfo, running_stack
+from proc_cpu import process_cpu, tree_cpu
 
 MiB = 1024 * 1024
 # Client-side read/write size for the big file; the server's own chunking is what is measured.
@@ -951,7 +951,7 @@ def main() -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
     if args.plot:
-        from benchmarks.plots import transfer_figure
+        from plots import transfer_figure
 
         transfer_figure(result, Path(args.plot))
     return 0

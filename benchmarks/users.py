@@ -6,7 +6,7 @@ idle connections go away.
 
 The stack must have been started with `dev/stack up DIR --users K` (K at least the largest
 step); without --stack this starts one of its own with enough extra users and stops it after.
-It runs a one-worker API server of its own on the stack (tests/server/own_server.py), with
+It runs a one-worker API server of its own on the stack (dev/firecrest_dev/own_server.py), with
 ``ssh.idle_timeout`` set to ``--idle-timeout``, so that one process holds every connection and
 its RSS is the worker's. For each step of K users it:
 
@@ -45,9 +45,9 @@ from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.server.own_server import own_server
-from tests.stack import StackInfo, running_stack
+from firecrest_dev.info import StackInfo
+from firecrest_dev.own_server import own_server
+from firecrest_dev.running import running_stack
 
 TOKEN_CONCURRENCY = 16
 SAMPLE_INTERVAL = 0.25
@@ -448,7 +448,7 @@ def main() -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
     if args.plot:
-        from benchmarks.plots import users_figure
+        from plots import users_figure
 
         users_figure(result, Path(args.plot))
     return 0

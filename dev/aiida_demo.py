@@ -33,8 +33,7 @@ from pathlib import Path
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.stack import home_entries, remove_new_artefacts
+from firecrest_dev.homes import home_entries, remove_new_artefacts
 
 VERDI = str(Path(sys.executable).parent / "verdi")
 

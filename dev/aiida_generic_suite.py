@@ -39,8 +39,8 @@ from pathlib import Path
 
 from defusedxml import ElementTree
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.stack import computer_settings, running_stack
+from firecrest_dev.aiida_env import computer_settings
+from firecrest_dev.running import running_stack
 
 USER = "alice"
 SUITE = Path("tests/transports/test_all_plugins.py")

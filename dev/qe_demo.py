@@ -31,12 +31,10 @@ import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from aiida_demo import _verdi, configure_computer
 
-from tests.e2e import qe_workflow as qe
-from tests.stack import home_entries, remove_new_artefacts
+from firecrest_dev import qe_workflow as qe
+from firecrest_dev.homes import home_entries, remove_new_artefacts
 
 
 def main() -> int:

@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
-from .stack import StackInfo, running_stack
+from firecrest_dev.info import StackInfo
+from firecrest_dev.running import running_stack
 
 # Property tests assert properties, never speed: on a loaded machine one draw can stall for
 # seconds, which hypothesis would report as a failure (its deadline, its too-slow health check).

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from .stack import REPO, StackInfo
+from firecrest_dev.info import StackInfo
+from firecrest_dev.stack.settings import REPO
 
 pytestmark = pytest.mark.stack
 

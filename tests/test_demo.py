@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-from .stack import REPO, StackInfo
+from firecrest_dev.info import StackInfo
+from firecrest_dev.stack.settings import REPO
 
 pytestmark = pytest.mark.stack
 

@@ -4,7 +4,7 @@ the parameters of curves made from known ones, and refuses data without a minimu
 import numpy as np
 import pytest
 
-from tests.e2e.qe_workflow import EV_PER_A3_IN_GPA, FitError, fit_birch_murnaghan
+from firecrest_dev.qe_workflow import EV_PER_A3_IN_GPA, FitError, fit_birch_murnaghan
 
 
 def _birch_murnaghan(v: np.ndarray, e0: float, v0: float, b0: float, b1: float) -> np.ndarray:

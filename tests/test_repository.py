@@ -1,11 +1,13 @@
 """Repository-wide checks that belong in the test suite: lint, formatting and the docs build."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+SYS_PATH_EDIT = re.compile(r"\s*sys\.path\.(insert|append|extend)\(|\s*sys\.path\s*[+]?=")
 
 
 def _run(*argv: str) -> subprocess.CompletedProcess:
@@ -26,3 +28,17 @@ def test_docs_build_without_warnings(tmp_path: Path) -> None:
     result = _run(str(BIN / "mkdocs"), "build", "--strict", "--site-dir", str(tmp_path / "site"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / "site" / "index.html").exists()
+
+
+def test_no_file_edits_sys_path() -> None:
+    """Tools import the developer tooling (dev/firecrest_dev, installed editable) by name: a
+    script that puts the repository on sys.path would import whatever lies there instead."""
+    tracked = _run("git", "ls-files", "*.py", "dev/stack").stdout.split()
+    assert "dev/stack" in tracked
+    edits = [
+        f"{path}:{number}"
+        for path in tracked
+        for number, line in enumerate((REPO / path).read_text().splitlines(), start=1)
+        if SYS_PATH_EDIT.match(line)
+    ]
+    assert not edits, edits

@@ -8,7 +8,9 @@ import os
 import pwd
 import socket
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import asyncssh
 import httpx
@@ -16,7 +18,9 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from .stack import PORT_NAMES, STACK, StackInfo, free_ports, new_stack_dir, stack_down, stack_up
+from firecrest_dev.info import StackInfo
+from firecrest_dev.running import PORT_NAMES, free_ports, new_stack_dir, stack_down, stack_up
+from firecrest_dev.stack.settings import STACK_SCRIPT
 
 pytestmark = pytest.mark.stack
 
@@ -200,8 +204,16 @@ def test_up_down_up_on_the_same_directory_leaves_nothing_running() -> None:
         info, first = stack_up(directory)
         pids = dict(info.pids)
         assert all(_alive(pid) for pid in pids.values())
+        status = _status(directory)
+        assert status.returncode == 0, status.stderr
+        assert {tuple(line.split()) for line in status.stdout.splitlines()} == {
+            (name, str(pid), "running") for name, pid in pids.items()
+        }
         assert stack_down(directory).returncode == 0
         _wait_dead(pids.values())
+        status = _status(directory)
+        assert status.returncode == 1
+        assert "no stack is up there" in status.stderr
         info, again = stack_up(directory)  # state (keys, accounting DB) is reused
         assert set(info.pids) == set(pids)
         token = info.fetch_token("bob")
@@ -215,6 +227,14 @@ def test_up_down_up_on_the_same_directory_leaves_nothing_running() -> None:
     finally:
         stack_down(directory)
         subprocess.run(["rm", "-rf", str(directory)], check=False)
+
+
+def _status(directory: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(STACK_SCRIPT), "status", str(directory)],
+        capture_output=True,
+        text=True,
+    )
 
 
 def _wait_dead(pids) -> None:
@@ -240,7 +260,7 @@ def test_stack_json_is_private(stack: StackInfo) -> None:
     # It holds client secrets and the OIDC signing key.
     assert (stack.dir / "stack.json").stat().st_mode & 0o077 == 0
     assert json.loads((stack.dir / "stack.json").read_text())["system"] == stack.system
-    assert STACK.exists()
+    assert STACK_SCRIPT.exists()
 
 
 def _needs_extra_users(stack: StackInfo, count: int) -> None:

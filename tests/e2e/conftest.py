@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from ..stack import StackInfo
-from .aiida_env import AiidaProfile, loaded, new_profile
+from firecrest_dev.aiida_env import AiidaProfile, loaded, new_profile
+from firecrest_dev.info import StackInfo
 
 WORKERS = 2
 POLL_INTERVAL = 2.0  # seconds between two scheduler polls (AiiDA's default is 10)

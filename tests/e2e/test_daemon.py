@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
-from ..stack import restart_server
-from .aiida_env import states, submit_additions, wait_terminated
+from firecrest_dev.aiida_env import states, submit_additions, wait_terminated
+from firecrest_dev.running import restart_server
+
 from .conftest import E2E
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]

@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ..stack import StackInfo
+from firecrest_dev.info import StackInfo
+
 from .published_plugin import VERSION, Verdi, published_venv, verdi_in
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]

@@ -25,9 +25,9 @@ from typing import Any
 
 import pytest
 
-from ..stack import StackInfo
-from . import qe_workflow as qe
-from .aiida_env import HOST_ALIAS, AiidaProfile, loaded, new_profile, ssh_home
+from firecrest_dev import qe_workflow as qe
+from firecrest_dev.aiida_env import HOST_ALIAS, AiidaProfile, loaded, new_profile, ssh_home
+from firecrest_dev.info import StackInfo
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 

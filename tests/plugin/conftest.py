@@ -29,7 +29,8 @@ from aiida.tools.pytest_fixtures import (  # noqa: F401  (fixtures, used by name
     aiida_profile_factory,
 )
 
-from ..stack import StackInfo, computer_settings
+from firecrest_dev.aiida_env import computer_settings
+from firecrest_dev.info import StackInfo
 
 USER = "alice"
 

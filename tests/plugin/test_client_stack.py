@@ -17,8 +17,8 @@ from aiida_firecrest.client import (
     client_credentials,
     token_command,
 )
+from firecrest_dev.info import StackInfo
 
-from ..stack import StackInfo
 from .conftest import seed
 
 pytestmark = pytest.mark.stack

@@ -22,9 +22,10 @@ from aiida_firecrest.client.auth import basic_authorization, client_credentials_
 from aiida_firecrest.client.errors import AuthenticationError
 from aiida_firecrest.client_secret import PATH_HINT, names_a_file, secret_source
 from aiida_firecrest.transport import FirecrestTransport
+from firecrest_dev.aiida_env import computer_settings
+from firecrest_dev.info import StackInfo
 
 from ..e2e.published_plugin import Verdi, published_venv, verdi_in
-from ..stack import StackInfo, computer_settings
 from .conftest import scheduler_type
 from .test_transport_setup import _cli
 

@@ -11,8 +11,7 @@ from aiida.engine import CalcJob
 from aiida.schedulers.datastructures import JobState, JobTemplate, JobTemplateCodeInfo
 
 from aiida_firecrest.scheduler import FirecrestScheduler, detailed_job_info, job_info
-
-from ..stack import StackInfo
+from firecrest_dev.info import StackInfo
 
 pytestmark = pytest.mark.stack
 

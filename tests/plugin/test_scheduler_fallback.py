@@ -16,10 +16,9 @@ import httpx
 import pytest
 from aiida.schedulers.datastructures import JobState
 
+from firecrest_dev.info import StackInfo
+from firecrest_dev.own_server import own_server
 from firecrest_server.scheduler.slurm_jobs import sacct_argv, squeue_argv
-
-from ..server.own_server import own_server
-from ..stack import StackInfo
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 

@@ -20,8 +20,9 @@ from typing import Any
 import pytest
 
 from aiida_firecrest.transport import FirecrestUnavailableError
+from firecrest_dev.info import StackInfo
+from firecrest_dev.running import free_ports
 
-from ..stack import StackInfo, free_ports
 from .conftest import USER, open_transport
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 
 from aiida_firecrest.client import RetryPolicy
 from aiida_firecrest.transport import FirecrestTransport
+from firecrest_dev.info import StackInfo
 
-from ..stack import StackInfo
 from .conftest import computer_settings, scheduler_type
 
 SECRET = "s3cr3t-never-shown"

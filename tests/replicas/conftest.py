@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from ..stack import StackInfo, running_stack
+from firecrest_dev.info import StackInfo
+from firecrest_dev.running import running_stack
 
 
 @pytest.fixture(scope="package")

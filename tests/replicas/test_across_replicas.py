@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ..stack import StackInfo
+from firecrest_dev.info import StackInfo
 
 pytestmark = pytest.mark.stack
 

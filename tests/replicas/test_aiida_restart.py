@@ -23,9 +23,11 @@ from typing import Any
 import httpx
 import pytest
 
-from ..e2e.aiida_env import loaded, new_profile, states, submit_additions, wait_terminated
+from firecrest_dev.aiida_env import loaded, new_profile, states, submit_additions, wait_terminated
+from firecrest_dev.info import StackInfo
+from firecrest_dev.running import restart_part
+
 from ..e2e.conftest import COMPUTER, E2E, POLL_INTERVAL, WORKERS
-from ..stack import StackInfo, restart_part
 from .conftest import haproxy_stats
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]

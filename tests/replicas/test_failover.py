@@ -14,7 +14,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from ..stack import StackInfo, restart_part
+from firecrest_dev.info import StackInfo
+from firecrest_dev.running import restart_part
+
 from .conftest import haproxy_stats
 from .load import Load
 

@@ -21,8 +21,9 @@ from collections import Counter
 import pytest
 
 from aiida_firecrest.client import FirecrestClient, client_credentials
+from firecrest_dev.info import StackInfo
+from firecrest_dev.running import restart_part
 
-from ..stack import StackInfo, restart_part
 from .conftest import haproxy_stats
 from .test_aiida_restart import LOST_ANSWER_OUTCOMES
 

@@ -25,7 +25,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from ..stack import StackInfo
+from firecrest_dev.info import StackInfo
 
 # Where an injected command could leave its file: the users' homes (the working directory of
 # their SSH sessions, of transfer jobs and of most test jobs) and the scratch file system.

@@ -26,8 +26,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ..server.own_server import own_server
-from ..stack import StackInfo
+from firecrest_dev.info import StackInfo
+from firecrest_dev.own_server import own_server
+
 from .conftest import Canary, b64url, bearer, forge, ops
 
 pytestmark = pytest.mark.stack

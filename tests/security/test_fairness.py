@@ -38,8 +38,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ..server.own_server import own_server
-from ..stack import StackInfo
+from firecrest_dev.info import StackInfo
+from firecrest_dev.own_server import own_server
+
 from .conftest import bearer, ops
 
 pytestmark = pytest.mark.stack

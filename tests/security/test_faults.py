@@ -20,8 +20,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ..server.own_server import own_server
-from ..stack import StackInfo, restart_part, restart_server
+from firecrest_dev.info import StackInfo
+from firecrest_dev.own_server import own_server
+from firecrest_dev.running import restart_part, restart_server
+
 from .conftest import bearer, forge, jobs_url, ops
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]

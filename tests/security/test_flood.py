@@ -18,8 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ..server.own_server import own_server
-from ..stack import StackInfo
+from firecrest_dev.info import StackInfo
+from firecrest_dev.own_server import own_server
+
 from .conftest import bearer, jobs_url, ops
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]

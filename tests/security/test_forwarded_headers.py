@@ -24,8 +24,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ..server.own_server import own_server
-from ..stack import StackInfo, free_ports
+from firecrest_dev.info import StackInfo
+from firecrest_dev.own_server import own_server
+from firecrest_dev.running import free_ports
 
 pytestmark = pytest.mark.stack
 

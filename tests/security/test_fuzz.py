@@ -33,7 +33,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from ..stack import StackInfo
+from firecrest_dev.info import StackInfo
+
 from .conftest import TERMINAL, bearer, ops, unverified_claims
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]

@@ -23,9 +23,9 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from firecrest_dev.info import StackInfo
 from firecrest_server.api.upload_form import decode_filename
 
-from ..stack import StackInfo
 from .conftest import Canary, jobs_url, ops, transfer, unverified_claims, wait_for_jobs
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]

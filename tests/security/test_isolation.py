@@ -29,7 +29,8 @@ import httpx
 import jwt
 import pytest
 
-from ..stack import StackInfo
+from firecrest_dev.info import StackInfo
+
 from .conftest import (
     b64url,
     jobs_url,

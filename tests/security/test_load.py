@@ -24,7 +24,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ..stack import StackInfo
+from firecrest_dev.info import StackInfo
+
 from .conftest import ops
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]

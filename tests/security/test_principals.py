@@ -21,10 +21,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from firecrest_dev.info import StackInfo
+from firecrest_dev.own_server import own_server
 from firecrest_server.staging.tokens import StagingGrant, UrlSigner
 
-from ..server.own_server import own_server
-from ..stack import StackInfo
 from .conftest import bearer, forge, ops
 
 pytestmark = pytest.mark.stack

@@ -19,7 +19,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from ..stack import StackInfo
+from firecrest_dev.info import StackInfo
+
 from .conftest import bearer, forge, ops, transfer
 
 pytestmark = pytest.mark.stack

@@ -15,8 +15,9 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ..server.own_server import own_server
-from ..stack import StackInfo
+from firecrest_dev.info import StackInfo
+from firecrest_dev.own_server import own_server
+
 from .conftest import forge
 
 pytestmark = pytest.mark.stack

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from ..stack import StackInfo
+from firecrest_dev.info import StackInfo
 
 
 class _Token:

@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ..stack import StackInfo
-from .own_server import own_server
+from firecrest_dev.info import StackInfo
+from firecrest_dev.own_server import own_server
 
 pytestmark = pytest.mark.stack
 

@@ -11,7 +11,8 @@ import firecrest
 import httpx
 import pytest
 
-from ..stack import StackInfo
+from firecrest_dev.info import StackInfo
+
 from .conftest import Client
 
 pytestmark = pytest.mark.stack

@@ -23,8 +23,8 @@ import jwt
 import pytest
 import yaml
 
-from ..stack import StackInfo
-from .own_server import own_server
+from firecrest_dev.info import StackInfo
+from firecrest_dev.own_server import own_server
 
 pytestmark = pytest.mark.stack
 

@@ -27,8 +27,9 @@ import asyncssh
 import httpx
 import pytest
 
-from ..stack import StackInfo, free_ports
-from .own_server import own_server
+from firecrest_dev.info import StackInfo
+from firecrest_dev.own_server import own_server
+from firecrest_dev.running import free_ports
 
 pytestmark = pytest.mark.stack
 

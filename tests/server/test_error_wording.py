@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from ..stack import StackInfo
+from firecrest_dev.info import StackInfo
 
 pytestmark = pytest.mark.stack
 

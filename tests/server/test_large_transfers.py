@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ..stack import StackInfo
+from firecrest_dev.info import StackInfo
+
 from .conftest import Client
 
 pytestmark = pytest.mark.stack

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ..stack import StackInfo
-from .own_server import own_server
+from firecrest_dev.info import StackInfo
+from firecrest_dev.own_server import own_server
 
 pytestmark = pytest.mark.stack
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import firecrest
 import pytest
 
-from ..stack import StackInfo
+from firecrest_dev.info import StackInfo
+
 from .conftest import Client
 
 pytestmark = pytest.mark.stack

@@ -17,10 +17,9 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from firecrest_server.state.redis_process import RedisProcess
-
-from ..stack import StackInfo
-from .own_server import own_server
+from firecrest_dev.info import StackInfo
+from firecrest_dev.own_server import own_server
+from firecrest_dev.redis_process import RedisProcess
 
 pytestmark = pytest.mark.stack
 

@@ -14,8 +14,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from ..stack import StackInfo, free_ports
-from .own_server import own_server
+from firecrest_dev.info import StackInfo
+from firecrest_dev.own_server import own_server
+from firecrest_dev.running import free_ports
 
 pytestmark = pytest.mark.stack
 

@@ -11,13 +11,12 @@ from pathlib import Path
 import asyncssh
 import pytest
 
+from firecrest_dev.info import StackInfo
 from firecrest_server.config import CertificateAuthorityCredentials, SSHConfig
 from firecrest_server.errors import ApiError
 from firecrest_server.ssh import RemoteRunner, SSHPool
 from firecrest_server.ssh.credentials import CertificateAuthority
 from firecrest_server.ssh.pool import ChannelsBusy, ConnectionLost
-
-from ..stack import StackInfo
 
 pytestmark = pytest.mark.stack
 

@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from redis.asyncio import Redis
 
-from firecrest_server.state.redis_process import RedisProcess
+from firecrest_dev.redis_process import RedisProcess
 
 
 @pytest.fixture(scope="module")

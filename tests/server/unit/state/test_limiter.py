@@ -8,10 +8,10 @@ import contextlib
 import pytest
 from redis.asyncio import Redis
 
+from firecrest_dev.redis_process import RedisProcess
 from firecrest_server.config import RateLimit, StateConfig
 from firecrest_server.ratelimit import RateLimited, RateLimiter
 from firecrest_server.state.limiter import SharedRateLimiter
-from firecrest_server.state.redis_process import RedisProcess
 
 
 class FakeClock:

@@ -9,9 +9,9 @@ import struct
 import asyncssh
 from redis.asyncio import Redis
 
+from firecrest_dev.redis_process import RedisProcess
 from firecrest_server.config import CertificateAuthorityCredentials
 from firecrest_server.ssh.credentials import CertificateAuthority
-from firecrest_server.state.redis_process import RedisProcess
 from firecrest_server.state.serials import RedisSerials
 
 

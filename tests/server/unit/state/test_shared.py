@@ -8,11 +8,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from redis.asyncio import Redis
 
+from firecrest_dev.redis_process import RedisProcess
 from firecrest_server.config import Settings, parse_settings
 from firecrest_server.ratelimit import RateLimiter
 from firecrest_server.staging.tokens import StagingGrant
 from firecrest_server.state.limiter import SharedRateLimiter
-from firecrest_server.state.redis_process import RedisProcess
 from firecrest_server.state.shared import open_shared_state
 from firecrest_server.state.signing_key import SharedKeyUnavailable
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis
 
+from firecrest_dev.redis_process import RedisProcess
 from firecrest_server.staging.tokens import StagingGrant, UrlSigner
-from firecrest_server.state.redis_process import RedisProcess
 from firecrest_server.state.signing_key import SharedKeyUnavailable, SharedSigningKey
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from firecrest_dev.redis_process import RedisProcess
 from firecrest_server.config import StateConfig
 from firecrest_server.state.redis_client import STATE_ERRORS, open_redis
-from firecrest_dev.redis_process import RedisProcess
 
 
 async def test_a_pooled_connection_to_a_restarted_redis_reconnects_once(

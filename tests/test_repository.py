@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 SYS_PATH_EDIT = re.compile(r"\s*sys\.path\.(insert|append|extend)\(|\s*sys\.path\s*[+]?=")
@@ -42,3 +44,26 @@ def test_no_file_edits_sys_path() -> None:
         if SYS_PATH_EDIT.match(line)
     ]
     assert not edits, edits
+
+
+# The contracts of .importlinter, each checked on its own so a failure names it.
+_IMPORT_CONTRACTS = [
+    "server-layers",
+    "server-acyclic",
+    "server-no-http-below-api",
+    "plugin-layers",
+    "plugin-acyclic",
+]
+
+
+def test_every_import_contract_is_checked() -> None:
+    config = (REPO / ".importlinter").read_text()
+    declared = set(re.findall(r"^\[importlinter:contract:([\w-]+)\]", config, re.MULTILINE))
+    assert declared == set(_IMPORT_CONTRACTS)
+
+
+@pytest.mark.parametrize("contract", _IMPORT_CONTRACTS)
+def test_imports_follow_the_layers(contract: str) -> None:
+    """No circles, and no module importing one above it (.importlinter, CONTRIBUTING.md)."""
+    result = _run(str(BIN / "lint-imports"), "--no-cache", "--contract", contract)
+    assert result.returncode == 0, result.stdout + result.stderr

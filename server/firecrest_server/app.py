@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 
 from . import __version__
+from .api.errors import install_error_handlers
 from .api.routes import (
     compute,
     filesystem_extensions,
@@ -21,7 +22,6 @@ from .api.routes import (
 from .body_limits import BodyLimitMiddleware
 from .config import Settings, load_settings
 from .edge_protocol import EDGE_STATE, ConnectionBudget, raise_fd_limit
-from .errors import install_error_handlers
 from .forwarding import ForwardedHeadersMiddleware
 from .logs import configure_logging
 from .middleware import FirecrestHeadersMiddleware

@@ -26,9 +26,11 @@ from dataclasses import dataclass, field
 
 import asyncssh
 
+from ..cluster import CheckedPath, Remote, sftp_request
+from ..cluster.failures import file_error, sftp_error
+from ..cluster.sftp import is_dir, lstat_or_none
 from ..diagnostics import Failure
-from ..errors import BadRequest, PayloadTooLarge, RequestTimeout, file_error, sftp_error
-from ..remote import Remote, sftp_request
+from ..errors import BadRequest, PayloadTooLarge, RequestTimeout
 from ..ssh.pool import ConnectionLost
 from .ranges import parse_range
 from .special import refuse_special
@@ -69,18 +71,7 @@ def too_large(limit: int) -> PayloadTooLarge:
     )
 
 
-def _is_dir(attrs: asyncssh.SFTPAttrs) -> bool:
-    return stat_module.S_ISDIR(attrs.permissions or 0)
-
-
 # ------------------------------------------------------------------------------------ upload
-
-
-async def _lstat_or_none(sftp: asyncssh.SFTPClient, path: str) -> asyncssh.SFTPAttrs | None:
-    try:
-        return await sftp.lstat(path)
-    except asyncssh.SFTPNoSuchFile:
-        return None
 
 
 async def _copy(
@@ -146,8 +137,8 @@ async def _replace(sftp: asyncssh.SFTPClient, source: str, target: str) -> None:
     except asyncssh.SFTPFailure:
         # SFTP's generic failure says nothing more; the usual cause is a directory that
         # appeared at the target while the upload ran (checked before it started).
-        current = await _lstat_or_none(sftp, target)
-        if current is not None and _is_dir(current):
+        current = await lstat_or_none(sftp, target)
+        if current is not None and is_dir(current):
             raise file_error("upload", Failure.IS_A_DIRECTORY, target) from None
         raise
     except asyncssh.SFTPOpUnsupported:
@@ -159,7 +150,7 @@ async def _replace(sftp: asyncssh.SFTPClient, source: str, target: str) -> None:
 
 async def upload(
     remote: Remote,
-    directory: str,
+    directory: CheckedPath,
     name: str,
     chunks: AsyncIterable[bytes],
     limit: int,
@@ -170,10 +161,10 @@ async def upload(
     deadline = remote.sftp_deadline
     async with remote.sftp_session() as sftp:
         try:
-            existing = await sftp_request(_lstat_or_none(sftp, target), deadline, target)
+            existing = await sftp_request(lstat_or_none(sftp, target), deadline, target)
         except asyncssh.SFTPError as exc:
             raise sftp_error(exc, target, "upload") from None
-        if existing is not None and _is_dir(existing):
+        if existing is not None and is_dir(existing):
             raise file_error("upload", Failure.IS_A_DIRECTORY, target)
         flags = asyncssh.FXF_WRITE | asyncssh.FXF_CREAT | asyncssh.FXF_EXCL
         try:
@@ -296,7 +287,7 @@ def _request_size(advertised: int) -> int:
 
 
 async def open_download(
-    remote: Remote, path: str, limit: int | None, range_header: str | None = None
+    remote: Remote, path: CheckedPath, limit: int | None, range_header: str | None = None
 ) -> Download:
     """Open ``path`` for reading; 404/403 as usual, 400 for a directory, a FIFO, a socket or
     a device, 413 above ``limit`` (None: no limit), 416 for a range outside the file.
@@ -312,7 +303,7 @@ async def open_download(
         try:
             attrs = await sftp_request(sftp.stat(path), deadline, path)
             refuse_special(path, attrs.permissions)
-            if _is_dir(attrs):
+            if is_dir(attrs):
                 raise file_error("download", Failure.IS_A_DIRECTORY, path)
             size = attrs.size or 0
             if limit is not None and size > limit:

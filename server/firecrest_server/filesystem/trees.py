@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import stat as stat_module
 from collections.abc import AsyncIterator, Awaitable
 from typing import TypeVar
 
 import asyncssh
 
+from ..cluster import CheckedPath, Remote
+from ..cluster.sftp import is_dir
 from ..errors import BadRequest, RequestTimeout
-from ..remote import Remote
 from .unpacking import unpack_argv, unpack_error
 
 T = TypeVar("T")
@@ -67,7 +67,7 @@ async def _step(step: Awaitable[T], deadline: float, path: str) -> T:
 async def _require_directory(remote: Remote, path: str, readable: bool = False) -> None:
     async def check(sftp: asyncssh.SFTPClient) -> None:
         attrs = await sftp.stat(path)
-        if not stat_module.S_ISDIR(attrs.permissions or 0):
+        if not is_dir(attrs):
             raise BadRequest(f"{path}: Not a directory")
         if readable:
             # Opening the directory checks read and search permission before any byte of a
@@ -90,7 +90,9 @@ async def _stderr_tail(process: asyncssh.SSHClientProcess, limit: int = 64 * 102
     return data
 
 
-async def download(remote: Remote, path: str, dereference: bool = False) -> AsyncIterator[bytes]:
+async def download(
+    remote: Remote, path: CheckedPath, dereference: bool = False
+) -> AsyncIterator[bytes]:
     """Check ``path`` first (so errors are proper HTTP errors), then stream its tar archive."""
     await _require_directory(remote, path, readable=True)
 
@@ -121,7 +123,7 @@ async def download(remote: Remote, path: str, dereference: bool = False) -> Asyn
     return stream()
 
 
-async def upload(remote: Remote, path: str, body: AsyncIterator[bytes]) -> None:
+async def upload(remote: Remote, path: CheckedPath, body: AsyncIterator[bytes]) -> None:
     await _require_directory(remote, path)
     limits = remote.system.data_operation
     argv = upload_argv(path, limits.max_extract_bytes, limits.max_extract_files)

@@ -3,9 +3,9 @@ scontrol over SSH, or slurmrestd with the caller's token (scheduler.connection_m
 
 from __future__ import annotations
 
+from ..cluster import Remote
 from ..errors import ServiceUnavailable
 from ..models.compute import Node, Partition, Reservation
-from ..remote import Remote
 from . import slurm_cluster as slurm
 from . import slurmrestd_cluster as restjson
 from .slurm_jobs import TIME_ENV

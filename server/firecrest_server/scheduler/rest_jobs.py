@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 
+from ..cluster import Remote
+from ..cluster.slurmrestd import RestAnswer
 from ..errors import BadRequest, Conflict, NotFound, RequestTimeout, ServiceUnavailable
 from ..models.compute import Job, JobDescription
-from ..remote import Remote
 from . import slurm_jobs as slurm
 from . import slurmrestd_jobs as restjson
 from .refusals import NOT_FOUND, cancel_error, submit_error
-from .slurmrestd import RestAnswer
+from .slurm_states import FAILED, FINAL_STATES
 
 # Slurm's own default bound on a batch script (max_script_size).
 MAX_SCRIPT_BYTES = 4 * 1024 * 1024
@@ -138,7 +139,7 @@ async def _exact_exit_codes(remote: Remote, merged: list[Job], live: dict[str, J
         if known is not None and known.status.exit_code is not None:
             job.status.exit_code = known.status.exit_code
             job.status.interrupt_signal = known.status.interrupt_signal
-        elif job.status.state == "FAILED" and not job.status.exit_code:
+        elif job.status.state == FAILED and not job.status.exit_code:
             doubtful.append(job)
     if not doubtful:
         return
@@ -167,11 +168,7 @@ async def cancel(remote: Remote, job_id: str) -> None:
         raise NotFound(f"{NOT_FOUND}: {job_id}")
     job = jobs.get(job_id)
     # scancel refuses a job that has ended; slurmrestd's DELETE answers it with success.
-    if (
-        job is not None
-        and job.user == remote.username
-        and job.status.state in slurm.TERMINAL_STATES
-    ):
+    if job is not None and job.user == remote.username and job.status.state in FINAL_STATES:
         raise Conflict(f"Job {job_id} has already ended: nothing to cancel")
     answer = await _call(remote, "DELETE", client.slurm(f"job/{job_id}"))
     if answer.errors or answer.status != 200:

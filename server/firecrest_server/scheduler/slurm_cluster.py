@@ -136,7 +136,8 @@ def parse_reservations(stdout: str, now: float | None = None) -> list[Reservatio
     return reservations
 
 
-def parse_ping(stdout: str) -> bool:
-    """True when every controller that ``scontrol ping`` lists is UP."""
-    states = re.findall(r"Slurmctld\(\S+\) at \S+ is (\S+)", stdout)
-    return bool(states) and all(s == "UP" for s in states)
+def ping_healthy(exit_status: int, output: str) -> bool:
+    """Whether ``scontrol ping`` (its exit status, stdout and stderr) says the controllers
+    answer: it exited 0 and named none DOWN. Output it does not recognise is not an outage:
+    a false "down" would turn every user's compute request away with a 503."""
+    return exit_status == 0 and "DOWN" not in output

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import asyncssh
 
-from ..remote import Remote
+from ..cluster import Remote
 from ..ssh.credentials import CredentialError, CredentialProvider, IssuedKey, KeyService
 from .sealing import KeySealer
 

@@ -13,19 +13,22 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import posixpath
-import stat as stat_module
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
 
 import asyncssh
 from defusedxml import ElementTree
 
-from ..errors import ApiError, BadRequest, PayloadTooLarge, RequestTimeout, sftp_error
+from ..cluster import CheckedPath, Remote, sftp_request
+from ..cluster.failures import sftp_error
+from ..cluster.sftp import is_dir
+from ..errors import ApiError, BadRequest, PayloadTooLarge, RequestTimeout
 from ..filesystem import transfer_jobs
 from ..filesystem.special import refuse_special
 from ..models.transfer import TransferJob
-from ..remote import Remote, sftp_request
-from .logins import StagingLogin
+from .logins import StagingLogin, staging_login
+from .sealing import KeySealer
 from .tokens import StagingGrant, UrlSigner
 
 STAGING_DIR = ".firecrest-staging"
@@ -48,6 +51,16 @@ _WAIT_AND_MOVE = (
 
 class NoSuchUpload(ApiError):
     status_code = 404
+
+
+@dataclass(frozen=True)
+class Staging:
+    """What making a staging URL takes besides the caller: the signer, the sealer of keys
+    (key_service mode), and the URL the server is reached at."""
+
+    signer: UrlSigner
+    sealer: KeySealer
+    base_url: str
 
 
 def part_range(grant: StagingGrant, number: int) -> tuple[int, int]:
@@ -81,7 +94,7 @@ def _wait_argv(staging: str, target: str, timeout: float) -> list[str]:
 
 async def create_upload(
     remote: Remote,
-    target: str,
+    target: CheckedPath,
     size: int,
     signer: UrlSigner,
     base_url: str,
@@ -242,7 +255,7 @@ async def complete_upload(remote: Remote, grant: StagingGrant, body: bytes) -> N
 
 async def create_download(
     remote: Remote,
-    source: str,
+    source: CheckedPath,
     signer: UrlSigner,
     base_url: str,
     account: str | None,
@@ -253,7 +266,7 @@ async def create_download(
     attrs = await remote.sftp(source, lambda sftp: sftp.stat(source))
     # The job's `head --bytes=0` would block on a FIFO; the staged download would then hang.
     refuse_special(source, attrs.permissions)
-    if stat_module.S_ISDIR(attrs.permissions or 0):
+    if is_dir(attrs):
         raise BadRequest(f"{source}: Is a directory")
     job = await transfer_jobs.submit(
         remote,
@@ -274,3 +287,35 @@ async def create_download(
     token = signer.sign(grant, login.ttl)
     url = f"{base_url.rstrip('/')}/staging/{token}/object"
     return job, {"transferMethod": "s3", "downloadUrl": url}
+
+
+async def start_upload(
+    remote: Remote,
+    target: CheckedPath,
+    size: int,
+    staging: Staging,
+    account: str | None,
+    uid: int | None = None,
+) -> tuple[TransferJob, dict]:
+    """A large upload to ``target``: the staging URLs for its parts, and the job that moves
+    the assembled file into place."""
+    upload_parts(size, remote.system.data_operation.staging_part_size)
+    # Before anything is created on the cluster: a key service that refuses leaves nothing.
+    login = await staging_login(remote, remote.credentials, staging.sealer)
+    return await create_upload(
+        remote, target, size, staging.signer, staging.base_url, account, login, uid=uid
+    )
+
+
+async def start_download(
+    remote: Remote,
+    source: CheckedPath,
+    staging: Staging,
+    account: str | None,
+    uid: int | None = None,
+) -> tuple[TransferJob, dict]:
+    """A large download of ``source``: the job that checks it, and the URL to fetch it from."""
+    login = await staging_login(remote, remote.credentials, staging.sealer)
+    return await create_download(
+        remote, source, staging.signer, staging.base_url, account, login, uid=uid
+    )

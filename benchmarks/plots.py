@@ -374,6 +374,76 @@ def qe_eos_figure(summary: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def cold_burst_figure(summary: dict, path: Path) -> None:
+    """cold_burst: each run's P99 against the 1 s goal, the latency distribution of every
+    run, and where the slowest 5 % of requests spent their time. ``summary`` is one result,
+    or ``{"variants": [result, ...]}`` with a ``label`` each (before/after, side by side)."""
+    plt = _pyplot()
+    variants = summary.get("variants") or [summary]
+    colors = ["#d62728", COLORS["api"], "#2ca02c", "#9467bd"]
+    fig, (p99s, spread, phases) = plt.subplots(1, 3, figsize=(15, 4.6))
+    for i, result in enumerate(variants):
+        label = result.get("label") or result.get("server_src") or "this server"
+        color = colors[i % len(colors)]
+        runs = result["runs"]
+        failed = sum(not r.get("started", True) for r in runs)
+        p99s.plot(
+            range(1, len(runs) + 1),
+            [r["p99_ms"] if r.get("started", True) else float("nan") for r in runs],
+            "o-",
+            color=color,
+            label=f"{label}: {result['runs_met']}/{len(runs)} met"
+            + (f", {failed} never served" if failed else ""),
+        )
+        served = [r for r in runs if r.get("started", True)]
+        for j, run in enumerate(served):
+            ordered = run["latencies_ms"]
+            share = [100 * (k + 1) / len(ordered) for k in range(len(ordered))]
+            spread.plot(
+                ordered, share, "-", color=color, alpha=0.5, label=label if j == 0 else None
+            )
+    goal = variants[0]["goal_p99_ms"]
+    p99s.axhline(goal, color="grey", linestyle=":", label=f"goal {goal:.0f} ms")
+    p99s.set_xlabel("run (a fresh server each)")
+    p99s.set_ylabel("P99 latency, ms (log)")
+    p99s.set_yscale("log")
+    p99s.set_title("P99 of each cold burst", fontsize=10)
+    p99s.legend(fontsize=8)
+    spread.axvline(goal, color="grey", linestyle=":")
+    spread.set_xscale("log")
+    spread.set_xlabel("latency, ms (log)")
+    spread.set_ylabel("% of requests answered")
+    spread.set_title("every request of every run", fontsize=10)
+    spread.legend(fontsize=8)
+    names = ("queue", "conn", "auth", "ssh", "handler")
+    bottoms = [0.0] * len(variants)
+    palette = ["#7f7f7f", "#bcbd22", "#e377c2", COLORS["raw_sftp"], COLORS["api"]]
+    labels = [v.get("label") or "this server" for v in variants]
+    for name, color in zip(names, palette, strict=True):
+        heights = []
+        for result in variants:
+            tails = [r["phases_tail_ms"][name] for r in result["runs"] if "phases_tail_ms" in r]
+            heights.append(sum(tails) / len(tails) if tails else 0.0)
+        phases.bar(labels, heights, 0.5, bottom=bottoms, color=color, label=name)
+        bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
+    phases.set_ylabel("ms, mean over runs")
+    phases.set_title("slowest 5 % of requests: where the time went", fontsize=10)
+    phases.legend(fontsize=8)
+    for ax in (p99s, spread, phases):
+        ax.grid(True, alpha=0.3)
+    first = variants[0]
+    fig.suptitle(
+        f"Cold burst: {first['clients']} new clients at once on a fresh server "
+        f"({first['workers']} workers, {first['users']} user(s), {first['endpoint']}); "
+        f"load average {first['load_average']['start']} -> "
+        f"{variants[-1]['load_average']['end']} ({first['cpus']} CPUs)",
+        fontsize=11,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def main() -> int:
     if len(sys.argv) != 3:
         print(__doc__, file=sys.stderr)
@@ -385,6 +455,7 @@ def main() -> int:
         "aiida_calcjobs": aiida_figure,
         "users": users_figure,
         "qe_eos": qe_eos_figure,
+        "cold_burst": cold_burst_figure,
     }[data["benchmark"]]
     figure(data, Path(sys.argv[2]))
     return 0

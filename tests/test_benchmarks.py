@@ -173,3 +173,30 @@ def test_users_benchmark(stack: StackInfo, tmp_path: Path) -> None:
         assert row["sshd_processes_per_connection"] >= 2  # sshd's monitor + the session
         assert row["rss_after_mib"] > 0
     assert "capped" not in summary
+
+
+def test_cold_burst_benchmark(stack: StackInfo, tmp_path: Path) -> None:
+    """Fresh servers, each sent a burst of first requests on new connections: all answered,
+    with the Server-Timing breakdown read back (no timing is asserted)."""
+    png = tmp_path / "cold_burst.png"
+    # Each run starts a server: slower than the others on a loaded machine.
+    summary, _ = _run_script(
+        "cold_burst", stack, tmp_path, "--clients", "20", "--runs", "2", "--plot", str(png),
+        timeout=400,
+    )  # fmt: skip
+    assert png.read_bytes().startswith(PNG_MAGIC)
+    assert summary["benchmark"] == "cold_burst"
+    assert len(summary["runs"]) == 2
+    assert summary["runs_started"] == 2
+    assert summary["errors"] == 0
+    for run in summary["runs"]:
+        assert run["statuses"] == {"200": 20}
+        assert run["worker_restarts"] == 0
+        assert run["workers_ready"] >= 1
+        assert run["p50_ms"] <= run["p99_ms"] <= run["max_ms"]
+        assert set(run["phases_tail_ms"]) == {"queue", "conn", "auth", "ssh", "handler"}
+        # The slowest requests of a fresh server waited for alice's first SSH login.
+        assert run["phases_tail_ms"]["ssh"] > 0
+        assert run["warm"]["errors"] == 0
+        assert run["cpu_ms_per_request"] > 0
+        assert len(run["latencies_ms"]) == 20

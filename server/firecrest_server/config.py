@@ -452,6 +452,10 @@ class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     workers: int = Field(default=1, ge=1, le=256)
+    # Seconds a worker may take to answer its supervisor's health ping before it is killed and
+    # replaced (uvicorn's timeout_worker_healthcheck, whose default of 5 s killed workers still
+    # starting on a loaded machine). A hung worker is replaced after this long.
+    worker_healthcheck_timeout: int = Field(default=60, ge=1, le=3600)
     root_path: str = ""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # uvloop (with our batched accepting, event_loop.py): the most requests per second.
@@ -459,6 +463,8 @@ class ServerConfig(_Strict):
     # uvloop cannot be installed. See docs/configuration.md.
     event_loop: Literal["asyncio", "uvloop"] = "uvloop"
     metrics: bool = True  # serve Prometheus metrics at /metrics (unauthenticated)
+    # A Server-Timing header on every response: where its time went (server_timing.py).
+    timing_header: bool = False
     # Base URL clients reach this server at, for every URL it hands out (the staging URLs of
     # S3-style large-file transfers). Unset: the URL of the request that asked for them, with
     # the Host header the client sent (a warning at start; see docs/deployment.md).

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,7 @@ from uvicorn.server import ServerState
 from .config import EdgeLimits
 from .http_protocol import JoinedWrites
 from .models.errors import ErrorBody
+from .server_timing import CONNECTED_AT
 
 log = logging.getLogger("firecrest_server.edge")
 
@@ -180,6 +182,7 @@ class EdgeProtocol(HttpToolsProtocol):
         self._joined: JoinedWrites = None  # type: ignore[assignment]  # set on connection
         self._lingering: asyncio.TimerHandle | None = None
         self._lingered_bytes = 0
+        self._connected_at = time.perf_counter()  # the worker took the connection
 
     # ------------------------------------------------------------------ connection
 
@@ -250,6 +253,9 @@ class EdgeProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        # For the Server-Timing header (server_timing.py): the first request's wait includes
+        # the worker's own backlog between taking the connection and reading it.
+        self.scope.setdefault("extensions", {})[CONNECTED_AT] = self._connected_at
         # A later request on a kept-alive connection gets its own header deadline (armed in
         # data_received if its headers do not arrive at once). The first request's deadline
         # runs from connecting, so a byte sent late buys nothing.

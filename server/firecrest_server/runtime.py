@@ -26,9 +26,7 @@ from .ssh.service_token import ClientCredentialsToken, WithServiceToken
 from .staging.sealing import KeySealer
 from .staging.tokens import UrlSigner
 from .state.shared import open_shared_state
-
-# Set by the command line for its worker processes when the configuration has no key.
-SIGNING_KEY_ENV = "FIRECREST_SERVER_SIGNING_KEY"
+from .worker_env import SIGNING_KEY_ENV  # set by the command line when no key is configured
 
 log = logging.getLogger("firecrest_server.health")
 
@@ -109,6 +107,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             # the first token need not wait. A failure is logged, not fatal: the provider may
             # be down at start, and the next token that needs keys tries again.
             await tokens.discovery.metadata()
+        await tokens.prefetch_keys()
         drain.install(asyncio.get_running_loop())
         try:
             yield Runtime(

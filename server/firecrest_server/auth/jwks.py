@@ -100,6 +100,16 @@ class JWKSCache:
         self._fetched_at: float | None = None  # last successful fetch
         self._gate = RefreshGate(min_refresh_interval, clock)
 
+    async def prefetch(self) -> None:
+        """Fetch the keys now, at start-up: otherwise the first requests of a burst all wait
+        for one fetch, on a provider that may be as loaded as we are. A failure is logged and
+        the next token that needs keys tries again: outside the refresh gate, so that a
+        provider down at start-up does not hold the first tokens behind the refresh floor."""
+        now = self._clock()
+        keys = await self._fetch()
+        if keys is not None:
+            self._keys, self._fetched_at = keys, now
+
     async def get(self, kid: str, alg: str) -> jwt.PyJWK | None:
         """The key with this id, bound to ``alg``; None when there is no such key."""
         await self._refresh_if_stale(have_key=kid in self._keys.by_kid)

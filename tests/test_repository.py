@@ -1,4 +1,5 @@
-"""Repository-wide checks that belong in the test suite: lint, formatting and the docs build."""
+"""Repository-wide checks that belong in the test suite: lint, formatting, types and the docs
+build."""
 
 import re
 import subprocess
@@ -24,6 +25,13 @@ def test_ruff_check_is_clean() -> None:
 def test_ruff_format_is_clean() -> None:
     result = _run(str(BIN / "ruff"), "format", "--check", ".")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_strict_is_clean() -> None:
+    # Both products, strictly, as configured in pyproject.toml ([tool.mypy]).
+    result = _run(str(BIN / "mypy"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Success: no issues found" in result.stdout
 
 
 def test_docs_build_without_warnings(tmp_path: Path) -> None:

@@ -92,7 +92,8 @@ class FirecrestClient:
 
     async def systems(self) -> list[dict[str, Any]]:
         response = await self.session.request("GET", "/status/systems", idempotent=True)
-        return response.json()["systems"]
+        systems: list[dict[str, Any]] = response.json()["systems"]
+        return systems
 
     async def system_info(self, system: str, *, refresh: bool = False) -> SystemInfo:
         """Capabilities and limits of ``system``, asked once per client."""
@@ -157,7 +158,8 @@ class FirecrestClient:
             params={"path": path, "size": size, "offset": offset},
             idempotent=True,
         )
-        return response.json()["output"]
+        content: str = response.json()["output"]
+        return content
 
     async def head(
         self, system: str, path: str, *, num_bytes: int | None = None, lines: int | None = None
@@ -169,21 +171,24 @@ class FirecrestClient:
             idempotent=True,
         )
         output = response.json()["output"]
-        return output["content"] if isinstance(output, dict) else output
+        content: str = output["content"] if isinstance(output, dict) else output
+        return content
 
     async def checksum(self, system: str, path: str) -> str:
         """The SHA-256 of a remote file, in hex."""
         response = await self.session.request(
             "GET", self._ops(system, "checksum"), params={"path": path}, idempotent=True
         )
-        return response.json()["output"]["checksum"]
+        checksum: str = response.json()["output"]["checksum"]
+        return checksum
 
     async def file_type(self, system: str, path: str) -> str:
         """``file -b``'s description of a remote file."""
         response = await self.session.request(
             "GET", self._ops(system, "file"), params={"path": path}, idempotent=True
         )
-        return response.json()["output"]
+        description: str = response.json()["output"]
+        return description
 
     # ------------------------------------------------------------------ filesystem: changing
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from starlette.types import Message, Scope
 
 from . import __version__
 from .api.errors import install_error_handlers
@@ -34,7 +36,7 @@ from .worker_env import CONFIG_ENV
 
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[dict]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, ConnectionBudget]]:
         async with open_runtime(settings) as runtime:
             app.state.runtime = runtime
             # Lifespan state reaches uvicorn's protocol (edge_protocol.py) as its `app_state`:
@@ -92,14 +94,14 @@ async def _prepare_routes(app: FastAPI) -> None:
     """
     sent: list[int] = []
 
-    async def receive() -> dict:
+    async def receive() -> Message:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    async def send(message: dict) -> None:
+    async def send(message: Message) -> None:
         if message["type"] == "http.response.start":
             sent.append(message["status"])
 
-    scope = {
+    scope: Scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
@@ -120,7 +122,7 @@ def _offer_client_credentials(app: FastAPI) -> None:
     """Swagger UI's Authorize gets the client-credentials flow once the token URL is known."""
     generate = app.openapi  # FastAPI's own, which caches the document in app.openapi_schema
 
-    def openapi() -> dict:
+    def openapi() -> dict[str, Any]:
         schema = generate()
         runtime = getattr(app.state, "runtime", None)
         # Read per call: a token URL that discovery finds only after start-up appears then.
@@ -129,6 +131,7 @@ def _offer_client_credentials(app: FastAPI) -> None:
             add_client_credentials(schema, token_url)
         return schema
 
+    # Replacing the method is FastAPI's documented way to amend the generated schema.
     app.openapi = openapi  # type: ignore[method-assign]
 
 

@@ -142,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         server_header=False,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
         # After the drain (draining.py): how long requests in flight may take to finish.
-        timeout_graceful_shutdown=settings.server.shutdown_grace_seconds,
+        # uvicorn types this int, but only hands it to asyncio.timeout, which takes a float.
+        timeout_graceful_shutdown=settings.server.shutdown_grace_seconds,  # type: ignore[arg-type]
         loop=UVICORN_LOOPS[settings.server.event_loop],
         # The edge protocol: timeouts, the connection cap, and a response's head and body in
         # one write, so a replica that dies mid-answer sends all or nothing (edge_protocol.py).

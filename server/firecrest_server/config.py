@@ -19,7 +19,7 @@ import types
 import typing
 import urllib.parse
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeGuard
 
 import yaml
 from pydantic import (
@@ -566,7 +566,7 @@ def _concrete_types(annotation: object) -> list[object]:
     return [] if annotation is type(None) else [annotation]
 
 
-def _is_model(candidate: object) -> bool:
+def _is_model(candidate: object) -> TypeGuard[type[BaseModel]]:
     return isinstance(candidate, type) and issubclass(candidate, BaseModel)
 
 
@@ -584,17 +584,17 @@ def known_keys(root: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
         for candidate in candidates:
             origin = typing.get_origin(candidate)
             if _is_model(candidate) and isinstance(part, str):
-                fields = candidate.model_fields  # type: ignore[union-attr]
+                fields = candidate.model_fields
                 if part in fields:
                     following += _concrete_types(fields[part].annotation)
-                elif _tag_matches(candidate, part):  # type: ignore[arg-type]
+                elif _tag_matches(candidate, part):
                     following.append(candidate)
             elif origin is list and isinstance(part, int):
                 following += _concrete_types(typing.get_args(candidate)[0])
             elif origin is dict and isinstance(part, str):
                 following += _concrete_types(typing.get_args(candidate)[1])
         candidates = following
-    return sorted({key for c in candidates if _is_model(c) for key in c.model_fields})  # type: ignore[union-attr]
+    return sorted({key for c in candidates if _is_model(c) for key in c.model_fields})
 
 
 def _unknown_key_hint(root: type[BaseModel], loc: tuple[str | int, ...]) -> str:

@@ -36,6 +36,7 @@ from typing import Protocol
 from .cluster import TIMEOUT_EXIT, CommandResult
 from .config import SystemConfig
 from .errors import ApiError, NotFound, RequestTimeout, ServiceUnavailable
+from .models.status import ServiceType
 from .scheduler.slurm_cluster import PING_ARGV, ping_healthy
 from .ssh.pool import ConnectionLost
 
@@ -58,7 +59,7 @@ RunnerFactory = Callable[[SystemConfig, str], CommandRunner]
 
 @dataclass
 class ProbeResult:
-    service_type: str  # ssh | scheduler | filesystem
+    service_type: ServiceType
     healthy: bool | None = None  # None: unknown
     last_checked: float | None = None  # epoch seconds
     latency: float | None = None
@@ -118,7 +119,7 @@ class HealthMonitor:
         self._rest_pings = dict(rest_pings or {})
         self._clock = clock
         self._monotonic = monotonic
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
 
     # ------------------------------------------------------------------------------ lifecycle

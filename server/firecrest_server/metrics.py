@@ -15,7 +15,7 @@ import posixpath
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
@@ -43,7 +43,7 @@ class _PoolCollector(Collector):
     def __init__(self, pool_stats: Callable[[], Mapping[str, Mapping[str, int]]]) -> None:
         self._pool_stats = pool_stats
 
-    def collect(self) -> Iterable[GaugeMetricFamily]:
+    def collect(self) -> Iterable[Metric]:
         connections = GaugeMetricFamily(
             "firecrest_ssh_connections", "Open SSH connections", labels=["system"]
         )

@@ -29,7 +29,8 @@ _bearer = HTTPBearer(auto_error=False, description="An access token from the sit
 
 
 async def get_runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
+    runtime: Runtime = request.app.state.runtime
+    return runtime
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

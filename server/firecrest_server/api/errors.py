@@ -8,7 +8,7 @@ caller's token.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -32,7 +32,7 @@ def error_response(
     status_code: int,
     message: str,
     *,
-    error_type: str = "error",
+    error_type: Literal["error", "validation"] = "error",
     headers: dict[str, str] | None = None,
     data: dict[str, Any] | None = None,
     caused_by: list[str] | None = None,

@@ -7,15 +7,19 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import httpx
 import jwt
-from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from jwt.algorithms import get_default_algorithms
 
 from firecrest_server.auth.refresh import RefreshGate
 from firecrest_server.config import ConfigError
+
+if TYPE_CHECKING:
+    # pyjwt 2.9 defines AllowedPublicKeys for type checkers only.
+    from jwt.algorithms import AllowedPublicKeys
 
 logger = logging.getLogger(__name__)
 
@@ -180,14 +184,14 @@ class JWKSCache:
 
 def load_public_keys(
     pems: Sequence[str], algorithms: Sequence[str]
-) -> dict[str, tuple[PublicKeyTypes, ...]]:
+) -> dict[str, tuple[AllowedPublicKeys, ...]]:
     """Parse the configured PEM public keys, grouped by the allowed algorithms each can verify.
 
     Raises ConfigError for a key that is not a PEM public key (a private key pasted by mistake
     included) or that fits none of the allowed algorithms: such a key would otherwise be
     silently useless.
     """
-    by_alg: dict[str, list[PublicKeyTypes]] = {alg: [] for alg in algorithms}
+    by_alg: dict[str, list[AllowedPublicKeys]] = {alg: [] for alg in algorithms}
     implementations = get_default_algorithms()
     for index, pem in enumerate(pems):
         where = f"auth.public_keys.{index}"

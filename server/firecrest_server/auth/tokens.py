@@ -9,11 +9,10 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import jwt
-from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from firecrest_server.auth.discovery import OidcDiscovery
 from firecrest_server.auth.jwks import Clock, JWKSCache, JwksLocation, load_public_keys
@@ -73,7 +72,11 @@ def _reason(exc: jwt.PyJWTError) -> str:
     return "Invalid token"
 
 
-VerifyingKey = jwt.PyJWK | PublicKeyTypes
+if TYPE_CHECKING:
+    # pyjwt 2.9 defines AllowedPublicKeys for type checkers only.
+    from jwt.algorithms import AllowedPublicKeys
+
+    VerifyingKey = jwt.PyJWK | AllowedPublicKeys
 
 
 class TokenValidator:

@@ -63,8 +63,9 @@ def remote_command(argv: Sequence[str], timeout: float, env: dict[str, str] | No
     return shlex.join(["timeout", "-k", "5", f"{max(1, round(timeout))}", *prefix, *argv])
 
 
-async def _read_capped(stream: asyncssh.SSHReader, limit: int) -> tuple[bytes, bool]:
-    chunks, size = [], 0
+async def _read_capped(stream: asyncssh.SSHReader[bytes], limit: int) -> tuple[bytes, bool]:
+    chunks: list[bytes] = []
+    size = 0
     while True:
         chunk = await stream.read(65536)
         if not chunk:
@@ -100,7 +101,7 @@ class RemoteRunner:
     @contextlib.asynccontextmanager
     async def open_process(
         self, argv: Sequence[str], *, timeout: float
-    ) -> AsyncIterator[asyncssh.SSHClientProcess]:
+    ) -> AsyncIterator[asyncssh.SSHClientProcess[bytes]]:
         """A running remote process whose stdin/stdout the caller streams (bytes).
 
         For transfers that must not be held in memory: the caller reads and writes in chunks
@@ -178,7 +179,7 @@ class RemoteRunner:
         finally:
             self._audit(argv, exit_status, t0)
 
-    async def _spawn(self, entry: Connection, command: str) -> asyncssh.SSHClientProcess:
+    async def _spawn(self, entry: Connection, command: str) -> asyncssh.SSHClientProcess[bytes]:
         try:
             return await entry.conn.create_process(command, encoding=None)
         except asyncssh.ChannelOpenError as exc:

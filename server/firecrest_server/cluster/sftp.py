@@ -24,6 +24,13 @@ async def sftp_request(request: Awaitable[T], limit: float, path: str) -> T:
         raise RequestTimeout(f"SFTP request on {path} timed out after {limit:g} s") from None
 
 
+def sftp_text(field: bytes | str) -> str:
+    """A name or long name of an SFTP listing. The client decodes them (asyncssh's default
+    UTF-8 encoding), but asyncssh types them as bytes or str alike."""
+    assert isinstance(field, str)
+    return field
+
+
 def is_dir(attrs: asyncssh.SFTPAttrs) -> bool:
     return stat_module.S_ISDIR(attrs.permissions or 0)
 

@@ -23,6 +23,7 @@ import stat as stat_module
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncssh
 
@@ -88,7 +89,7 @@ async def _copy(
     size = 0  # received so far
     handed_on = 0  # of those, given to write requests
     buffer = bytearray()
-    writing: deque[asyncio.Future[None]] = deque()
+    writing: deque[asyncio.Future[int]] = deque()
 
     async def write(piece: bytes) -> None:
         nonlocal handed_on
@@ -119,7 +120,7 @@ async def _copy(
     return size
 
 
-async def _settle(future: asyncio.Future, deadline: float) -> None:
+async def _settle(future: asyncio.Future[Any], deadline: float) -> None:
     """Wait for ``future`` to finish without raising its error (the one that matters is
     already propagating), and mark that error retrieved; cancel it if it is not answered
     within ``deadline`` seconds."""
@@ -252,7 +253,8 @@ class Download:
         while self._next < end and len(self._reading) < READS_IN_FLIGHT:
             size = min(self.read_size, end - self._next)
             read = asyncio.ensure_future(self._file.read(size, self._next))
-            self._reading.append((self._next, size, read))
+            # asyncssh types read() as an unbound AnyStr; a file opened "rb" reads bytes.
+            self._reading.append((self._next, size, read))  # type: ignore[arg-type]
             self._next += size
 
     async def _settle_reads(self) -> None:
@@ -275,8 +277,8 @@ class Download:
                 except RequestTimeout as exc:
                     self._timed_out = exc
             if self._timed_out is not None:
-                exc = self._timed_out
-                await self._resources.__aexit__(type(exc), exc, exc.__traceback__)
+                timed_out = self._timed_out
+                await self._resources.__aexit__(type(timed_out), timed_out, timed_out.__traceback__)
             else:
                 await self._resources.aclose()
 

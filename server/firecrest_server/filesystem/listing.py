@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import asyncssh
 
 from ..cluster import CheckedPath, Remote
-from ..cluster.sftp import is_dir
+from ..cluster.sftp import is_dir, sftp_text
 from ..errors import PayloadTooLarge
 from ..models.filesystem import FileEntry, StatResult
 
@@ -145,9 +145,10 @@ async def list_path(
             names = [
                 n
                 for n in names
-                if n.filename not in (".", "..") and (show_hidden or not n.filename.startswith("."))
+                if sftp_text(n.filename) not in (".", "..")
+                and (show_hidden or not sftp_text(n.filename).startswith("."))
             ]
-            names.sort(key=lambda n: n.filename)
+            names.sort(key=lambda n: sftp_text(n.filename))
             # Only symlinks need another request each (readlink, or stat with -L); resolve
             # those concurrently, everything else is answered by the listing itself.
             links = [i for i, n in enumerate(names) if _is_link(n.attrs)]
@@ -157,7 +158,7 @@ async def list_path(
                     *(
                         _resolve_entry(
                             sftp,
-                            posixpath.join(directory, names[i].filename),
+                            posixpath.join(directory, sftp_text(names[i].filename)),
                             names[i],
                             dereference,
                         )
@@ -168,12 +169,11 @@ async def list_path(
             learn = remote.names.learn
             for i, n in enumerate(names):
                 attrs, target = resolved.get(i, (n.attrs, None))
-                learn(n.attrs.uid, n.attrs.gid, n.longname or "")
-                rows.append((prefix + n.filename, attrs, target))
+                filename = sftp_text(n.filename)
+                learn(n.attrs.uid, n.attrs.gid, sftp_text(n.longname or ""))
+                rows.append((prefix + filename, attrs, target))
                 if recursive and is_dir(attrs):
-                    pending.append(
-                        (posixpath.join(directory, n.filename), f"{prefix}{n.filename}/")
-                    )
+                    pending.append((posixpath.join(directory, filename), f"{prefix}{filename}/"))
             if len(rows) > MAX_ENTRIES:
                 raise PayloadTooLarge(
                     f"Listing of {path} has more than {MAX_ENTRIES} entries; list subdirectories"

@@ -83,7 +83,7 @@ class TreeStreamFailed(Exception):
     broken transfer rather than a silently incomplete archive."""
 
 
-async def _stderr_tail(process: asyncssh.SSHClientProcess, limit: int = 64 * 1024) -> bytes:
+async def _stderr_tail(process: asyncssh.SSHClientProcess[bytes], limit: int = 64 * 1024) -> bytes:
     data = b""
     while chunk := await process.stderr.read(CHUNK):
         data = (data + chunk)[-limit:]

@@ -83,7 +83,7 @@ def parse_nodes(stdout: str) -> list[Node]:
 
 def parse_key_values(line: str) -> dict[str, str]:
     """``Key=Value Key=Value`` from ``scontrol --oneliner``; values may not contain spaces here."""
-    return dict(m.groups() for m in re.finditer(r"(\S+?)=(\S*)", line))
+    return {m[1]: m[2] for m in re.finditer(r"(\S+?)=(\S*)", line)}
 
 
 def parse_partitions(stdout: str, show_hidden: bool = False) -> list[Partition]:

@@ -162,7 +162,8 @@ def jobs_from_controller(
 
 
 def _accounted_time(raw: dict[str, Any]) -> JobTime:
-    times = raw.get("time") if isinstance(raw.get("time"), dict) else {}
+    time = raw.get("time")
+    times: dict[str, Any] = time if isinstance(time, dict) else {}
     return JobTime(
         elapsed=_number(times.get("elapsed")),
         start=_epoch(times.get("start")),
@@ -192,7 +193,8 @@ def jobs_from_accounting(body: dict[str, Any], *, cluster: str) -> dict[str, Job
         for step in raw.get("steps") or []:
             if not isinstance(step, dict):
                 continue
-            names = step.get("step") if isinstance(step.get("step"), dict) else {}
+            step_names = step.get("step")
+            names: dict[str, Any] = step_names if isinstance(step_names, dict) else {}
             step_state, step_reason = _accounted_state(step.get("state"))
             step_code, step_signal = _accounted_exit(step.get("exit_code"))
             step_time = _accounted_time(step).model_copy(update={"limit": None})

@@ -154,7 +154,7 @@ class SSHPool:
         self._config = config
         self._credentials = credentials
         self._users: dict[str, _UserConnections] = {}
-        self._reaper: asyncio.Task | None = None
+        self._reaper: asyncio.Task[None] | None = None
         self._closing = False
         # Woken when a connection goes idle or closes: an opener at max_connections waits here.
         self._capacity = asyncio.Condition()

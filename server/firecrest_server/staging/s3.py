@@ -22,11 +22,11 @@ from defusedxml import ElementTree
 
 from ..cluster import CheckedPath, Remote, sftp_request
 from ..cluster.failures import sftp_error
-from ..cluster.sftp import is_dir
+from ..cluster.sftp import is_dir, sftp_text
 from ..errors import ApiError, BadRequest, PayloadTooLarge, RequestTimeout
 from ..filesystem import transfer_jobs
 from ..filesystem.special import refuse_special
-from ..models.transfer import TransferJob
+from ..models.transfer import S3TransferDirectives, TransferJob
 from .logins import StagingLogin, staging_login
 from .sealing import KeySealer
 from .tokens import StagingGrant, UrlSigner
@@ -101,7 +101,7 @@ async def create_upload(
     account: str | None,
     login: StagingLogin,
     uid: int | None = None,
-) -> tuple[TransferJob, dict]:
+) -> tuple[TransferJob, S3TransferDirectives]:
     system = remote.system
     part_size = system.data_operation.staging_part_size
     parts = upload_parts(size, part_size)
@@ -138,12 +138,11 @@ async def create_upload(
         account,
     )
     base = f"{base_url.rstrip('/')}/staging/{token}"
-    directives = {
-        "transferMethod": "s3",
-        "partsUploadUrls": [f"{base}/parts/{n}" for n in range(1, grant.parts + 1)],
-        "completeUploadUrl": f"{base}/complete",
-        "maxPartSize": part_size,
-    }
+    directives = S3TransferDirectives(
+        parts_upload_urls=[f"{base}/parts/{n}" for n in range(1, grant.parts + 1)],
+        complete_upload_url=f"{base}/complete",
+        max_part_size=part_size,
+    )
     return job, directives
 
 
@@ -234,7 +233,7 @@ async def complete_upload(remote: Remote, grant: StagingGrant, body: bytes) -> N
 
     async def finish(sftp: asyncssh.SFTPClient) -> None:
         try:
-            names = {n.filename for n in await sftp.readdir(grant.path)}
+            names = {sftp_text(n.filename) for n in await sftp.readdir(grant.path)}
         except asyncssh.SFTPNoSuchFile:
             raise NoSuchUpload("The upload does not exist (expired or completed)") from None
         expected = set(range(1, grant.parts + 1))
@@ -261,7 +260,7 @@ async def create_download(
     account: str | None,
     login: StagingLogin,
     uid: int | None = None,
-) -> tuple[TransferJob, dict]:
+) -> tuple[TransferJob, S3TransferDirectives]:
     system = remote.system
     attrs = await remote.sftp(source, lambda sftp: sftp.stat(source))
     # The job's `head --bytes=0` would block on a FIFO; the staged download would then hang.
@@ -286,7 +285,7 @@ async def create_download(
     )
     token = signer.sign(grant, login.ttl)
     url = f"{base_url.rstrip('/')}/staging/{token}/object"
-    return job, {"transferMethod": "s3", "downloadUrl": url}
+    return job, S3TransferDirectives(download_url=url)
 
 
 async def start_upload(
@@ -296,7 +295,7 @@ async def start_upload(
     staging: Staging,
     account: str | None,
     uid: int | None = None,
-) -> tuple[TransferJob, dict]:
+) -> tuple[TransferJob, S3TransferDirectives]:
     """A large upload to ``target``: the staging URLs for its parts, and the job that moves
     the assembled file into place."""
     upload_parts(size, remote.system.data_operation.staging_part_size)
@@ -313,7 +312,7 @@ async def start_download(
     staging: Staging,
     account: str | None,
     uid: int | None = None,
-) -> tuple[TransferJob, dict]:
+) -> tuple[TransferJob, S3TransferDirectives]:
     """A large download of ``source``: the job that checks it, and the URL to fetch it from."""
     login = await staging_login(remote, remote.credentials, staging.sealer)
     return await create_download(

@@ -12,12 +12,19 @@ import os
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from .client.models import Compression
 
 log = logging.getLogger(__name__)
 
-_MODES: dict[str, str] = {"none": "", "gzip": "gz", "bzip2": "bz2", "xz": "xz"}
+# tarfile.open's mode for writing each compression.
+_WRITE_MODES: dict[Compression, Literal["w:", "w:gz", "w:bz2", "w:xz"]] = {
+    "none": "w:",
+    "gzip": "w:gz",
+    "bzip2": "w:bz2",
+    "xz": "w:xz",
+}
 
 
 @dataclass(frozen=True)
@@ -74,7 +81,7 @@ def build(
     compression: Compression = "none",
 ) -> None:
     """An archive of the *contents* of ``directory``: members ``a``, ``sub/b`` ..."""
-    with tarfile.open(archive, f"w:{_MODES[compression]}", dereference=dereference) as tar:
+    with tarfile.open(archive, _WRITE_MODES[compression], dereference=dereference) as tar:
         for path, arcname in walk_entries(Path(directory), dereference):
             tar.add(path, arcname=arcname, recursive=False)
 
@@ -132,7 +139,7 @@ def repack(
     """Copy the archive ``source`` to ``target`` with leading components removed from names."""
     with (
         tarfile.open(source, "r:*") as src,
-        tarfile.open(target, f"w:{_MODES[compression]}") as dst,
+        tarfile.open(target, _WRITE_MODES[compression]) as dst,
     ):
         for member in src:
             name = _strip(member.name, strip_components)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 from .client import RefreshingToken, StaticToken, TokenSource, token_command
 from .client.auth import CLIENT_AUTH_METHODS, ClientAuthMethod, client_credentials_fetcher
@@ -61,6 +61,10 @@ def _validate_url(ctx: Any, param: Any, value: Any) -> Any:
     if not str(value).startswith(("http://", "https://")):
         raise click.BadParameter(f"{value} is not an http(s) URL")
     return value
+
+
+def _is_client_auth_method(value: str) -> TypeGuard[ClientAuthMethod]:
+    return value in CLIENT_AUTH_METHODS
 
 
 def _validate_auth_method(ctx: Any, param: Any, value: Any) -> Any:
@@ -275,7 +279,7 @@ class TransportSettings:
             )
         text = {name: (str(raw[name]) if _set(raw[name]) else None) for name in OPTION_NAMES}
         method = text["token_endpoint_auth_method"] or "client_secret_post"
-        if method not in CLIENT_AUTH_METHODS:
+        if not _is_client_auth_method(method):
             raise ValueError(
                 f"token_endpoint_auth_method: {method!r} is not one of "
                 f"{', '.join(CLIENT_AUTH_METHODS)}"
@@ -296,7 +300,7 @@ class TransportSettings:
             token_uri=text["token_uri"],
             client_id=text["client_id"],
             client_secret=text["client_secret"],
-            token_endpoint_auth_method=method,  # type: ignore[arg-type]  (checked above)
+            token_endpoint_auth_method=method,
             token_command=text["token_command"],
             static_token=text["static_token"],
             billing_account=text["billing_account"],

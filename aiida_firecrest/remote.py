@@ -212,9 +212,14 @@ class RemoteFileSystem:
     async def compression_of(self, path: str) -> Compression:
         """The compression of a tar archive on the cluster, from ``file``'s description."""
         description = (await self.client.file_type(self.system, path)).lower()
-        for marker, compression in (("gzip", "gzip"), ("bzip2", "bzip2"), ("xz", "xz")):
+        markers: tuple[tuple[str, Compression], ...] = (
+            ("gzip", "gzip"),
+            ("bzip2", "bzip2"),
+            ("xz", "xz"),
+        )
+        for marker, compression in markers:
             if marker in description:
-                return compression  # type: ignore[return-value]
+                return compression
         return "none"
 
     # ---------------------------------------------------------------------------- transfers

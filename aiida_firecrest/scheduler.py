@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-from typing import Any
+from typing import Any, Literal, overload
 
 from aiida.common.exceptions import FeatureNotAvailable
 from aiida.schedulers import SchedulerError
@@ -91,12 +91,14 @@ def job_info(job: dict[str, Any]) -> JobInfo:
         info.exit_status = status["exitCode"]
     if status.get("interruptSignal"):
         info.terminating_signal = status["interruptSignal"]
-    info.job_owner = job.get("user")
-    info.num_machines = job.get("allocationNodes") or None
+    # aiida-core types these fields without None, although an unknown one is None (its own
+    # note on JobInfo): a value the record lacks is stored as None, as AiiDA's plugins do.
+    info.job_owner = job.get("user")  # type: ignore[assignment]
+    info.num_machines = job.get("allocationNodes") or None  # type: ignore[assignment]
     if job.get("nodes"):
         info.allocated_machines_raw = job["nodes"]
-    info.queue_name = job.get("partition") or None
-    info.account = job.get("account")
+    info.queue_name = job.get("partition") or None  # type: ignore[assignment]
+    info.account = job.get("account")  # type: ignore[assignment]
     if times.get("elapsed") is not None:
         info.wallclock_time_seconds = times["elapsed"]
     if times.get("limit") is not None:
@@ -178,6 +180,23 @@ class FirecrestScheduler(SlurmScheduler):
             raise SchedulerError(f"submitting {script} failed: {exc}") from exc
 
     # -------------------------------------------------------------------------------- query
+
+    # The same overloads as aiida-core's Scheduler.get_jobs: the result's shape follows as_dict.
+    @overload
+    def get_jobs(
+        self,
+        jobs: list[str] | None = None,
+        user: str | None = None,
+        as_dict: Literal[False] = False,
+    ) -> list[JobInfo]: ...
+
+    @overload
+    def get_jobs(
+        self,
+        jobs: list[str] | None = None,
+        user: str | None = None,
+        as_dict: Literal[True] = ...,
+    ) -> dict[str, JobInfo]: ...
 
     def get_jobs(
         self,

@@ -23,8 +23,8 @@ import glob as local_glob
 import os
 import posixpath
 import stat
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, ParamSpec, TypeVar
 
 from aiida.common.exceptions import InvalidOperation
 from aiida.transports import AsyncTransport, Transport
@@ -38,6 +38,9 @@ from .options import AUTH_OPTIONS, DEFAULT_SAFE_INTERVAL, SHELL_OPTIONS, Transpo
 from .remote import RemoteFileSystem
 from .remote_glob import has_magic
 from .reuse import ComputerReuse, reuse_for
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
 def _str(path: TransportPath) -> str:
@@ -79,11 +82,20 @@ class FirecrestTransport(AsyncTransport):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # No network I/O here: AiiDA constructs transports synchronously inside its event loop.
         self.settings = TransportSettings.pop_from(kwargs)
-        super().__init__(*args, safe_interval=self.settings.safe_interval, **kwargs)
+        # aiida-core's Transport.__init__ has no annotations.
+        super().__init__(*args, safe_interval=self.settings.safe_interval, **kwargs)  # type: ignore[no-untyped-call]
         self._client: FirecrestClient | None = None
         self._fs: RemoteFileSystem | None = None
         self._username: str | None = None
         self._reuse: ComputerReuse | None = None
+
+    def run_command_blocking(
+        self, func: Callable[_P, Awaitable[_T]], *args: _P.args, **kwargs: _P.kwargs
+    ) -> _T:
+        """aiida-core's, typed: the scheduler runs the client's coroutines through it."""
+        # aiida-core's Transport.run_command_blocking has no annotations.
+        result: _T = super().run_command_blocking(func, *args, **kwargs)  # type: ignore[no-untyped-call]
+        return result
 
     @classmethod
     def _get_use_login_shell_suggestion_string(cls, computer: Any) -> None:
@@ -263,10 +275,6 @@ class FirecrestTransport(AsyncTransport):
         try:
             await self.fs.mkdir(path)  # the usual case: the parent exists, one request
             return
-        except FileExistsError:
-            if ignore_existing and await self.fs.isdir(path):
-                return
-            raise
         except FileNotFoundError:
             pass
         await self.fs.mkdir(path, parents=True)
@@ -396,10 +404,11 @@ class FirecrestTransport(AsyncTransport):
         if kwargs:
             self.logger.error(f"Unknown parameters passed to copy_from_remote_to_remote: {kwargs}")
         with SandboxFolder() as sandbox:
-            await self.get_async(remotesource, sandbox.abspath, **get_options)
+            local = str(sandbox.abspath)
+            await self.get_async(remotesource, local, **get_options)
             for name in sandbox.get_content_list():
                 await transportdestination.put_async(
-                    os.path.join(sandbox.abspath, name), remotedestination, **put_options
+                    os.path.join(local, name), remotedestination, **put_options
                 )
 
     # ------------------------------------------------------------------------------ upload

@@ -24,6 +24,7 @@ from pathlib import Path
 from . import local_tar
 from .client import FileEntry
 from .client.localfiles import scratch_directory
+from .client.models import Compression
 from .remote import RemoteFileSystem
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ async def put_contents(
         return
     async with scratch_directory() as scratch:
         archive = scratch / "tree.tar"
-        compression = "none" if how == "stream" else "gzip"
+        compression: Compression = "none" if how == "stream" else "gzip"
         await asyncio.to_thread(
             local_tar.build, local_dir, archive, dereference=dereference, compression=compression
         )

@@ -5,6 +5,7 @@ again later from a saved file:
 
     .venv/bin/python benchmarks/plots.py api.json api.png
     .venv/bin/python benchmarks/plots.py transfer.json transfer.png
+    .venv/bin/python benchmarks/plots.py download.json download.png
     .venv/bin/python benchmarks/plots.py aiida.json aiida.png
     .venv/bin/python benchmarks/plots.py users.json users.png
 """
@@ -393,6 +394,138 @@ def qe_eos_figure(summary: dict, path: Path) -> None:
     plt.close(fig)
 
 
+DOWNLOAD_COLORS = {
+    "direct": COLORS["api"],
+    "staged": "#9ecae1",
+    "baseline": "#7f7f7f",
+    "raw": COLORS["raw_sftp"],
+}
+DOWNLOAD_LABELS = {
+    "direct": "plugin, direct",
+    "staged": "plugin, staged",
+    "baseline": "plugin, baseline",
+    "raw": "raw SFTP",
+}
+
+
+def download_figure(result: dict, path: Path) -> None:
+    """MiB/s of each way (median bar, each round a dot) with its ratio to raw SFTP; CPU
+    seconds per GiB of client, server and sshd; the client's RSS before and at its peak."""
+    plt = _pyplot()
+    ways = list(result["ways"])
+    fig, (speed, cpu, memory) = plt.subplots(1, 3, figsize=(14, 4.4))
+    size = result["size_bytes"]
+    xs = range(len(ways))
+    for x, way in zip(xs, ways, strict=True):
+        row = result["ways"][way]
+        color = DOWNLOAD_COLORS[way]
+        speed.bar(x, row["mib_s"], 0.6, color=color)
+        rounds = [size / 2**20 / r["seconds"] for r in row["runs"]]
+        speed.plot([x] * len(rounds), rounds, "k.", markersize=4)
+        label = f"{row['mib_s']:.0f}"
+        if "over_raw_mib_s" in row:
+            label += f"\n{row['over_raw_mib_s']:.2f}x raw"
+        speed.annotate(
+            label, (x, max([row["mib_s"], *rounds])), ha="center", va="bottom", fontsize=8
+        )
+        bottom = 0.0
+        for party, shade in (("client", 1.0), ("server", 0.65), ("sshd", 0.35)):
+            value = row["cpu_s_per_gib"][party]
+            cpu.bar(x, value, 0.6, bottom=bottom, color=color, alpha=shade, edgecolor="black",
+                    linewidth=0.4)  # fmt: skip
+            if value > 0.3:
+                cpu.annotate(f"{party} {value:.1f}", (x, bottom + value / 2), ha="center",
+                             va="center", fontsize=7)  # fmt: skip
+            bottom += value
+        memory.bar(x - 0.15, row["client_rss_before_mib"], 0.3, color=color, alpha=0.5)
+        memory.bar(x + 0.15, row["client_rss_peak_mib"], 0.3, color=color)
+        growth = f"+{row['client_rss_growth_mib']:.1f}"
+        peak = (x + 0.15, row["client_rss_peak_mib"])
+        memory.annotate(growth, peak, ha="center", va="bottom", fontsize=8)
+    labels = [DOWNLOAD_LABELS[w] for w in ways]
+    speed.set_title(f"{size / 2**20:.0f} MiB down, median of {result['rounds']} (dots: rounds)")
+    speed.set_ylabel("MiB/s")
+    cpu.set_title("CPU seconds per GiB: client, server, sshd")
+    cpu.set_ylabel("CPU s/GiB")
+    memory.set_title("client RSS: before the transfer, peak (growth)")
+    memory.set_ylabel("MiB")
+    for ax in (speed, cpu, memory):
+        ax.set_xticks(list(xs), labels, fontsize=8)
+    speed.set_ylim(top=speed.get_ylim()[1] * 1.2)
+    memory.set_ylim(top=memory.get_ylim()[1] * 1.15)
+    fig.suptitle(f"load average {result['load_before']} -> {result['load_after']}", fontsize=9)
+
+
+def cold_burst_figure(summary: dict, path: Path) -> None:
+    """cold_burst: each run's P99 against the 1 s goal, the latency distribution of every
+    run, and where the slowest 5 % of requests spent their time. ``summary`` is one result,
+    or ``{"variants": [result, ...]}`` with a ``label`` each (before/after, side by side)."""
+    plt = _pyplot()
+    variants = summary.get("variants") or [summary]
+    colors = ["#d62728", COLORS["api"], "#2ca02c", "#9467bd"]
+    fig, (p99s, spread, phases) = plt.subplots(1, 3, figsize=(15, 4.6))
+    for i, result in enumerate(variants):
+        label = result.get("label") or result.get("server_src") or "this server"
+        color = colors[i % len(colors)]
+        runs = result["runs"]
+        failed = sum(not r.get("started", True) for r in runs)
+        p99s.plot(
+            range(1, len(runs) + 1),
+            [r["p99_ms"] if r.get("started", True) else float("nan") for r in runs],
+            "o-",
+            color=color,
+            label=f"{label}: {result['runs_met']}/{len(runs)} met"
+            + (f", {failed} never served" if failed else ""),
+        )
+        served = [r for r in runs if r.get("started", True)]
+        for j, run in enumerate(served):
+            ordered = run["latencies_ms"]
+            share = [100 * (k + 1) / len(ordered) for k in range(len(ordered))]
+            spread.plot(
+                ordered, share, "-", color=color, alpha=0.5, label=label if j == 0 else None
+            )
+    goal = variants[0]["goal_p99_ms"]
+    p99s.axhline(goal, color="grey", linestyle=":", label=f"goal {goal:.0f} ms")
+    p99s.set_xlabel("run (a fresh server each)")
+    p99s.set_ylabel("P99 latency, ms (log)")
+    p99s.set_yscale("log")
+    p99s.set_title("P99 of each cold burst", fontsize=10)
+    p99s.legend(fontsize=8)
+    spread.axvline(goal, color="grey", linestyle=":")
+    spread.set_xscale("log")
+    spread.set_xlabel("latency, ms (log)")
+    spread.set_ylabel("% of requests answered")
+    spread.set_title("every request of every run", fontsize=10)
+    spread.legend(fontsize=8)
+    names = ("queue", "conn", "auth", "ssh", "handler")
+    bottoms = [0.0] * len(variants)
+    palette = ["#7f7f7f", "#bcbd22", "#e377c2", COLORS["raw_sftp"], COLORS["api"]]
+    labels = [v.get("label") or "this server" for v in variants]
+    for name, color in zip(names, palette, strict=True):
+        heights = []
+        for result in variants:
+            tails = [r["phases_tail_ms"][name] for r in result["runs"] if "phases_tail_ms" in r]
+            heights.append(sum(tails) / len(tails) if tails else 0.0)
+        phases.bar(labels, heights, 0.5, bottom=bottoms, color=color, label=name)
+        bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
+    phases.set_ylabel("ms, mean over runs")
+    phases.set_title("slowest 5 % of requests: where the time went", fontsize=10)
+    phases.legend(fontsize=8)
+    for ax in (p99s, spread, phases):
+        ax.grid(True, alpha=0.3)
+    first = variants[0]
+    fig.suptitle(
+        f"Cold burst: {first['clients']} new clients at once on a fresh server "
+        f"({first['workers']} workers, {first['users']} user(s), {first['endpoint']}); "
+        f"load average {first['load_average']['start']} -> "
+        f"{variants[-1]['load_average']['end']} ({first['cpus']} CPUs)",
+        fontsize=11,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def main() -> int:
     if len(sys.argv) != 3:
         print(__doc__, file=sys.stderr)
@@ -401,9 +534,11 @@ def main() -> int:
     figure = {
         "api": api_figure,
         "transfer": transfer_figure,
+        "download": download_figure,
         "aiida_calcjobs": aiida_figure,
         "users": users_figure,
         "qe_eos": qe_eos_figure,
+        "cold_burst": cold_burst_figure,
     }[data["benchmark"]]
     figure(data, Path(sys.argv[2]))
     return 0

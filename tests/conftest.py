@@ -13,9 +13,16 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from firecrest_dev.info import StackInfo
 from firecrest_dev.running import running_stack
+
+# Property tests assert properties, never speed: on a loaded machine one draw can stall for
+# seconds, which hypothesis would report as a failure (its deadline, its too-slow health check).
+# Loaded here, before any test module makes its own @settings from the default profile.
+settings.register_profile("no-timing", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("no-timing")
 
 # AiiDA writes its configuration under $AIIDA_PATH (default ~/.aiida) as soon as it is imported:
 # keep the test session's AiiDA state in a temporary directory that is removed afterwards.

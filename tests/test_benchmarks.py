@@ -113,6 +113,31 @@ def test_transfer_benchmark(stack: StackInfo, tmp_path: Path) -> None:
         assert row["verified"] == "ok", key
 
 
+def test_download_benchmark(stack: StackInfo, tmp_path: Path) -> None:
+    result, _ = _run(
+        "download", stack, tmp_path, "--size", "4M", "--rounds", "1", "--workdir", str(tmp_path)
+    )
+    assert result["benchmark"] == "download"
+    assert result["size_bytes"] == 4 * 2**20
+    ways = result["ways"]
+    assert set(ways) == {"direct", "staged", "raw"}
+    for way, row in ways.items():
+        assert row["sha256_ok"], way
+        assert row["mib_s"] > 0
+        assert set(row["cpu_s_per_gib"]) == {"client", "server", "sshd", "total"}
+        assert 0 < row["client_rss_before_mib"] <= row["client_rss_peak_mib"]
+    # The plugin's get went the way each server's limit allows: one ops/download, or the
+    # 413, the transfer job and the staging URL.
+    assert ways["direct"]["staged"] == [False]
+    filesystem = f"/filesystem/{stack.system}"
+    assert ways["direct"]["runs"][0]["requests"] == [f"GET {filesystem}/ops/download 200"]
+    assert ways["staged"]["staged"] == [True]
+    requests = ways["staged"]["runs"][0]["requests"]
+    assert f"GET {filesystem}/ops/download 413" in requests
+    assert f"POST {filesystem}/transfer/download 201" in requests
+    assert ways["direct"]["over_raw_mib_s"] > 0
+
+
 def test_job_listing_benchmark(stack: StackInfo, tmp_path: Path) -> None:
     summary, report = _run_script(
         "job_listing",
@@ -201,3 +226,30 @@ def test_aiida_calcjobs_benchmark(stack: StackInfo, tmp_path: Path) -> None:
     assert theirs["sessions"]["command"] >= 1  # sbatch, at least
     assert theirs["connections"] > 0
     assert summary["wall_ratios"]["firecrest/asyncssh"][0] > 0
+
+
+def test_cold_burst_benchmark(stack: StackInfo, tmp_path: Path) -> None:
+    """Fresh servers, each sent a burst of first requests on new connections: all answered,
+    with the Server-Timing breakdown read back (no timing is asserted)."""
+    png = tmp_path / "cold_burst.png"
+    # Each run starts a server: slower than the others on a loaded machine.
+    summary, _ = _run_script(
+        "cold_burst", stack, tmp_path, "--clients", "20", "--runs", "2", "--plot", str(png),
+        timeout=400,
+    )  # fmt: skip
+    assert png.read_bytes().startswith(PNG_MAGIC)
+    assert summary["benchmark"] == "cold_burst"
+    assert len(summary["runs"]) == 2
+    assert summary["runs_started"] == 2
+    assert summary["errors"] == 0
+    for run in summary["runs"]:
+        assert run["statuses"] == {"200": 20}
+        assert run["worker_restarts"] == 0
+        assert run["workers_ready"] >= 1
+        assert run["p50_ms"] <= run["p99_ms"] <= run["max_ms"]
+        assert set(run["phases_tail_ms"]) == {"queue", "conn", "auth", "ssh", "handler"}
+        # The slowest requests of a fresh server waited for alice's first SSH login.
+        assert run["phases_tail_ms"]["ssh"] > 0
+        assert run["warm"]["errors"] == 0
+        assert run["cpu_ms_per_request"] > 0
+        assert len(run["latencies_ms"]) == 20

@@ -1,9 +1,12 @@
-"""Repository-wide checks that belong in the test suite: lint, formatting and the docs build."""
+"""Repository-wide checks that belong in the test suite: lint, formatting, types and the docs
+build."""
 
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -24,6 +27,13 @@ def test_ruff_format_is_clean() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_mypy_strict_is_clean() -> None:
+    # Both products, strictly, as configured in pyproject.toml ([tool.mypy]).
+    result = _run(str(BIN / "mypy"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Success: no issues found" in result.stdout
+
+
 def test_docs_build_without_warnings(tmp_path: Path) -> None:
     result = _run(str(BIN / "mkdocs"), "build", "--strict", "--site-dir", str(tmp_path / "site"))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -42,3 +52,26 @@ def test_no_file_edits_sys_path() -> None:
         if SYS_PATH_EDIT.match(line)
     ]
     assert not edits, edits
+
+
+# The contracts of .importlinter, each checked on its own so a failure names it.
+_IMPORT_CONTRACTS = [
+    "server-layers",
+    "server-acyclic",
+    "server-no-http-below-api",
+    "plugin-layers",
+    "plugin-acyclic",
+]
+
+
+def test_every_import_contract_is_checked() -> None:
+    config = (REPO / ".importlinter").read_text()
+    declared = set(re.findall(r"^\[importlinter:contract:([\w-]+)\]", config, re.MULTILINE))
+    assert declared == set(_IMPORT_CONTRACTS)
+
+
+@pytest.mark.parametrize("contract", _IMPORT_CONTRACTS)
+def test_imports_follow_the_layers(contract: str) -> None:
+    """No circles, and no module importing one above it (.importlinter, CONTRIBUTING.md)."""
+    result = _run(str(BIN / "lint-imports"), "--no-cache", "--contract", contract)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -28,7 +28,7 @@ from .errors import (
     answer_lost,
 )
 from .jobs import TRANSFER_SUCCESS_PHRASES, job_in_directory, poll_intervals, transfer_failure
-from .localfiles import CHUNK_SIZE, AsyncFileWriter, file_range, file_size
+from .localfiles import file_range, file_size, save_chunks
 from .models import Compression, FileEntry, StatResult, SystemInfo, TransferJob, UserInfo
 from .retry import RetryPolicy
 from .session import DEFAULT_MAX_CONCURRENT, DEFAULT_TIMEOUT, ApiSession
@@ -92,7 +92,8 @@ class FirecrestClient:
 
     async def systems(self) -> list[dict[str, Any]]:
         response = await self.session.request("GET", "/status/systems", idempotent=True)
-        return response.json()["systems"]
+        systems: list[dict[str, Any]] = response.json()["systems"]
+        return systems
 
     async def system_info(self, system: str, *, refresh: bool = False) -> SystemInfo:
         """Capabilities and limits of ``system``, asked once per client."""
@@ -161,7 +162,8 @@ class FirecrestClient:
             params={"path": path, "size": size, "offset": offset},
             idempotent=True,
         )
-        return response.json()["output"]
+        content: str = response.json()["output"]
+        return content
 
     async def head(
         self, system: str, path: str, *, num_bytes: int | None = None, lines: int | None = None
@@ -173,21 +175,24 @@ class FirecrestClient:
             idempotent=True,
         )
         output = response.json()["output"]
-        return output["content"] if isinstance(output, dict) else output
+        content: str = output["content"] if isinstance(output, dict) else output
+        return content
 
     async def checksum(self, system: str, path: str) -> str:
         """The SHA-256 of a remote file, in hex."""
         response = await self.session.request(
             "GET", self._ops(system, "checksum"), params={"path": path}, idempotent=True
         )
-        return response.json()["output"]["checksum"]
+        checksum: str = response.json()["output"]["checksum"]
+        return checksum
 
     async def file_type(self, system: str, path: str) -> str:
         """``file -b``'s description of a remote file."""
         response = await self.session.request(
             "GET", self._ops(system, "file"), params={"path": path}, idempotent=True
         )
-        return response.json()["output"]
+        description: str = response.json()["output"]
+        return description
 
     # ------------------------------------------------------------------ filesystem: changing
 
@@ -333,14 +338,11 @@ class FirecrestClient:
 
     async def download_to(self, system: str, path: str, local_path: str | Path) -> None:
         """``ops/download`` streamed into ``local_path``."""
-        async with (
-            self.session.stream(
-                "GET", self._ops(system, "download"), params={"path": path}
-            ) as response,
-            AsyncFileWriter(local_path) as out,
-        ):
-            async for chunk in response.aiter_bytes(CHUNK_SIZE):
-                await out.write(chunk)
+        async with self.session.stream(
+            "GET", self._ops(system, "download"), params={"path": path}
+        ) as response:
+            # Pieces as received (decoded, not re-chunked: that would copy every byte again).
+            await save_chunks(response.aiter_bytes(), local_path)
 
     # ------------------------------------------------- whole trees (extension filesystem.tree)
 
@@ -349,16 +351,12 @@ class FirecrestClient:
     ) -> None:
         """The contents of directory ``path`` as one tar archive (members ``./...``), saved to
         ``local_tar``."""
-        async with (
-            self.session.stream(
-                "GET",
-                self._ops(system, "tree"),
-                params={"path": path, "dereference": dereference},
-            ) as response,
-            AsyncFileWriter(local_tar) as out,
-        ):
-            async for chunk in response.aiter_bytes(CHUNK_SIZE):
-                await out.write(chunk)
+        async with self.session.stream(
+            "GET",
+            self._ops(system, "tree"),
+            params={"path": path, "dereference": dereference},
+        ) as response:
+            await save_chunks(response.aiter_bytes(), local_tar)
 
     async def tree_upload(
         self, system: str, path: str, local_tar: str | Path, *, create: bool = False

@@ -134,7 +134,8 @@ def error_message(response: httpx.Response) -> str:
     except (json.JSONDecodeError, UnicodeDecodeError, httpx.ResponseNotRead):
         body = None
     if isinstance(body, dict) and isinstance(body.get("message"), str):
-        return body["message"]
+        message: str = body["message"]
+        return message
     try:
         text = response.text.strip()
     except httpx.ResponseNotRead:

@@ -53,8 +53,6 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    if when is None:
-        return None
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
@@ -91,6 +89,6 @@ class RetryPolicy:
             retry_after = parse_retry_after(response.headers.get("retry-after"))
             if retry_after is not None:
                 return min(retry_after, self.max_retry_after)
-        backoff = min(self.max_wait, self.initial_wait * 2 ** (attempt - 1))
+        backoff = min(self.max_wait, self.initial_wait * 2.0 ** (attempt - 1))
         # "Equal jitter": at least half the backoff, so waits still grow.
         return backoff / 2 + self.jitter() * backoff / 2

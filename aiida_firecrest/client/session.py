@@ -255,7 +255,8 @@ class ApiSession:
 
         def give_up(state: tenacity.RetryCallState) -> httpx.Response:
             assert state.outcome is not None
-            return state.outcome.result()  # the last answer, or re-raise the last exception
+            last: httpx.Response = state.outcome.result()  # or re-raise the last exception
+            return last
 
         def report(state: tenacity.RetryCallState) -> None:
             outcome = state.outcome

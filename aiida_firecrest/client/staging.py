@@ -23,7 +23,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from .errors import FirecrestError
-from .localfiles import CHUNK_SIZE, AsyncFileWriter, file_range
+from .localfiles import file_range, save_chunks
 from .models import TransferJob, pick
 from .session import ApiSession
 
@@ -161,9 +161,5 @@ async def send_parts(
 
 async def fetch(session: ApiSession, staged: StagedDownload, local_path: str | Path) -> None:
     """Save the staged object to ``local_path`` (once its transfer job has finished)."""
-    async with (
-        session.presigned_stream(staged.url, what=STAGING_AREA) as reply,
-        AsyncFileWriter(local_path) as out,
-    ):
-        async for chunk in reply.aiter_bytes(CHUNK_SIZE):
-            await out.write(chunk)
+    async with session.presigned_stream(staged.url, what=STAGING_AREA) as reply:
+        await save_chunks(reply.aiter_bytes(), local_path)

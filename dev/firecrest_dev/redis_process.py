@@ -18,7 +18,8 @@ REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 class RedisProcess:

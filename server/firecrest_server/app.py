@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from starlette.types import Message, Scope
 
 from . import __version__
+from .api.errors import install_error_handlers
 from .api.routes import (
     compute,
     filesystem_extensions,
@@ -21,7 +24,6 @@ from .api.routes import (
 from .body_limits import BodyLimitMiddleware
 from .config import Settings, load_settings
 from .edge_protocol import EDGE_STATE, ConnectionBudget, raise_fd_limit
-from .errors import install_error_handlers
 from .forwarding import ForwardedHeadersMiddleware
 from .logs import configure_logging
 from .middleware import FirecrestHeadersMiddleware
@@ -29,18 +31,18 @@ from .openapi import ERROR_RESPONSES, publish_errors_as_sent
 from .openapi_security import add_client_credentials
 from .public_url import PublicUrlMiddleware
 from .runtime import open_runtime
-
-CONFIG_ENV = "FIRECREST_SERVER_CONFIG"
+from .worker_env import CONFIG_ENV
 
 
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[dict]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, ConnectionBudget]]:
         async with open_runtime(settings) as runtime:
             app.state.runtime = runtime
             # Lifespan state reaches uvicorn's protocol (edge_protocol.py) as its `app_state`:
             # each worker derives its connection caps from its own descriptor limit.
             budget = ConnectionBudget.derive(settings.server.limits, raise_fd_limit())
+            await _prepare_routes(app)
             yield {EDGE_STATE: budget}
 
     app = FastAPI(
@@ -53,7 +55,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     # Inside the headers middleware, so its refusals carry the FirecREST headers and are logged.
     app.add_middleware(BodyLimitMiddleware, settings=settings)
-    app.add_middleware(FirecrestHeadersMiddleware)
+    app.add_middleware(FirecrestHeadersMiddleware, timing_header=settings.server.timing_header)
     if settings.server.public_url is not None:
         app.add_middleware(PublicUrlMiddleware, public_url=settings.server.public_url)
     if settings.server.trusted_proxies:
@@ -81,11 +83,46 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
+async def _prepare_routes(app: FastAPI) -> None:
+    """Have FastAPI build every route's request handling now, not on the first request.
+
+    FastAPI builds each included route's dependencies and parameter models on the first
+    request that is matched against it (0.16x: ``_IncludedRouter.effective_candidates``):
+    about 100 ms of CPU here, during which a fresh worker's event loop serves nothing, in
+    front of a burst of first requests. A request for a path no route has is matched against
+    all of them; it goes to the router alone, so it is neither logged nor counted.
+    """
+    sent: list[int] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            sent.append(message["status"])
+
+    scope: Scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/.prepare-routes",
+        "raw_path": b"/.prepare-routes",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [],
+        "server": ("localhost", 0),
+        "client": None,
+    }
+    await app.router(scope, receive, send)
+
+
 def _offer_client_credentials(app: FastAPI) -> None:
     """Swagger UI's Authorize gets the client-credentials flow once the token URL is known."""
     generate = app.openapi  # FastAPI's own, which caches the document in app.openapi_schema
 
-    def openapi() -> dict:
+    def openapi() -> dict[str, Any]:
         schema = generate()
         runtime = getattr(app.state, "runtime", None)
         # Read per call: a token URL that discovery finds only after start-up appears then.
@@ -94,6 +131,7 @@ def _offer_client_credentials(app: FastAPI) -> None:
             add_client_credentials(schema, token_url)
         return schema
 
+    # Replacing the method is FastAPI's documented way to amend the generated schema.
     app.openapi = openapi  # type: ignore[method-assign]
 
 

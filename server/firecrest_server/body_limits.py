@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .api.errors import error_response
 from .api.upload_form import FORM_OVERHEAD
 from .config import Settings
-from .errors import ApiError, PayloadTooLarge, Unauthorized, error_response
+from .errors import ApiError, PayloadTooLarge, Unauthorized
 from .staging.s3 import MAX_COMPLETE_BODY
 
 log = logging.getLogger("firecrest_server.body_limits")

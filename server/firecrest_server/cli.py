@@ -13,18 +13,20 @@ import sys
 
 import uvicorn
 
-from .app import CONFIG_ENV
-from .config import ConfigError, load_settings
-from .runtime import SIGNING_KEY_ENV
-from .upstream_config import ConvertOptions, convert, load_upstream
+# Nothing of the server itself at module level (config, app, and what they import are imported
+# where they are used): uvicorn starts each worker with multiprocessing's "spawn", which first
+# imports this module again (as __mp_main__) and only then starts the thread that answers the
+# supervisor's health pings. A worker that has not answered within
+# ``server.worker_healthcheck_timeout`` is killed and replaced; importing the whole app here
+# took 1.2 s of CPU, over 5 s on a loaded machine, and workers were killed and started again in
+# a loop without ever serving (benchmarks/cold_burst.py, docs/benchmarks.md).
+from .worker_env import CONFIG_ENV, SIGNING_KEY_ENV
 
 # How long an idle client connection stays open. uvicorn's default (5 s) equals httpx's default
 # keep-alive expiry (5 s), so clients such as pyfirecrest sometimes send a request on a
 # connection the server is closing at that moment and get a connection error. A server must
 # keep connections longer than its clients' pools do.
 KEEP_ALIVE_SECONDS = 75
-# How long a worker may take to answer uvicorn's liveness ping before it is killed and replaced.
-WORKER_HEALTHCHECK_SECONDS = 30
 
 # server.event_loop -> uvicorn's `loop`. "uvloop" is uvloop with our own accepting of new
 # connections (event_loop.py explains why libuv's is not enough under load).
@@ -40,6 +42,9 @@ HTTP_PROTOCOL = "firecrest_server.edge_protocol:EdgeProtocol"
 
 
 def convert_command(argv: list[str]) -> int:
+    from .config import ConfigError
+    from .upstream_config import ConvertOptions, convert, load_upstream
+
     parser = argparse.ArgumentParser(
         prog="firecrest-server config convert",
         description="Translate a FirecREST v2 configuration file into this server's; the "
@@ -110,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True, help="the YAML configuration file")
     parser.add_argument("--check", action="store_true", help="validate the configuration and exit")
     args = parser.parse_args(argv)
+    from .config import ConfigError, load_settings
+
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:
@@ -135,15 +142,15 @@ def main(argv: list[str] | None = None) -> int:
         server_header=False,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
         # After the drain (draining.py): how long requests in flight may take to finish.
-        timeout_graceful_shutdown=settings.server.shutdown_grace_seconds,
-        # uvicorn kills a worker that misses its 5 s ping; on a loaded host a worker still
-        # importing the app misses it, and every replacement did too (workers died in a loop,
-        # the server never served, at load average 18 on 2 cores).
-        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+        # uvicorn types this int, but only hands it to asyncio.timeout, which takes a float.
+        timeout_graceful_shutdown=settings.server.shutdown_grace_seconds,  # type: ignore[arg-type]
         loop=UVICORN_LOOPS[settings.server.event_loop],
         # The edge protocol: timeouts, the connection cap, and a response's head and body in
         # one write, so a replica that dies mid-answer sends all or nothing (edge_protocol.py).
         http=HTTP_PROTOCOL,
+        # uvicorn's default, 5 s, is shorter than a worker's start on a loaded machine and than
+        # a pause of a worker saturated by a burst: the supervisor killed healthy workers.
+        timeout_worker_healthcheck=settings.server.worker_healthcheck_timeout,
     )
     return 0
 

@@ -19,7 +19,7 @@ import types
 import typing
 import urllib.parse
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeGuard
 
 import yaml
 from pydantic import (
@@ -452,6 +452,10 @@ class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     workers: int = Field(default=1, ge=1, le=256)
+    # Seconds a worker may take to answer its supervisor's health ping before it is killed and
+    # replaced (uvicorn's timeout_worker_healthcheck, whose default of 5 s killed workers still
+    # starting on a loaded machine). A hung worker is replaced after this long.
+    worker_healthcheck_timeout: int = Field(default=60, ge=1, le=3600)
     root_path: str = ""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # uvloop (with our batched accepting, event_loop.py): the most requests per second.
@@ -459,6 +463,8 @@ class ServerConfig(_Strict):
     # uvloop cannot be installed. See docs/configuration.md.
     event_loop: Literal["asyncio", "uvloop"] = "uvloop"
     metrics: bool = True  # serve Prometheus metrics at /metrics (unauthenticated)
+    # A Server-Timing header on every response: where its time went (server_timing.py).
+    timing_header: bool = False
     # Base URL clients reach this server at, for every URL it hands out (the staging URLs of
     # S3-style large-file transfers). Unset: the URL of the request that asked for them, with
     # the Host header the client sent (a warning at start; see docs/deployment.md).
@@ -560,7 +566,7 @@ def _concrete_types(annotation: object) -> list[object]:
     return [] if annotation is type(None) else [annotation]
 
 
-def _is_model(candidate: object) -> bool:
+def _is_model(candidate: object) -> TypeGuard[type[BaseModel]]:
     return isinstance(candidate, type) and issubclass(candidate, BaseModel)
 
 
@@ -578,17 +584,17 @@ def known_keys(root: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
         for candidate in candidates:
             origin = typing.get_origin(candidate)
             if _is_model(candidate) and isinstance(part, str):
-                fields = candidate.model_fields  # type: ignore[union-attr]
+                fields = candidate.model_fields
                 if part in fields:
                     following += _concrete_types(fields[part].annotation)
-                elif _tag_matches(candidate, part):  # type: ignore[arg-type]
+                elif _tag_matches(candidate, part):
                     following.append(candidate)
             elif origin is list and isinstance(part, int):
                 following += _concrete_types(typing.get_args(candidate)[0])
             elif origin is dict and isinstance(part, str):
                 following += _concrete_types(typing.get_args(candidate)[1])
         candidates = following
-    return sorted({key for c in candidates if _is_model(c) for key in c.model_fields})  # type: ignore[union-attr]
+    return sorted({key for c in candidates if _is_model(c) for key in c.model_fields})
 
 
 def _unknown_key_hint(root: type[BaseModel], loc: tuple[str | int, ...]) -> str:

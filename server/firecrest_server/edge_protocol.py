@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,7 @@ from uvicorn.server import ServerState
 from .config import EdgeLimits
 from .http_protocol import JoinedWrites
 from .models.errors import ErrorBody
+from .server_timing import CONNECTED_AT
 
 log = logging.getLogger("firecrest_server.edge")
 
@@ -177,17 +179,21 @@ class EdgeProtocol(HttpToolsProtocol):
         self.in_body = False  # between a request's headers and the end of its body
         self._awaiting_headers = False  # between a request's first byte and its headers' end
         self._socket: asyncio.Transport | None = None
-        self._joined: JoinedWrites = None  # type: ignore[assignment]  # set on connection
+        self._joined: JoinedWrites | None = None  # set on connection, with _socket
         self._lingering: asyncio.TimerHandle | None = None
         self._lingered_bytes = 0
+        self._connected_at = time.perf_counter()  # the worker took the connection
 
     # ------------------------------------------------------------------ connection
 
+    # asyncio types the argument BaseTransport; a stream connection's is always a Transport
+    # (uvicorn's own protocols narrow it the same way).
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._socket = transport
         # uvicorn writes through joined writes (http_protocol.py: a response leaves whole or
         # not at all), which close like a refusal must (_LingeringTransport).
         self._joined = JoinedWrites(transport, self.loop)
+        # _LingeringTransport is no asyncio.Transport subclass: it forwards what uvicorn uses.
         super().connection_made(_LingeringTransport(self._joined, self))  # type: ignore[arg-type]
         self.flow = _ReadClock(transport, self.loop)
         open_connections = len(self.connections)
@@ -223,7 +229,12 @@ class EdgeProtocol(HttpToolsProtocol):
     def linger(self) -> None:
         """Close after a refusal: stop sending, drop what still arrives, close when the client
         does or after LINGER_SECONDS."""
-        if self._lingering is not None or self._socket is None or self._socket.is_closing():
+        if (
+            self._lingering is not None
+            or self._socket is None
+            or self._joined is None
+            or self._socket.is_closing()
+        ):
             return
         self._cancel_timers()
         self._joined.flush()  # the refusal itself, before the end of what is sent
@@ -232,7 +243,7 @@ class EdgeProtocol(HttpToolsProtocol):
         self._lingering = self.loop.call_later(LINGER_SECONDS, self._close_now)
 
     def _close_now(self) -> None:
-        if self._socket is not None and not self._socket.is_closing():
+        if self._socket is not None and self._joined is not None and not self._socket.is_closing():
             self._joined.flush()
             self._socket.close()
 
@@ -250,6 +261,11 @@ class EdgeProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        # For the Server-Timing header (server_timing.py): the first request's wait includes
+        # the worker's own backlog between taking the connection and reading it.
+        # uvicorn types scope extensions as ASGI's dicts of dicts; this private key, read back
+        # only by middleware.py, carries a float.
+        self.scope.setdefault("extensions", {})[CONNECTED_AT] = self._connected_at  # type: ignore[assignment]
         # A later request on a kept-alive connection gets its own header deadline (armed in
         # data_received if its headers do not arrive at once). The first request's deadline
         # runs from connecting, so a byte sent late buys nothing.

@@ -33,6 +33,9 @@ ACCEPT_BATCH = 32
 ACCEPT_RETRY_DELAY = 1.0
 _RESOURCE_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
+# An accepted connection being handed to the loop (`connect_accepted_socket`).
+_Handover = asyncio.Task[tuple[asyncio.Transport, asyncio.BaseProtocol]]
+
 
 class BatchAcceptServer(asyncio.AbstractServer):
     """A listening socket whose connections are accepted by us and served by uvloop."""
@@ -49,7 +52,7 @@ class BatchAcceptServer(asyncio.AbstractServer):
         self._sock = sock
         self._batch = batch
         self._serving = False
-        self._pending: set[asyncio.Task] = set()
+        self._pending: set[_Handover] = set()
         self._closed = loop.create_future()
         self._resume: asyncio.TimerHandle | None = None
 
@@ -128,15 +131,17 @@ class BatchAcceptServer(asyncio.AbstractServer):
         self._pending.add(task)
         task.add_done_callback(self._handed_over)
 
-    def _handed_over(self, task: asyncio.Task) -> None:
+    def _handed_over(self, task: _Handover) -> None:
         self._pending.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.warning("a new connection could not be set up: %s", task.exception())
 
 
-class BatchAcceptingLoop(uvloop.Loop):  # type: ignore[misc]
+class BatchAcceptingLoop(uvloop.Loop):
     """uvloop, except that plain TCP servers accept through `BatchAcceptServer`."""
 
+    # uvloop's stub splits create_server into host/port and sock overloads; one signature that
+    # takes either cannot match both, although it accepts every call they describe.
     async def create_server(  # type: ignore[override]
         self,
         protocol_factory: Callable[[], asyncio.BaseProtocol],
@@ -151,11 +156,13 @@ class BatchAcceptingLoop(uvloop.Loop):  # type: ignore[misc]
     ) -> asyncio.AbstractServer:
         if ssl is not None or kwargs or (sock is None and (host is None or port is None)):
             # TLS, or options we do not handle: uvloop's own server (one accept per turn).
+            # The caller's arguments pass through unchanged (uvloop checks them), so they fit
+            # neither of the stub's overloads alone.
             return await super().create_server(
                 protocol_factory,
                 host,
-                port,
-                sock=sock,
+                port,  # type: ignore[arg-type]
+                sock=sock,  # type: ignore[arg-type]
                 backlog=backlog,
                 ssl=ssl,
                 start_serving=start_serving,

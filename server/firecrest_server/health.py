@@ -33,9 +33,11 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from .cluster import TIMEOUT_EXIT, CommandResult
 from .config import SystemConfig
 from .errors import ApiError, NotFound, RequestTimeout, ServiceUnavailable
-from .ssh import CommandResult
+from .models.status import ServiceType
+from .scheduler.slurm_cluster import PING_ARGV, ping_healthy
 from .ssh.pool import ConnectionLost
 
 log = logging.getLogger("firecrest_server.health")
@@ -57,7 +59,7 @@ RunnerFactory = Callable[[SystemConfig, str], CommandRunner]
 
 @dataclass
 class ProbeResult:
-    service_type: str  # ssh | scheduler | filesystem
+    service_type: ServiceType
     healthy: bool | None = None  # None: unknown
     last_checked: float | None = None  # epoch seconds
     latency: float | None = None
@@ -117,7 +119,7 @@ class HealthMonitor:
         self._rest_pings = dict(rest_pings or {})
         self._clock = clock
         self._monotonic = monotonic
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
 
     # ------------------------------------------------------------------------------ lifecycle
@@ -215,7 +217,7 @@ class HealthMonitor:
             result.message = _short(f"the probe as {user} failed: {outcome}")
         elif outcome.exit_status == 0:
             result.healthy = True
-        elif outcome.exit_status == 124:
+        elif outcome.exit_status == TIMEOUT_EXIT:
             result.healthy = False
             result.message = "SSH probe timed out on the login node"
         else:
@@ -229,14 +231,14 @@ class HealthMonitor:
         timeout: float,
         rest_ping: Callable[[], Awaitable[str | None]] | None = None,
     ) -> ProbeResult:
-        checked, latency, outcome = await self._timed(runner, ["scontrol", "ping"], timeout)
+        checked, latency, outcome = await self._timed(runner, PING_ARGV, timeout)
         result = ProbeResult("scheduler", last_checked=checked, latency=latency)
         if isinstance(outcome, Exception):
             result.healthy = False
             result.message = _short(str(outcome) or "scheduler probe timed out")
         else:
             text = outcome.stdout_text + outcome.stderr_text
-            result.healthy = outcome.exit_status == 0 and "DOWN" not in text
+            result.healthy = ping_healthy(outcome.exit_status, text)
             result.message = _short(text)
         if rest_ping is not None and result.healthy:
             # The probe user has no token for slurmrestd: an unauthenticated request shows
@@ -266,7 +268,7 @@ class HealthMonitor:
             result.message = _short(outcome.stderr_text)  # the probe user's, not an outage
         else:
             result.healthy = False
-            detail = "timed out" if outcome.exit_status == 124 else outcome.stderr_text
+            detail = "timed out" if outcome.exit_status == TIMEOUT_EXIT else outcome.stderr_text
             result.message = _short(f"stat {path}: {detail}")
         return result
 

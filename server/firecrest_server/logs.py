@@ -25,6 +25,8 @@ class RequestContext:
     correlation_id: str | None = None
     user: str | None = None
     system: str | None = None
+    # Seconds per phase of the request (server_timing.py); None unless server.timing_header.
+    timings: dict[str, float] | None = None
 
 
 # A ContextVar is process-wide by nature: each request's task sees its own value. The value is a

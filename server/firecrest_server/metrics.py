@@ -3,24 +3,23 @@
 Each worker process counts what it served and reports it at its own ``/metrics``: with several
 workers behind one port, a scrape sees one worker (see docs/deployment.md).
 
-Remote commands are counted from the audit log rather than from a hook in the command runner:
-every command already leaves exactly one audit record with its argv, exit status and duration,
-so counting those records cannot drift from what is audited.
+Remote commands are counted through the command runner's observer hook
+(``cluster.commands.CommandObserver``), which the runner calls with the same figures it writes
+to the audit log line, so the counts cannot drift from what is audited.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import posixpath
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
-AUDIT_LOGGER = "firecrest_server.audit"
+from .cluster.commands import TIMEOUT_EXIT
 
 # Seconds. API requests span sub-millisecond (status) to minutes (large downloads).
 _REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -33,7 +32,7 @@ def exit_class(exit_status: int | None) -> str:
         return "error"  # no exit status: the channel failed, output was too large, local timeout
     if exit_status == 0:
         return "ok"
-    if exit_status == 124:
+    if exit_status == TIMEOUT_EXIT:
         return "timeout"  # coreutils `timeout` ended it
     return "failed"
 
@@ -44,7 +43,7 @@ class _PoolCollector(Collector):
     def __init__(self, pool_stats: Callable[[], Mapping[str, Mapping[str, int]]]) -> None:
         self._pool_stats = pool_stats
 
-    def collect(self) -> Iterable[GaugeMetricFamily]:
+    def collect(self) -> Iterable[Metric]:
         connections = GaugeMetricFamily(
             "firecrest_ssh_connections", "Open SSH connections", labels=["system"]
         )
@@ -95,23 +94,6 @@ class _HealthCollector(Collector):
         yield gauge
 
 
-class _AuditHandler(logging.Handler):
-    def __init__(self, metrics: Metrics) -> None:
-        super().__init__(logging.INFO)
-        self._metrics = metrics
-
-    def emit(self, record: logging.LogRecord) -> None:
-        argv = getattr(record, "argv", None)
-        if not argv:
-            return
-        self._metrics.observe_command(
-            getattr(record, "system", None) or "",
-            str(argv[0]),
-            getattr(record, "exit_status", None),
-            float(getattr(record, "seconds", 0.0) or 0.0),
-        )
-
-
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -154,7 +136,6 @@ class Metrics:
             ["operation"],
             registry=self.registry,
         )
-        self._audit_handler = _AuditHandler(self)
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         labels = (route, method, str(status))
@@ -162,11 +143,14 @@ class Metrics:
         self.request_seconds.labels(*labels).observe(seconds)
 
     def observe_command(
-        self, system: str, program: str, exit_status: int | None, seconds: float
+        self, system: str, argv: Sequence[str], exit_status: int | None, seconds: float
     ) -> None:
+        """Count one finished remote command (a ``cluster.commands.CommandObserver``)."""
+        if not argv:
+            return
         # argv[0] is always chosen by the server's operations, never by the caller, so the
         # label set stays small; the basename keeps `/usr/bin/tar` and `tar` together.
-        program = posixpath.basename(program)
+        program = posixpath.basename(str(argv[0]))
         self.commands.labels(system, program, exit_class(exit_status)).inc()
         self.command_seconds.labels(system, program).observe(seconds)
 
@@ -175,18 +159,6 @@ class Metrics:
 
     def add_health(self, health: Callable[[], Iterable[tuple[str, str, str, bool | None]]]) -> None:
         self.registry.register(_HealthCollector(health))
-
-    def count_audit_log(self) -> None:
-        """Start counting remote commands from the audit log; undone by ``stop_counting``."""
-        audit = logging.getLogger(AUDIT_LOGGER)
-        # Records must be created even when the configured log level hides them, or the
-        # command counters would silently stop at log_level: warning.
-        if audit.level == logging.NOTSET or audit.level > logging.INFO:
-            audit.setLevel(logging.INFO)
-        audit.addHandler(self._audit_handler)
-
-    def stop_counting(self) -> None:
-        logging.getLogger(AUDIT_LOGGER).removeHandler(self._audit_handler)
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from . import FIRECREST_API_VERSION, __version__
 from .logs import RequestContext, current_request
 from .redaction import redact_path
+from .server_timing import CONNECTED_AT, header_value
 
 access_log = logging.getLogger("firecrest_server.access")
 
@@ -45,8 +46,9 @@ def route_template(scope: Scope) -> str:
 
 
 class FirecrestHeadersMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, timing_header: bool = False) -> None:
         self.app = app
+        self.timing_header = timing_header  # Server-Timing on every response (server_timing.py)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -59,6 +61,8 @@ class FirecrestHeadersMiddleware:
         state["request_id"] = request_id
         state["correlation_id"] = correlation_id
         context = RequestContext(request_id, correlation_id)
+        if self.timing_header:
+            context.timings = {}
         reset = current_request.set(context)
         status = 500  # if the app raises before answering, the server error handler sends a 500
         # Body bytes each way, for the access log: what a client's operation costs on the wire.
@@ -90,6 +94,8 @@ class FirecrestHeadersMiddleware:
                 # claim, still only a plain one is written into a header.
                 if context.user and _SAFE_ID.match(context.user):
                     headers.append((b"f7t-authusername", context.user.encode()))
+                if context.timings is not None:
+                    headers.append((b"server-timing", _timings(scope, context.timings, started)))
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -141,3 +147,11 @@ class FirecrestHeadersMiddleware:
                     "scheme": scope.get("scheme"),
                 },
             )
+
+
+def _timings(scope: Scope, timings: dict[str, float], started: float) -> bytes:
+    connected_at = scope.get("extensions", {}).get(CONNECTED_AT)
+    phases = {"conn": started - connected_at} if connected_at is not None else {}
+    phases.update(timings)
+    phases["app"] = time.perf_counter() - started
+    return header_value(phases)

@@ -8,30 +8,25 @@ import logging
 import os
 import secrets
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import httpx
 
 from .auth import TokenValidator
 from .auth.principals import PrincipalPolicy
+from .cluster import ClusterAccess
+from .cluster.slurmrestd import SlurmRestClient
 from .config import KeyServiceCredentials, Settings, SSHConfig, SystemConfig
 from .draining import Drain
-from .filesystem.names import IdNames
 from .health import HealthMonitor
 from .metrics import Metrics
 from .ratelimit import UserLimiter
-from .scheduler.slurmrestd import SlurmRestClient
-from .ssh import CredentialProvider, RemoteRunner, SSHPool, build_credential_provider
+from .ssh import CredentialProvider, SSHPool, build_credential_provider
 from .ssh.service_token import ClientCredentialsToken, WithServiceToken
 from .staging.sealing import KeySealer
 from .staging.tokens import UrlSigner
 from .state.shared import open_shared_state
-
-# Set by the command line for its worker processes when the configuration has no key.
-SIGNING_KEY_ENV = "FIRECREST_SERVER_SIGNING_KEY"
-
-# Probes only need an exit status and a line of stderr.
-_PROBE_OUTPUT_LIMIT = 64 * 1024
+from .worker_env import SIGNING_KEY_ENV  # set by the command line when no key is configured
 
 log = logging.getLogger("firecrest_server.health")
 
@@ -44,15 +39,13 @@ class Runtime:
     principals: PrincipalPolicy
     pools: dict[str, SSHPool]  # by system name; callers only
     probe_pools: dict[str, SSHPool]  # by system name; the health probes only
-    names: dict[str, IdNames]  # by system name
+    cluster: ClusterAccess  # what requests act on the cluster through, over those pools
     limiter: UserLimiter  # per worker, or shared through Redis (state.redis_url)
     health: HealthMonitor
     metrics: Metrics
     signer: UrlSigner
     sealer: KeySealer  # staging URLs' keys in key_service mode, under the same secret
     drain: Drain
-    # By system name, for the systems whose scheduler.connection_mode is rest.
-    slurmrestd: dict[str, SlurmRestClient] = field(default_factory=dict)
 
 
 @contextlib.asynccontextmanager
@@ -87,30 +80,23 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             if probe_users[system.name] is not None
         }
 
-        def probe_runner(system: SystemConfig, user: str) -> RemoteRunner:
-            return RemoteRunner(
-                probe_pools[system.name],
-                user,
-                None,  # probes run outside any request: no caller, no token
-                timeout=system.ssh.command_timeout,
-                max_output=_PROBE_OUTPUT_LIMIT,
-                request_id="health-probe",
-            )
-
+        # By system name, for the systems whose scheduler.connection_mode is rest.
         slurmrestd = {
             system.name: SlurmRestClient(system.scheduler)
             for system in settings.systems
             if system.scheduler.connection_mode == "rest"
         }
+        cluster = ClusterAccess(
+            settings.systems, pools, probe_pools, slurmrestd, observe=metrics.observe_command
+        )
         health = HealthMonitor(
             settings.systems,
-            probe_runner,
+            cluster.probe_runner,
             probe_users=probe_users,
             rest_pings={name: client.ping for name, client in slurmrestd.items()},
         )
         metrics.add_pool_stats(lambda: {name: pool.stats() for name, pool in pools.items()})
         metrics.add_health(health.all_results)
-        metrics.count_audit_log()
         for pool in [*pools.values(), *probe_pools.values()]:
             pool.start()
         health.start()
@@ -121,6 +107,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             # the first token need not wait. A failure is logged, not fatal: the provider may
             # be down at start, and the next token that needs keys tries again.
             await tokens.discovery.metadata()
+        await tokens.prefetch_keys()
         drain.install(asyncio.get_running_loop())
         try:
             yield Runtime(
@@ -130,19 +117,17 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
                 principals=PrincipalPolicy(settings.auth.principals),
                 pools=pools,
                 probe_pools=probe_pools,
-                names={system.name: IdNames() for system in settings.systems},
+                cluster=cluster,
                 limiter=shared.limiter,
                 health=health,
                 metrics=metrics,
                 signer=shared.signer,
                 sealer=shared.sealer,
                 drain=drain,
-                slurmrestd=slurmrestd,
             )
         finally:
             drain.uninstall()
             await health.close()
-            metrics.stop_counting()
             for pool in [*pools.values(), *probe_pools.values()]:
                 await pool.close()
             for client in slurmrestd.values():

@@ -17,7 +17,7 @@ import yaml
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from firecrest_server.app import create_app
-from firecrest_server.test_app_edge import settings
+from tests.server.unit.test_app_edge import settings
 
 from .openapi_diff import differences, operations
 

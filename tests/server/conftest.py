@@ -7,7 +7,6 @@ import functools
 import uuid
 from collections.abc import AsyncIterator, Callable
 
-import firecrest
 import pytest
 
 from firecrest_dev.info import StackInfo
@@ -27,6 +26,10 @@ class Client:
     """One awaitable face for pyfirecrest's sync and async clients, so each test runs on both."""
 
     def __init__(self, flavour: str, url: str, token: Callable[[], str]) -> None:
+        # Imported here, not at the top: this conftest also applies to tests/server/unit/, which
+        # run without pyfirecrest in the lowest-versions job (dev/lowest_deps.py).
+        import firecrest
+
         self.flavour = flavour
         cls = firecrest.v2.Firecrest if flavour == "sync" else firecrest.v2.AsyncFirecrest
         self.raw = cls(firecrest_url=url, authorization=_Token(token))

@@ -12,9 +12,10 @@ import asyncssh
 import pytest
 
 from firecrest_dev.info import StackInfo
+from firecrest_server.cluster import RemoteRunner
 from firecrest_server.config import CertificateAuthorityCredentials, SSHConfig
 from firecrest_server.errors import ApiError
-from firecrest_server.ssh import RemoteRunner, SSHPool
+from firecrest_server.ssh import SSHPool
 from firecrest_server.ssh.credentials import CertificateAuthority
 from firecrest_server.ssh.pool import ChannelsBusy, ConnectionLost
 

@@ -15,14 +15,13 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ..auth import Principal, TokenRejected
+from ..auth.systems import authorized_system
+from ..cluster import Remote
 from ..config import SystemConfig
-from ..errors import Forbidden, NotFound, Unauthorized
+from ..errors import Unauthorized
 from ..logs import current_request
 from ..ratelimit import RateLimited
-from ..remote import Remote
 from ..runtime import Runtime
-from ..ssh import RemoteRunner
-from ..ssh.credentials import CallerProof
 
 # auto_error=False: a missing header must get our 401 body with WWW-Authenticate,
 # not FastAPI's own 403.
@@ -30,7 +29,8 @@ _bearer = HTTPBearer(auto_error=False, description="An access token from the sit
 
 
 async def get_runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
+    runtime: Runtime = request.app.state.runtime
+    return runtime
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
@@ -79,11 +79,7 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 async def get_system(
     system_name: str, runtime: RuntimeDep, principal: PrincipalDep
 ) -> SystemConfig:
-    system = runtime.settings.system(system_name)
-    if system is None:
-        raise NotFound(f"System not found: {system_name}")
-    if system.allowed_users is not None and principal.username not in system.allowed_users:
-        raise Forbidden(f"User {principal.username} may not use system {system.name}")
+    system = authorized_system(runtime.settings, system_name, principal.username)
     context = current_request.get()
     if context is not None:
         context.system = system.name
@@ -104,8 +100,11 @@ async def get_remote(
     path = request.query_params.get("path")
     if path:
         runtime.health.ensure_path(system.name, path)
-    return make_remote(
-        runtime, request, system, principal.username, getattr(request.state, "bearer_token", None)
+    return runtime.cluster.remote(
+        system,
+        principal.username,
+        getattr(request.state, "bearer_token", None),
+        request_id=getattr(request.state, "request_id", None),
     )
 
 
@@ -113,29 +112,6 @@ async def require_scheduler(runtime: RuntimeDep, system: SystemDep) -> None:
     """503 at once while the last probe found the system's scheduler down (compute requests
     and transfer jobs would each wait for Slurm's own connect timeouts, then fail)."""
     runtime.health.ensure_available(system.name, "scheduler")
-
-
-def make_remote(
-    runtime: Runtime,
-    request: Request,
-    system: SystemConfig,
-    username: str,
-    proof: CallerProof,
-) -> Remote:
-    runner = RemoteRunner(
-        runtime.pools[system.name],
-        username,
-        proof,
-        timeout=system.ssh.command_timeout,
-        max_output=system.ssh.max_output_bytes,
-        request_id=getattr(request.state, "request_id", None),
-    )
-    return Remote(
-        system=system,
-        runner=runner,
-        names=runtime.names[system.name],
-        slurmrestd=runtime.slurmrestd.get(system.name),
-    )
 
 
 RemoteDep = Annotated[Remote, Depends(get_remote)]

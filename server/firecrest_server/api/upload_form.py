@@ -12,12 +12,16 @@ import codecs
 import re
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from python_multipart import MultipartParser
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import parse_options_header
 
 from ..errors import BadRequest, PayloadTooLarge
+
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks
 
 # Room for the multipart framing around the file (boundaries, part headers, a few small
 # fields) when the request's total size is checked against the file size limit.
@@ -84,7 +88,7 @@ class _Collector:
     header: _Part = field(default_factory=_Part)
     ended: bool = False
 
-    def callbacks(self) -> dict:
+    def callbacks(self) -> MultipartCallbacks:
         return {
             "on_part_begin": self._begin,
             "on_header_field": self._header_field,

@@ -44,7 +44,7 @@ def discovery_url(issuer: str) -> str:
     return issuer.rstrip("/") + WELL_KNOWN
 
 
-def _url(document: dict, key: str, *, required: bool) -> str | None:
+def _url(document: dict[str, object], key: str, *, required: bool) -> str | None:
     value = document.get(key)
     if value is None and not required:
         return None

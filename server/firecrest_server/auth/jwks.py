@@ -7,15 +7,19 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import httpx
 import jwt
-from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from jwt.algorithms import get_default_algorithms
 
 from firecrest_server.auth.refresh import RefreshGate
 from firecrest_server.config import ConfigError
+
+if TYPE_CHECKING:
+    # pyjwt 2.9 defines AllowedPublicKeys for type checkers only.
+    from jwt.algorithms import AllowedPublicKeys
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +104,16 @@ class JWKSCache:
         self._fetched_at: float | None = None  # last successful fetch
         self._gate = RefreshGate(min_refresh_interval, clock)
 
+    async def prefetch(self) -> None:
+        """Fetch the keys now, at start-up: otherwise the first requests of a burst all wait
+        for one fetch, on a provider that may be as loaded as we are. A failure is logged and
+        the next token that needs keys tries again: outside the refresh gate, so that a
+        provider down at start-up does not hold the first tokens behind the refresh floor."""
+        now = self._clock()
+        keys = await self._fetch()
+        if keys is not None:
+            self._keys, self._fetched_at = keys, now
+
     async def get(self, kid: str, alg: str) -> jwt.PyJWK | None:
         """The key with this id, bound to ``alg``; None when there is no such key."""
         await self._refresh_if_stale(have_key=kid in self._keys.by_kid)
@@ -170,14 +184,14 @@ class JWKSCache:
 
 def load_public_keys(
     pems: Sequence[str], algorithms: Sequence[str]
-) -> dict[str, tuple[PublicKeyTypes, ...]]:
+) -> dict[str, tuple[AllowedPublicKeys, ...]]:
     """Parse the configured PEM public keys, grouped by the allowed algorithms each can verify.
 
     Raises ConfigError for a key that is not a PEM public key (a private key pasted by mistake
     included) or that fits none of the allowed algorithms: such a key would otherwise be
     silently useless.
     """
-    by_alg: dict[str, list[PublicKeyTypes]] = {alg: [] for alg in algorithms}
+    by_alg: dict[str, list[AllowedPublicKeys]] = {alg: [] for alg in algorithms}
     implementations = get_default_algorithms()
     for index, pem in enumerate(pems):
         where = f"auth.public_keys.{index}"

@@ -22,24 +22,29 @@ class RefreshGate:
         self._min_interval = min_interval
         self._clock = clock
         self._attempted_at: float | None = None
-        self._running: asyncio.Future[None] | None = None
+        self._running: asyncio.Task[None] | None = None
 
     @property
     def running(self) -> bool:
         return self._running is not None
 
     async def refresh(self, fetch: Callable[[float], Awaitable[None]]) -> None:
-        """``fetch(now)``, unless one is running (then wait for it) or ran too recently."""
-        if self._running is not None:
-            await asyncio.shield(self._running)
-            return
-        now = self._clock()
-        if self._attempted_at is not None and now - self._attempted_at < self._min_interval:
-            return
-        self._attempted_at = now
-        running = self._running = asyncio.get_running_loop().create_future()
+        """``fetch(now)``, unless one is running (then wait for it) or ran too recently.
+
+        The fetch runs in a task of its own, not in the first caller: were that caller cancelled
+        (its client went away), the fetch would die with it, every waiter would go on without
+        keys, and the floor would then refuse a new fetch for ``min_interval`` seconds.
+        """
+        if self._running is None:
+            now = self._clock()
+            if self._attempted_at is not None and now - self._attempted_at < self._min_interval:
+                return
+            self._attempted_at = now
+            self._running = asyncio.ensure_future(self._run(fetch, now))
+        await asyncio.shield(self._running)
+
+    async def _run(self, fetch: Callable[[float], Awaitable[None]], now: float) -> None:
         try:
             await fetch(now)
         finally:
             self._running = None
-            running.set_result(None)

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import posixpath
 
+from ..cluster import CheckedPath, Remote
 from ..config import DataOperation
 from ..errors import BadRequest
 from ..models.filesystem import Compression
-from ..remote import Remote
 from .direct_transfer import temporary_name
 from .unpacking import unpack_argv, unpack_error
 
@@ -112,8 +112,8 @@ def extract_argv(
 
 async def compress(
     remote: Remote,
-    source: str,
-    target: str,
+    source: CheckedPath,
+    target: CheckedPath,
     *,
     compression: Compression = "gzip",
     dereference: bool = False,
@@ -130,7 +130,7 @@ async def compress(
 
 
 async def extract(
-    remote: Remote, source: str, target: str, compression: Compression = "gzip"
+    remote: Remote, source: CheckedPath, target: CheckedPath, compression: Compression = "gzip"
 ) -> None:
     argv = extract_argv(source, target, remote.system.data_operation, compression)
     result = await remote.run(argv, check=False)

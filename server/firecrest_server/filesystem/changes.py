@@ -14,11 +14,13 @@ from dataclasses import dataclass
 
 import asyncssh
 
+from ..cluster import CheckedPath, Remote
+from ..cluster.failures import file_error
+from ..cluster.sftp import is_dir, lstat_or_none
 from ..config import SystemConfig
 from ..diagnostics import Failure
-from ..errors import BadRequest, file_error
+from ..errors import BadRequest
 from ..models.filesystem import FileEntry
-from ..remote import Remote
 from .listing import describe
 
 # ---------------------------------------------------------------------------------------- rm
@@ -35,7 +37,7 @@ def check_removable(system: SystemConfig, path: str) -> None:
         raise BadRequest(f"{path} is the root of a file system and cannot be removed")
 
 
-async def rm(remote: Remote, path: str) -> None:
+async def rm(remote: Remote, path: CheckedPath) -> None:
     check_removable(remote.system, path)
     # Not idempotent: a retry after the connection dropped mid-way would report "not found".
     await remote.run(rm_argv(path), idempotent=False)
@@ -44,23 +46,12 @@ async def rm(remote: Remote, path: str) -> None:
 # ------------------------------------------------------------------------------------- mkdir
 
 
-def _is_dir(attrs: asyncssh.SFTPAttrs) -> bool:
-    return stat_module.S_ISDIR(attrs.permissions or 0)
-
-
-async def _existing(sftp: asyncssh.SFTPClient, path: str) -> asyncssh.SFTPAttrs | None:
-    try:
-        return await sftp.lstat(path)
-    except asyncssh.SFTPNoSuchFile:
-        return None
-
-
 async def _mkdir(sftp: asyncssh.SFTPClient, path: str) -> None:
     try:
         await sftp.mkdir(path)
     except asyncssh.SFTPFailure:
         # OpenSSH answers EEXIST with a generic failure: look whether something is there.
-        if await _existing(sftp, path) is not None:
+        if await lstat_or_none(sftp, path) is not None:
             raise file_error("mkdir", Failure.EXISTS, path) from None
         raise
 
@@ -70,13 +61,13 @@ async def _existing_directory(
 ) -> None:
     """After mkdir failed with ``failure``: fine if ``path`` is (a link to) a directory, 400 if
     it is anything else, and ``failure`` itself if nothing is there."""
-    if await _existing(sftp, path) is None:
+    if await lstat_or_none(sftp, path) is None:
         raise failure
     try:
         followed = await sftp.stat(path)
     except asyncssh.SFTPNoSuchFile:  # a dangling symbolic link
         followed = None
-    if followed is None or not _is_dir(followed):
+    if followed is None or not is_dir(followed):
         raise file_error("mkdir", Failure.EXISTS, path) from None
 
 
@@ -103,13 +94,13 @@ async def _mkdir_parents(sftp: asyncssh.SFTPClient, path: str) -> None:
         await _existing_directory(sftp, path, exc)  # created meanwhile by someone else: fine
 
 
-async def make_directory(remote: Remote, path: str, parent: bool) -> None:
+async def make_directory(remote: Remote, path: CheckedPath, parent: bool) -> None:
     """``mkdir [-p]``, for a caller that needs no description of the result."""
     create = _mkdir_parents if parent else _mkdir
     await remote.sftp(path, lambda sftp: create(sftp, path), idempotent=parent, action="mkdir")
 
 
-async def mkdir(remote: Remote, path: str, parent: bool) -> FileEntry:
+async def mkdir(remote: Remote, path: CheckedPath, parent: bool) -> FileEntry:
     await make_directory(remote, path, parent)
     return await describe(remote, path)
 
@@ -117,7 +108,7 @@ async def mkdir(remote: Remote, path: str, parent: bool) -> FileEntry:
 # ----------------------------------------------------------------------------------- symlink
 
 
-async def symlink(remote: Remote, target: str, link_path: str) -> FileEntry:
+async def symlink(remote: Remote, target: CheckedPath, link_path: CheckedPath) -> FileEntry:
     """``ln -s target link_path``; the answer describes the link."""
 
     async def create(sftp: asyncssh.SFTPClient) -> None:
@@ -125,7 +116,7 @@ async def symlink(remote: Remote, target: str, link_path: str) -> FileEntry:
             # asyncssh sends OpenSSH's (non-standard) argument order; this is os.symlink's.
             await sftp.symlink(target, link_path)
         except asyncssh.SFTPFailure:
-            if await _existing(sftp, link_path) is not None:
+            if await lstat_or_none(sftp, link_path) is not None:
                 raise file_error("symlink", Failure.EXISTS, link_path) from None
             raise
 
@@ -173,7 +164,7 @@ class Mode:
         return ["chmod", "--", self.text, path]
 
 
-async def chmod(remote: Remote, path: str, mode: Mode) -> FileEntry:
+async def chmod(remote: Remote, path: CheckedPath, mode: Mode) -> FileEntry:
     if mode.octal:
 
         async def apply(sftp: asyncssh.SFTPClient) -> None:
@@ -214,7 +205,9 @@ def chown_argv(spec: str, path: str) -> list[str]:
     return ["chown", spec, "--", path]
 
 
-async def chown(remote: Remote, path: str, owner: str | None, group: str | None) -> FileEntry:
+async def chown(
+    remote: Remote, path: CheckedPath, owner: str | None, group: str | None
+) -> FileEntry:
     spec = owner_spec(owner, group)
     if spec is not None:  # `chown : PATH` changes nothing: neither do we
         await remote.run(chown_argv(spec, path))

@@ -8,17 +8,17 @@ bytes from the start (positive) or from the end (negative), ``-1`` meaning "to t
 from __future__ import annotations
 
 import re
-import stat as stat_module
 from dataclasses import dataclass
 from typing import Literal
 
 import asyncssh
 
+from ..cluster import CheckedPath, CommandResult, Remote
+from ..cluster.failures import command_error, file_error
+from ..cluster.sftp import is_dir
 from ..diagnostics import Failure
-from ..errors import ApiError, BadRequest, command_error, file_error
+from ..errors import ApiError, BadRequest
 from ..models.filesystem import Checksum, FileContent
-from ..remote import Remote
-from ..ssh import CommandResult
 from .special import guarded_argv, refuse_special, refuse_special_exit
 
 # What head and tail print when given neither bytes nor lines.
@@ -77,7 +77,7 @@ async def _read_with(remote: Remote, path: str, argv: list[str]) -> CommandResul
     return result
 
 
-async def head(remote: Remote, path: str, part: Slice) -> FileContent:
+async def head(remote: Remote, path: CheckedPath, part: Slice) -> FileContent:
     result = await _read_with(remote, path, part.head_argv(path))
     start, end = part.head_positions()
     return FileContent(
@@ -88,7 +88,7 @@ async def head(remote: Remote, path: str, part: Slice) -> FileContent:
     )
 
 
-async def tail(remote: Remote, path: str, part: Slice) -> FileContent:
+async def tail(remote: Remote, path: CheckedPath, part: Slice) -> FileContent:
     result = await _read_with(remote, path, part.tail_argv(path))
     start, end = part.tail_positions()
     return FileContent(
@@ -114,7 +114,7 @@ def view_size(size: int | None, offset: int, limit: int) -> int:
     return size
 
 
-async def view(remote: Remote, path: str, size: int, offset: int) -> str:
+async def view(remote: Remote, path: CheckedPath, size: int, offset: int) -> str:
     """``size`` bytes from ``offset``, as text (invalid UTF-8 replaced, as FirecREST v2 does).
 
     The stat before the open is what keeps a FIFO from hanging the user's SFTP channel (and a
@@ -124,14 +124,14 @@ async def view(remote: Remote, path: str, size: int, offset: int) -> str:
     async def read(sftp: asyncssh.SFTPClient) -> bytes:
         attrs = await sftp.stat(path)
         refuse_special(path, attrs.permissions)
-        if stat_module.S_ISDIR(attrs.permissions or 0):
+        if is_dir(attrs):
             raise file_error("view", Failure.IS_A_DIRECTORY, path)
         async with sftp.open(path, "rb") as f:
             try:
                 return await f.read(size, offset)
             except asyncssh.SFTPFailure:
                 # OpenSSH opens a directory but fails the read with a generic failure.
-                if stat_module.S_ISDIR((await f.stat()).permissions or 0):
+                if is_dir(await f.stat()):
                     raise file_error("view", Failure.IS_A_DIRECTORY, path) from None
                 raise
 
@@ -148,7 +148,7 @@ def parse_sha256sum(stdout: str) -> str:
     return digest
 
 
-async def checksum(remote: Remote, path: str) -> Checksum:
+async def checksum(remote: Remote, path: CheckedPath) -> Checksum:
     result = await _read_with(remote, path, ["sha256sum", "--", path])
     return Checksum(algorithm="SHA256", checksum=parse_sha256sum(result.stdout_text))
 
@@ -168,7 +168,7 @@ def parse_file_type(stdout: str) -> str:
 _FILE_OVERFLOW = "Output buffer space exceeded"
 
 
-async def file_type(remote: Remote, path: str) -> str:
+async def file_type(remote: Remote, path: CheckedPath) -> str:
     result = await remote.run(["file", "-b", "--", path], check=False)
     if result.exit_status != 0:
         if _FILE_OVERFLOW in result.stdout_text:

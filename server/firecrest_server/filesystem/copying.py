@@ -7,7 +7,7 @@ programs directly, under the command timeout; a 408 tells a client to fall back 
 
 from __future__ import annotations
 
-from ..remote import Remote
+from ..cluster import CheckedPath, Remote
 
 
 def cp_argv(source: str, target: str, dereference: bool) -> list[str]:
@@ -29,10 +29,12 @@ def mv_argv(source: str, target: str) -> list[str]:
     return ["mv", "--force", "--", source, target]
 
 
-async def copy(remote: Remote, source: str, target: str, dereference: bool = False) -> None:
+async def copy(
+    remote: Remote, source: CheckedPath, target: CheckedPath, dereference: bool = False
+) -> None:
     await remote.run(cp_argv(source, target, dereference))
 
 
-async def move(remote: Remote, source: str, target: str) -> None:
+async def move(remote: Remote, source: CheckedPath, target: CheckedPath) -> None:
     # not idempotent: once moved, a retry would fail on the missing source
     await remote.run(mv_argv(source, target), idempotent=False)

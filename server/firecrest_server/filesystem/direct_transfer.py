@@ -23,12 +23,15 @@ import stat as stat_module
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncssh
 
+from ..cluster import CheckedPath, Remote, sftp_request
+from ..cluster.failures import file_error, sftp_error
+from ..cluster.sftp import is_dir, lstat_or_none
 from ..diagnostics import Failure
-from ..errors import BadRequest, PayloadTooLarge, RequestTimeout, file_error, sftp_error
-from ..remote import Remote, sftp_request
+from ..errors import BadRequest, PayloadTooLarge, RequestTimeout
 from ..ssh.pool import ConnectionLost
 from .ranges import parse_range
 from .special import refuse_special
@@ -69,18 +72,7 @@ def too_large(limit: int) -> PayloadTooLarge:
     )
 
 
-def _is_dir(attrs: asyncssh.SFTPAttrs) -> bool:
-    return stat_module.S_ISDIR(attrs.permissions or 0)
-
-
 # ------------------------------------------------------------------------------------ upload
-
-
-async def _lstat_or_none(sftp: asyncssh.SFTPClient, path: str) -> asyncssh.SFTPAttrs | None:
-    try:
-        return await sftp.lstat(path)
-    except asyncssh.SFTPNoSuchFile:
-        return None
 
 
 async def _copy(
@@ -97,7 +89,7 @@ async def _copy(
     size = 0  # received so far
     handed_on = 0  # of those, given to write requests
     buffer = bytearray()
-    writing: deque[asyncio.Future[None]] = deque()
+    writing: deque[asyncio.Future[int]] = deque()
 
     async def write(piece: bytes) -> None:
         nonlocal handed_on
@@ -128,7 +120,7 @@ async def _copy(
     return size
 
 
-async def _settle(future: asyncio.Future, deadline: float) -> None:
+async def _settle(future: asyncio.Future[Any], deadline: float) -> None:
     """Wait for ``future`` to finish without raising its error (the one that matters is
     already propagating), and mark that error retrieved; cancel it if it is not answered
     within ``deadline`` seconds."""
@@ -146,8 +138,8 @@ async def _replace(sftp: asyncssh.SFTPClient, source: str, target: str) -> None:
     except asyncssh.SFTPFailure:
         # SFTP's generic failure says nothing more; the usual cause is a directory that
         # appeared at the target while the upload ran (checked before it started).
-        current = await _lstat_or_none(sftp, target)
-        if current is not None and _is_dir(current):
+        current = await lstat_or_none(sftp, target)
+        if current is not None and is_dir(current):
             raise file_error("upload", Failure.IS_A_DIRECTORY, target) from None
         raise
     except asyncssh.SFTPOpUnsupported:
@@ -159,7 +151,7 @@ async def _replace(sftp: asyncssh.SFTPClient, source: str, target: str) -> None:
 
 async def upload(
     remote: Remote,
-    directory: str,
+    directory: CheckedPath,
     name: str,
     chunks: AsyncIterable[bytes],
     limit: int,
@@ -170,10 +162,10 @@ async def upload(
     deadline = remote.sftp_deadline
     async with remote.sftp_session() as sftp:
         try:
-            existing = await sftp_request(_lstat_or_none(sftp, target), deadline, target)
+            existing = await sftp_request(lstat_or_none(sftp, target), deadline, target)
         except asyncssh.SFTPError as exc:
             raise sftp_error(exc, target, "upload") from None
-        if existing is not None and _is_dir(existing):
+        if existing is not None and is_dir(existing):
             raise file_error("upload", Failure.IS_A_DIRECTORY, target)
         flags = asyncssh.FXF_WRITE | asyncssh.FXF_CREAT | asyncssh.FXF_EXCL
         try:
@@ -261,7 +253,8 @@ class Download:
         while self._next < end and len(self._reading) < READS_IN_FLIGHT:
             size = min(self.read_size, end - self._next)
             read = asyncio.ensure_future(self._file.read(size, self._next))
-            self._reading.append((self._next, size, read))
+            # asyncssh types read() as an unbound AnyStr; a file opened "rb" reads bytes.
+            self._reading.append((self._next, size, read))  # type: ignore[arg-type]
             self._next += size
 
     async def _settle_reads(self) -> None:
@@ -284,8 +277,8 @@ class Download:
                 except RequestTimeout as exc:
                     self._timed_out = exc
             if self._timed_out is not None:
-                exc = self._timed_out
-                await self._resources.__aexit__(type(exc), exc, exc.__traceback__)
+                timed_out = self._timed_out
+                await self._resources.__aexit__(type(timed_out), timed_out, timed_out.__traceback__)
             else:
                 await self._resources.aclose()
 
@@ -296,7 +289,7 @@ def _request_size(advertised: int) -> int:
 
 
 async def open_download(
-    remote: Remote, path: str, limit: int | None, range_header: str | None = None
+    remote: Remote, path: CheckedPath, limit: int | None, range_header: str | None = None
 ) -> Download:
     """Open ``path`` for reading; 404/403 as usual, 400 for a directory, a FIFO, a socket or
     a device, 413 above ``limit`` (None: no limit), 416 for a range outside the file.
@@ -312,7 +305,7 @@ async def open_download(
         try:
             attrs = await sftp_request(sftp.stat(path), deadline, path)
             refuse_special(path, attrs.permissions)
-            if _is_dir(attrs):
+            if is_dir(attrs):
                 raise file_error("download", Failure.IS_A_DIRECTORY, path)
             size = attrs.size or 0
             if limit is not None and size > limit:

@@ -16,9 +16,10 @@ from collections.abc import Sequence
 
 import asyncssh
 
+from ..cluster import CheckedPath, Remote
+from ..cluster.sftp import is_dir, sftp_text
 from ..errors import PayloadTooLarge
 from ..models.filesystem import FileEntry, StatResult
-from ..remote import Remote
 
 # A recursive listing beyond this many entries is refused rather than built in memory.
 MAX_ENTRIES = 100_000
@@ -83,15 +84,11 @@ def stat_result(attrs: asyncssh.SFTPAttrs) -> StatResult:
     )
 
 
-def _is_dir(attrs: asyncssh.SFTPAttrs) -> bool:
-    return stat_module.S_ISDIR(attrs.permissions or 0)
-
-
 def _is_link(attrs: asyncssh.SFTPAttrs) -> bool:
     return stat_module.S_ISLNK(attrs.permissions or 0)
 
 
-async def stat(remote: Remote, path: str, dereference: bool = False) -> StatResult:
+async def stat(remote: Remote, path: CheckedPath, dereference: bool = False) -> StatResult:
     attrs = await remote.sftp(
         path, lambda sftp: sftp.stat(path) if dereference else sftp.lstat(path), action="stat"
     )
@@ -113,7 +110,7 @@ async def describe(remote: Remote, path: str, name: str | None = None) -> FileEn
 
 async def list_path(
     remote: Remote,
-    path: str,
+    path: CheckedPath,
     *,
     show_hidden: bool = False,
     numeric_uid: bool = False,
@@ -132,7 +129,7 @@ async def list_path(
             raise top
         if _is_link(top) and dereference:
             top = await sftp.stat(path)
-        if not _is_dir(top):
+        if not is_dir(top):
             # `ls -l FILE` (or a symlink, without -L) prints one line named as given.
             target = await sftp.readlink(path) if _is_link(top) else None
             return [(path, top, target)]
@@ -148,9 +145,10 @@ async def list_path(
             names = [
                 n
                 for n in names
-                if n.filename not in (".", "..") and (show_hidden or not n.filename.startswith("."))
+                if sftp_text(n.filename) not in (".", "..")
+                and (show_hidden or not sftp_text(n.filename).startswith("."))
             ]
-            names.sort(key=lambda n: n.filename)
+            names.sort(key=lambda n: sftp_text(n.filename))
             # Only symlinks need another request each (readlink, or stat with -L); resolve
             # those concurrently, everything else is answered by the listing itself.
             links = [i for i, n in enumerate(names) if _is_link(n.attrs)]
@@ -160,7 +158,7 @@ async def list_path(
                     *(
                         _resolve_entry(
                             sftp,
-                            posixpath.join(directory, names[i].filename),
+                            posixpath.join(directory, sftp_text(names[i].filename)),
                             names[i],
                             dereference,
                         )
@@ -171,12 +169,11 @@ async def list_path(
             learn = remote.names.learn
             for i, n in enumerate(names):
                 attrs, target = resolved.get(i, (n.attrs, None))
-                learn(n.attrs.uid, n.attrs.gid, n.longname or "")
-                rows.append((prefix + n.filename, attrs, target))
-                if recursive and _is_dir(attrs):
-                    pending.append(
-                        (posixpath.join(directory, n.filename), f"{prefix}{n.filename}/")
-                    )
+                filename = sftp_text(n.filename)
+                learn(n.attrs.uid, n.attrs.gid, sftp_text(n.longname or ""))
+                rows.append((prefix + filename, attrs, target))
+                if recursive and is_dir(attrs):
+                    pending.append((posixpath.join(directory, filename), f"{prefix}{filename}/"))
             if len(rows) > MAX_ENTRIES:
                 raise PayloadTooLarge(
                     f"Listing of {path} has more than {MAX_ENTRIES} entries; list subdirectories"
@@ -218,7 +215,7 @@ async def _named(
     names = remote.names
     uids = [a.uid for _, a, _ in rows if a.uid is not None]
     gids = [a.gid for _, a, _ in rows if a.gid is not None]
-    await names.resolve(remote, uids, gids)
+    await names.resolve(remote.runner, uids, gids)
     return [
         make_entry(
             name,

@@ -1,5 +1,8 @@
 """Transfer jobs: cp, mv, rm, compress and extract as Slurm batch jobs (FirecREST v2 /transfer).
 
+Each operation here is a recipe: the commands, the job name and the success phrase of one kind
+of transfer job (the staging recipes are in ``staging/s3.py``).
+
 For work too long for a synchronous request. The job script is generated: every command is an
 argv list whose words are quoted one by one (``script_word``: single quotes, or bash's ``$'...'``
 for values with control characters, which sbatch would otherwise refuse), so no user value is
@@ -14,12 +17,15 @@ import shlex
 import uuid
 from collections.abc import Sequence
 
+from ..cluster import CheckedPath, Remote
 from ..config import SystemConfig
 from ..errors import BadRequest
 from ..models.compute import JobDescription
+from ..models.filesystem import Compression
 from ..models.transfer import TransferJob, TransferJobLogs
-from ..remote import Remote
 from ..scheduler import jobs
+from . import archives, copying
+from .changes import rm_argv
 
 
 def script_word(value: str) -> str:
@@ -105,3 +111,64 @@ async def submit(
     )
     job_id = await jobs.submit(remote, job)
     return TransferJob(job_id=job_id, system=system.name, working_directory=directory, logs=logs)
+
+
+# ------------------------------------------------------------------------------------ recipes
+
+
+async def copy(
+    remote: Remote,
+    source: CheckedPath,
+    target: CheckedPath,
+    dereference: bool,
+    account: str | None,
+) -> TransferJob:
+    argv = copying.cp_argv(source, target, dereference)
+    return await submit(remote, "CopyFiles", [argv], "Files were successfully copied.", account)
+
+
+async def move(
+    remote: Remote, source: CheckedPath, target: CheckedPath, account: str | None
+) -> TransferJob:
+    argv = copying.mv_argv(source, target)
+    return await submit(remote, "MoveFiles", [argv], "Files were successfully moved.", account)
+
+
+async def remove(remote: Remote, path: CheckedPath, account: str | None) -> TransferJob:
+    argv = rm_argv(path)
+    return await submit(remote, "DeleteFiles", [argv], "Files were successfully removed.", account)
+
+
+async def compress(
+    remote: Remote,
+    source: CheckedPath,
+    target: CheckedPath,
+    *,
+    compression: Compression,
+    dereference: bool,
+    match_pattern: str | None,
+    account: str | None,
+) -> TransferJob:
+    argv = archives.compress_argv(
+        source,
+        target,
+        compression=compression,
+        dereference=dereference,
+        match_pattern=match_pattern,
+    )
+    return await submit(
+        remote, "CompressFiles", [argv], "Files were successfully compressed.", account
+    )
+
+
+async def extract(
+    remote: Remote,
+    source: CheckedPath,
+    target: CheckedPath,
+    compression: Compression,
+    account: str | None,
+) -> TransferJob:
+    argv = archives.extract_argv(source, target, remote.system.data_operation, compression)
+    return await submit(
+        remote, "ExtractFiles", [argv], "Files were successfully extracted.", account
+    )

@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import stat as stat_module
 from collections.abc import AsyncIterator, Awaitable
 from typing import TypeVar
 
 import asyncssh
 
+from ..cluster import CheckedPath, Remote
+from ..cluster.sftp import is_dir
 from ..errors import BadRequest, RequestTimeout
-from ..remote import Remote
 from . import changes
 from .unpacking import unpack_argv, unpack_error
 
@@ -68,7 +68,7 @@ async def _step(step: Awaitable[T], deadline: float, path: str) -> T:
 async def _require_directory(remote: Remote, path: str, readable: bool = False) -> None:
     async def check(sftp: asyncssh.SFTPClient) -> None:
         attrs = await sftp.stat(path)
-        if not stat_module.S_ISDIR(attrs.permissions or 0):
+        if not is_dir(attrs):
             raise BadRequest(f"{path}: Not a directory")
         if readable:
             # Opening the directory checks read and search permission before any byte of a
@@ -84,14 +84,16 @@ class TreeStreamFailed(Exception):
     broken transfer rather than a silently incomplete archive."""
 
 
-async def _stderr_tail(process: asyncssh.SSHClientProcess, limit: int = 64 * 1024) -> bytes:
+async def _stderr_tail(process: asyncssh.SSHClientProcess[bytes], limit: int = 64 * 1024) -> bytes:
     data = b""
     while chunk := await process.stderr.read(CHUNK):
         data = (data + chunk)[-limit:]
     return data
 
 
-async def download(remote: Remote, path: str, dereference: bool = False) -> AsyncIterator[bytes]:
+async def download(
+    remote: Remote, path: CheckedPath, dereference: bool = False
+) -> AsyncIterator[bytes]:
     """Check ``path`` first (so errors are proper HTTP errors), then stream its tar archive."""
     await _require_directory(remote, path, readable=True)
 
@@ -123,10 +125,11 @@ async def download(remote: Remote, path: str, dereference: bool = False) -> Asyn
 
 
 async def upload(
-    remote: Remote, path: str, body: AsyncIterator[bytes], *, create: bool = False
+    remote: Remote, path: CheckedPath, body: AsyncIterator[bytes], *, create: bool = False
 ) -> None:
     if create:
-        # As ops/mkdir without parents: 409 if anything is there, 404 if the parent is missing.
+        # As ops/mkdir without parents: 400 "File exists" if anything is there, 404 if the
+        # parent is missing.
         await changes.make_directory(remote, path, parent=False)
     else:
         await _require_directory(remote, path)

@@ -32,7 +32,8 @@ from __future__ import annotations
 
 import secrets
 
-from ..errors import ApiError, PayloadTooLarge, command_error
+from ..cluster.failures import command_error
+from ..errors import ApiError, PayloadTooLarge
 from ..models.filesystem import Compression
 from .special import refuse_special_exit
 

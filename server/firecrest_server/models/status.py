@@ -5,11 +5,14 @@ from pydantic import BaseModel
 
 from .base import CamelModel
 
+# The services a system's health probes check.
+ServiceType = Literal["ssh", "scheduler", "filesystem"]
+
 
 class ServiceHealth(CamelModel):
     """One probe's last result; only probes that ran are reported, as in FirecREST v2."""
 
-    service_type: Literal["ssh", "scheduler", "filesystem"]
+    service_type: ServiceType
     last_checked: datetime | None = None
     latency: float | None = None
     healthy: bool
@@ -51,7 +54,7 @@ class ProbingService(CamelModel):
 
 class Probing(CamelModel):
     # Keys are the probed services (ssh, scheduler, filesystem); none when not probed.
-    services: dict[Literal["ssh", "scheduler", "filesystem"], ProbingService] | None = None
+    services: dict[ServiceType, ProbingService] | None = None
     interval_check: int
 
 

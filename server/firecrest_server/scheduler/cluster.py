@@ -3,9 +3,12 @@ scontrol over SSH, or slurmrestd with the caller's token (scheduler.connection_m
 
 from __future__ import annotations
 
+from typing import Any
+
+from ..cluster import Remote
 from ..errors import ServiceUnavailable
 from ..models.compute import Node, Partition, Reservation
-from ..remote import Remote
+from ..ssh.credentials import bearer_token
 from . import slurm_cluster as slurm
 from . import slurmrestd_cluster as restjson
 from .slurm_jobs import TIME_ENV
@@ -16,12 +19,15 @@ async def _output(remote: Remote, argv: list[str]) -> str:
     return result.stdout_text
 
 
-async def _rest(remote: Remote, what: str) -> dict:
+async def _rest(remote: Remote, what: str) -> dict[str, Any]:
     client = remote.slurmrestd
     if client is None:
         raise RuntimeError("the system's scheduler is not in rest mode")
     answer = await client.request(
-        "GET", client.slurm(what), username=remote.username, token=remote.runner.bearer_token
+        "GET",
+        client.slurm(what),
+        username=remote.username,
+        token=bearer_token(remote.runner.bearer_token),
     )
     if answer.errors or answer.status != 200:
         raise ServiceUnavailable(f"The scheduler did not answer: {answer.error_text()}")

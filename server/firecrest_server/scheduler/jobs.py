@@ -15,22 +15,21 @@ import time
 
 import asyncssh
 
+from ..cluster import CommandResult, Remote, checked_path
+from ..cluster.failures import command_error
 from ..errors import (
     BadRequest,
     Conflict,
     Forbidden,
     NotFound,
     ServiceUnavailable,
-    command_error,
 )
-from ..filesystem.paths import checked_path
 from ..models.compute import Job, JobDescription, JobMetadata, JobStatus, JobTime
-from ..remote import Remote
-from ..ssh import CommandResult
 from . import rest_jobs
 from . import slurm_jobs as slurm
 from .refusals import NOT_FOUND as _NOT_FOUND
 from .refusals import cancel_error, submit_error
+from .slurm_states import FINAL_STATES, PENDING
 
 # Relative SFTP paths resolve against the user's home directory.
 MARKER_ROOT = ".firecrest-server/submitted"
@@ -215,9 +214,7 @@ async def _fill_exit_codes(remote: Remote, found: list[Job]) -> None:
     squeue has no exit code; for the few seconds until slurmdbd records a finished job, ask the
     controller, so a client never sees a final state without its exit code.
     """
-    missing = [
-        j for j in found if j.status.state in slurm.TERMINAL_STATES and j.status.exit_code is None
-    ]
+    missing = [j for j in found if j.status.state in FINAL_STATES and j.status.exit_code is None]
     timeout = remote.system.scheduler.command_timeout
 
     async def fill(job: Job) -> None:
@@ -275,9 +272,7 @@ def _unlisted(remote: Remote, job_id: str) -> Job:
     return Job(
         job_id=job_id,
         name="",
-        status=JobStatus(
-            state="PENDING", state_reason="Submitted; not yet listed by the scheduler"
-        ),
+        status=JobStatus(state=PENDING, state_reason="Submitted; not yet listed by the scheduler"),
         tasks=[],
         time=JobTime(),
         allocation_nodes=0,

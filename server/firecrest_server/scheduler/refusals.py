@@ -7,7 +7,8 @@ the same status for the same refusal.
 
 from __future__ import annotations
 
-from ..errors import ApiError, BadRequest, Conflict, Forbidden, NotFound, command_error
+from ..cluster.failures import command_error
+from ..errors import ApiError, BadRequest, Conflict, Forbidden, NotFound
 
 NOT_FOUND = "Job not found"
 _QUOTA = ("QOSMax", "QOSMin", "AssocMax", "AssocMin", "Job violates accounting/QOS policy")

@@ -9,32 +9,53 @@ submit's job marker, metadata and attach.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
+import asyncssh
+
+from ..cluster import Remote
+from ..cluster.slurmrestd import RestAnswer, SlurmRestClient
 from ..errors import BadRequest, Conflict, NotFound, RequestTimeout, ServiceUnavailable
 from ..models.compute import Job, JobDescription
-from ..remote import Remote
+from ..ssh.credentials import bearer_token
 from . import slurm_jobs as slurm
 from . import slurmrestd_jobs as restjson
 from .refusals import NOT_FOUND, cancel_error, submit_error
-from .slurmrestd import RestAnswer
+from .slurm_states import FAILED, FINAL_STATES
 
 # Slurm's own default bound on a batch script (max_script_size).
 MAX_SCRIPT_BYTES = 4 * 1024 * 1024
 
 
-async def _call(remote: Remote, method: str, path: str, **kwargs) -> RestAnswer:
+def _client(remote: Remote) -> SlurmRestClient:
     client = remote.slurmrestd
     if client is None:
         raise RuntimeError("the system's scheduler is not in rest mode")
-    return await client.request(
-        method, path, username=remote.username, token=remote.runner.bearer_token, **kwargs
+    return client
+
+
+async def _call(
+    remote: Remote,
+    method: str,
+    path: str,
+    *,
+    params: dict[str, str] | None = None,
+    json: dict[str, Any] | None = None,
+) -> RestAnswer:
+    return await _client(remote).request(
+        method,
+        path,
+        username=remote.username,
+        token=bearer_token(remote.runner.bearer_token),
+        params=params,
+        json=json,
     )
 
 
 async def _script_from_path(remote: Remote, script_path: str) -> str:
     """The script's text, read as the caller (sbatch reads it as the caller too)."""
 
-    async def read(sftp) -> bytes:
+    async def read(sftp: asyncssh.SFTPClient) -> bytes:
         async with sftp.open(script_path, "rb") as handle:
             return await handle.read(MAX_SCRIPT_BYTES + 1)
 
@@ -69,7 +90,7 @@ async def submit(
     if "\r\n" in script:
         raise BadRequest("Job submission refused: Batch script contains DOS line breaks")
     answer = await _call(
-        remote, "POST", remote.slurmrestd.slurm("job/submit"), json={"script": script, "job": desc}
+        remote, "POST", _client(remote).slurm("job/submit"), json={"script": script, "job": desc}
     )
     if answer.errors or answer.status != 200:
         raise submit_error(answer.error_text())
@@ -86,7 +107,7 @@ async def list_jobs(
 ) -> list[Job]:
     """The controller's and accounting's views, merged as in the SSH mode. Every user's jobs
     come back (v0.0.38 has no user filter): the caller filters as for sacct --jobs."""
-    client = remote.slurmrestd
+    client = _client(remote)
     params: dict[str, str] = {}
     if job_ids:
         params["step"] = ",".join(dict.fromkeys(i.split("_")[0] for i in job_ids))
@@ -138,7 +159,7 @@ async def _exact_exit_codes(remote: Remote, merged: list[Job], live: dict[str, J
         if known is not None and known.status.exit_code is not None:
             job.status.exit_code = known.status.exit_code
             job.status.interrupt_signal = known.status.interrupt_signal
-        elif job.status.state == "FAILED" and not job.status.exit_code:
+        elif job.status.state == FAILED and not job.status.exit_code:
             doubtful.append(job)
     if not doubtful:
         return
@@ -160,18 +181,14 @@ async def _exact_exit_codes(remote: Remote, merged: list[Job], live: dict[str, J
 
 
 async def cancel(remote: Remote, job_id: str) -> None:
-    client = remote.slurmrestd
+    client = _client(remote)
     shown = await _call(remote, "GET", client.slurm(f"job/{job_id}"))
     jobs = restjson.jobs_from_controller(shown.body, cluster=remote.system.name)
     if "Invalid job id" in shown.error_text() or (not shown.errors and job_id not in jobs):
         raise NotFound(f"{NOT_FOUND}: {job_id}")
     job = jobs.get(job_id)
     # scancel refuses a job that has ended; slurmrestd's DELETE answers it with success.
-    if (
-        job is not None
-        and job.user == remote.username
-        and job.status.state in slurm.TERMINAL_STATES
-    ):
+    if job is not None and job.user == remote.username and job.status.state in FINAL_STATES:
         raise Conflict(f"Job {job_id} has already ended: nothing to cancel")
     answer = await _call(remote, "DELETE", client.slurm(f"job/{job_id}"))
     if answer.errors or answer.status != 200:

@@ -83,7 +83,7 @@ def parse_nodes(stdout: str) -> list[Node]:
 
 def parse_key_values(line: str) -> dict[str, str]:
     """``Key=Value Key=Value`` from ``scontrol --oneliner``; values may not contain spaces here."""
-    return dict(m.groups() for m in re.finditer(r"(\S+?)=(\S*)", line))
+    return {m[1]: m[2] for m in re.finditer(r"(\S+?)=(\S*)", line)}
 
 
 def parse_partitions(stdout: str, show_hidden: bool = False) -> list[Partition]:
@@ -136,7 +136,8 @@ def parse_reservations(stdout: str, now: float | None = None) -> list[Reservatio
     return reservations
 
 
-def parse_ping(stdout: str) -> bool:
-    """True when every controller that ``scontrol ping`` lists is UP."""
-    states = re.findall(r"Slurmctld\(\S+\) at \S+ is (\S+)", stdout)
-    return bool(states) and all(s == "UP" for s in states)
+def ping_healthy(exit_status: int, output: str) -> bool:
+    """Whether ``scontrol ping`` (its exit status, stdout and stderr) says the controllers
+    answer: it exited 0 and named none DOWN. Output it does not recognise is not an outage:
+    a false "down" would turn every user's compute request away with a 503."""
+    return exit_status == 0 and "DOWN" not in output

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 from ..errors import BadRequest
 from ..models.compute import Job, JobDescription, JobStatus, JobTask, JobTime
+from .slurm_states import FINAL_STATES, normalised_state
 
 SEP = "\x1f"
 TIME_ENV = {"SLURM_TIME_FORMAT": "%s"}
@@ -56,22 +57,6 @@ ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # below ARG_MAX, and the request line below the HTTP server's header limit.
 MAX_LISTED_JOB_IDS = 1000
 TIME_WINDOWS = {"1h": "1hours", "8h": "8hours", "24h": "24hours", "3d": "3days", "7d": "7days"}
-
-TERMINAL_STATES = frozenset(
-    {
-        "BOOT_FAIL",
-        "CANCELLED",
-        "COMPLETED",
-        "DEADLINE",
-        "FAILED",
-        "NODE_FAIL",
-        "OUT_OF_MEMORY",
-        "PREEMPTED",
-        "TIMEOUT",
-        "REVOKED",
-        "SPECIAL_EXIT",
-    }
-)
 
 
 def checked_job_id(job_id: str) -> str:
@@ -228,16 +213,6 @@ def _duration(value: str) -> int | None:
     return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
 
 
-def _state(raw: str) -> tuple[str, str | None]:
-    """Slurm's state, normalised; ``CANCELLED by 1001`` keeps its suffix as the reason."""
-    state, _, rest = raw.strip().partition(" ")
-    # pyfirecrest's wait_for_job treats any state containing "F" as finished: a job that is
-    # still CONFIGURING (nodes booting) is reported as RUNNING so it is not mistaken for done.
-    if state == "CONFIGURING":
-        return "RUNNING", "Configuring"
-    return state or "UNKNOWN", rest or None
-
-
 def exit_code(value: str) -> tuple[int | None, int | None]:
     code, _, signal = value.partition(":")
     return _int(code), _int(signal)
@@ -256,7 +231,7 @@ def parse_rows(stdout: str) -> list[list[str]]:
 
 
 def _status(fields: list[str]) -> JobStatus:
-    state, by = _state(fields[10])
+    state, by = normalised_state(fields[10])
     reason = fields[11] if fields[11] not in ("", "None") else by
     code, signal = exit_code(fields[3])
     return JobStatus(state=state, state_reason=reason, exit_code=code, interrupt_signal=signal)
@@ -343,7 +318,7 @@ def merge(accounted: dict[str, Job], live: dict[str, Job]) -> list[Job]:
         known = merged.get(job_id)
         if known is None:
             merged[job_id] = job
-        elif known.status.state not in TERMINAL_STATES:
+        elif known.status.state not in FINAL_STATES:
             merged[job_id] = job.model_copy(update={"tasks": known.tasks or job.tasks})
         else:
             # Slurm 22.05's accounting record of a job that has just ended says "allocation"

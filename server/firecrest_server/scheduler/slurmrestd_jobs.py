@@ -13,7 +13,8 @@ from typing import Any
 
 from ..errors import BadRequest
 from ..models.compute import Job, JobDescription, JobStatus, JobTask, JobTime
-from .slurm_jobs import _plain, _state
+from .slurm_jobs import _plain
+from .slurm_states import PENDING, STARTED_STATES, normalised_state
 
 # A job submitted over slurmrestd gets no login environment (sbatch's --export=ALL has none to
 # export): a PATH so that its script finds the usual programs, unless the request sets one.
@@ -117,13 +118,13 @@ def jobs_from_controller(
     for raw in body.get("jobs") or []:
         if not isinstance(raw, dict) or _number(raw.get("job_id")) is None:
             continue
-        state, by = _state(str(raw.get("job_state") or ""))
+        state, by = normalised_state(str(raw.get("job_state") or ""))
         start, end = _epoch(raw.get("start_time")), _epoch(raw.get("end_time"))
         suspended = _number(raw.get("suspend_time")) or 0
         # squeue's "time used": running jobs until now, ended jobs until their end.
-        if start is None or state == "PENDING":
+        if start is None or state == PENDING:
             elapsed = 0
-        elif state in ("RUNNING", "SUSPENDED", "COMPLETING") or end is None:
+        elif state in STARTED_STATES or end is None:
             elapsed = max(0, int(now) - start)
         else:
             elapsed = max(0, end - start)
@@ -161,7 +162,8 @@ def jobs_from_controller(
 
 
 def _accounted_time(raw: dict[str, Any]) -> JobTime:
-    times = raw.get("time") if isinstance(raw.get("time"), dict) else {}
+    time = raw.get("time")
+    times: dict[str, Any] = time if isinstance(time, dict) else {}
     return JobTime(
         elapsed=_number(times.get("elapsed")),
         start=_epoch(times.get("start")),
@@ -173,9 +175,9 @@ def _accounted_time(raw: dict[str, Any]) -> JobTime:
 
 def _accounted_state(raw: Any) -> tuple[str, str | None]:
     if isinstance(raw, dict):
-        state, by = _state(str(raw.get("current") or ""))
+        state, by = normalised_state(str(raw.get("current") or ""))
         return state, _reason(raw.get("reason"), by)
-    return _state(str(raw or ""))
+    return normalised_state(str(raw or ""))
 
 
 def jobs_from_accounting(body: dict[str, Any], *, cluster: str) -> dict[str, Job]:
@@ -191,7 +193,8 @@ def jobs_from_accounting(body: dict[str, Any], *, cluster: str) -> dict[str, Job
         for step in raw.get("steps") or []:
             if not isinstance(step, dict):
                 continue
-            names = step.get("step") if isinstance(step.get("step"), dict) else {}
+            step_names = step.get("step")
+            names: dict[str, Any] = step_names if isinstance(step_names, dict) else {}
             step_state, step_reason = _accounted_state(step.get("state"))
             step_code, step_signal = _accounted_exit(step.get("exit_code"))
             step_time = _accounted_time(step).model_copy(update={"limit": None})

@@ -1,13 +1,13 @@
-"""SSH to the cluster: credentials per user, a pool of multiplexed connections, remote commands."""
+"""SSH to the cluster: credentials per user, a pool of multiplexed connections.
 
-from .commands import CommandResult, RemoteRunner
+Commands and SFTP over those connections, as a caller, are the ``cluster`` package's.
+"""
+
 from .credentials import CredentialProvider, build_credential_provider
 from .pool import SSHPool
 
 __all__ = [
-    "CommandResult",
     "CredentialProvider",
-    "RemoteRunner",
     "SSHPool",
     "build_credential_provider",
 ]

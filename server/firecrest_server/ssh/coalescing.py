@@ -113,6 +113,7 @@ class _Adapter(asyncio.Protocol):
         self._loop = loop
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # asyncio types the argument BaseTransport; a stream connection's is always a Transport.
         self.inner.connection_made(GatheringTransport(transport, self._loop))  # type: ignore[arg-type]
 
     def data_received(self, data: bytes) -> None:

@@ -44,6 +44,12 @@ class IssuedKey:
 CallerProof = str | IssuedKey | None
 
 
+def bearer_token(proof: CallerProof) -> str | None:
+    """The caller's bearer token, if that is what the request brought (a staging URL's request
+    brings an issued key instead, which neither the key service nor slurmrestd takes)."""
+    return proof if isinstance(proof, str) else None
+
+
 class CredentialError(ApiError):
     status_code = 500
 

@@ -36,6 +36,7 @@ import asyncssh
 
 from ..config import SSHConfig
 from ..errors import ApiError, RequestTimeout, ServiceUnavailable, TooManyRequests
+from ..server_timing import timed
 from .coalescing import CoalescingTCP
 from .credentials import CallerProof, CredentialProvider
 
@@ -153,7 +154,7 @@ class SSHPool:
         self._config = config
         self._credentials = credentials
         self._users: dict[str, _UserConnections] = {}
-        self._reaper: asyncio.Task | None = None
+        self._reaper: asyncio.Task[None] | None = None
         self._closing = False
         # Woken when a connection goes idle or closes: an opener at max_connections waits here.
         self._capacity = asyncio.Condition()
@@ -279,7 +280,8 @@ class SSHPool:
         self, username: str, token: CallerProof = None
     ) -> AsyncIterator[Connection]:
         """Borrow one channel slot on one of ``username``'s connections."""
-        entry = await self._acquire(username, token)
+        with timed("ssh"):
+            entry = await self._acquire(username, token)
         try:
             yield entry
         finally:

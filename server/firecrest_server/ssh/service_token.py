@@ -16,7 +16,7 @@ import httpx
 
 from ..config import ServiceAccountToken
 from ..errors import ServiceUnavailable
-from .credentials import ClientKey, CredentialError, CredentialProvider
+from .credentials import CallerProof, ClientKey, CredentialError, CredentialProvider
 
 # Fetched again this long before the provider says it expires: a probe connection opened with
 # a token about to expire may reach the key service after it has.
@@ -82,5 +82,6 @@ class WithServiceToken:
         self._inner = inner
         self._token = token
 
-    async def client_key(self, username: str, token: str | None) -> ClientKey:
+    async def client_key(self, username: str, proof: CallerProof) -> ClientKey:
+        # Whatever the caller brought is set aside: the probe logs in as the service account.
         return await self._inner.client_key(username, await self._token.get())

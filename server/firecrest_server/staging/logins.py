@@ -14,8 +14,14 @@ from dataclasses import dataclass
 
 import asyncssh
 
-from ..remote import Remote
-from ..ssh.credentials import CredentialError, CredentialProvider, IssuedKey, KeyService
+from ..cluster import Remote
+from ..ssh.credentials import (
+    CredentialError,
+    CredentialProvider,
+    IssuedKey,
+    KeyService,
+    bearer_token,
+)
 from .sealing import KeySealer
 
 # A key that lasts less than this is no use for a transfer: the key service is misconfigured.
@@ -41,7 +47,9 @@ async def staging_login(
     if not isinstance(provider, KeyService):
         return StagingLogin(None, ttl)
     asked = min(ttl, provider.staging_key_duration)
-    key, cert = await provider.issue(remote.username, remote.runner.bearer_token, asked)
+    key, cert = await provider.issue(
+        remote.username, bearer_token(remote.runner.bearer_token), asked
+    )
     # The service may grant less than asked (the dev service caps at 10 minutes).
     lasts = min(asked, _valid_before(cert) - time.time())
     if lasts < MIN_KEY_SECONDS:

@@ -13,19 +13,22 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import posixpath
-import stat as stat_module
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
 
 import asyncssh
 from defusedxml import ElementTree
 
-from ..errors import ApiError, BadRequest, PayloadTooLarge, RequestTimeout, sftp_error
+from ..cluster import CheckedPath, Remote, sftp_request
+from ..cluster.failures import sftp_error
+from ..cluster.sftp import is_dir, sftp_text
+from ..errors import ApiError, BadRequest, PayloadTooLarge, RequestTimeout
 from ..filesystem import transfer_jobs
 from ..filesystem.special import refuse_special
-from ..models.transfer import TransferJob
-from ..remote import Remote, sftp_request
-from .logins import StagingLogin
+from ..models.transfer import S3TransferDirectives, TransferJob
+from .logins import StagingLogin, staging_login
+from .sealing import KeySealer
 from .tokens import StagingGrant, UrlSigner
 
 STAGING_DIR = ".firecrest-staging"
@@ -48,6 +51,16 @@ _WAIT_AND_MOVE = (
 
 class NoSuchUpload(ApiError):
     status_code = 404
+
+
+@dataclass(frozen=True)
+class Staging:
+    """What making a staging URL takes besides the caller: the signer, the sealer of keys
+    (key_service mode), and the URL the server is reached at."""
+
+    signer: UrlSigner
+    sealer: KeySealer
+    base_url: str
 
 
 def part_range(grant: StagingGrant, number: int) -> tuple[int, int]:
@@ -81,14 +94,14 @@ def _wait_argv(staging: str, target: str, timeout: float) -> list[str]:
 
 async def create_upload(
     remote: Remote,
-    target: str,
+    target: CheckedPath,
     size: int,
     signer: UrlSigner,
     base_url: str,
     account: str | None,
     login: StagingLogin,
     uid: int | None = None,
-) -> tuple[TransferJob, dict]:
+) -> tuple[TransferJob, S3TransferDirectives]:
     system = remote.system
     part_size = system.data_operation.staging_part_size
     parts = upload_parts(size, part_size)
@@ -125,12 +138,11 @@ async def create_upload(
         account,
     )
     base = f"{base_url.rstrip('/')}/staging/{token}"
-    directives = {
-        "transferMethod": "s3",
-        "partsUploadUrls": [f"{base}/parts/{n}" for n in range(1, grant.parts + 1)],
-        "completeUploadUrl": f"{base}/complete",
-        "maxPartSize": part_size,
-    }
+    directives = S3TransferDirectives(
+        parts_upload_urls=[f"{base}/parts/{n}" for n in range(1, grant.parts + 1)],
+        complete_upload_url=f"{base}/complete",
+        max_part_size=part_size,
+    )
     return job, directives
 
 
@@ -221,7 +233,7 @@ async def complete_upload(remote: Remote, grant: StagingGrant, body: bytes) -> N
 
     async def finish(sftp: asyncssh.SFTPClient) -> None:
         try:
-            names = {n.filename for n in await sftp.readdir(grant.path)}
+            names = {sftp_text(n.filename) for n in await sftp.readdir(grant.path)}
         except asyncssh.SFTPNoSuchFile:
             raise NoSuchUpload("The upload does not exist (expired or completed)") from None
         expected = set(range(1, grant.parts + 1))
@@ -242,18 +254,18 @@ async def complete_upload(remote: Remote, grant: StagingGrant, body: bytes) -> N
 
 async def create_download(
     remote: Remote,
-    source: str,
+    source: CheckedPath,
     signer: UrlSigner,
     base_url: str,
     account: str | None,
     login: StagingLogin,
     uid: int | None = None,
-) -> tuple[TransferJob, dict]:
+) -> tuple[TransferJob, S3TransferDirectives]:
     system = remote.system
     attrs = await remote.sftp(source, lambda sftp: sftp.stat(source))
     # The job's `head --bytes=0` would block on a FIFO; the staged download would then hang.
     refuse_special(source, attrs.permissions)
-    if stat_module.S_ISDIR(attrs.permissions or 0):
+    if is_dir(attrs):
         raise BadRequest(f"{source}: Is a directory")
     job = await transfer_jobs.submit(
         remote,
@@ -273,4 +285,36 @@ async def create_download(
     )
     token = signer.sign(grant, login.ttl)
     url = f"{base_url.rstrip('/')}/staging/{token}/object"
-    return job, {"transferMethod": "s3", "downloadUrl": url}
+    return job, S3TransferDirectives(download_url=url)
+
+
+async def start_upload(
+    remote: Remote,
+    target: CheckedPath,
+    size: int,
+    staging: Staging,
+    account: str | None,
+    uid: int | None = None,
+) -> tuple[TransferJob, S3TransferDirectives]:
+    """A large upload to ``target``: the staging URLs for its parts, and the job that moves
+    the assembled file into place."""
+    upload_parts(size, remote.system.data_operation.staging_part_size)
+    # Before anything is created on the cluster: a key service that refuses leaves nothing.
+    login = await staging_login(remote, remote.credentials, staging.sealer)
+    return await create_upload(
+        remote, target, size, staging.signer, staging.base_url, account, login, uid=uid
+    )
+
+
+async def start_download(
+    remote: Remote,
+    source: CheckedPath,
+    staging: Staging,
+    account: str | None,
+    uid: int | None = None,
+) -> tuple[TransferJob, S3TransferDirectives]:
+    """A large download of ``source``: the job that checks it, and the URL to fetch it from."""
+    login = await staging_login(remote, remote.credentials, staging.sealer)
+    return await create_download(
+        remote, source, staging.signer, staging.base_url, account, login, uid=uid
+    )

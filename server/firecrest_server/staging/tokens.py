@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -34,7 +35,7 @@ class StagingGrant:
 
 
 class UrlSigner:
-    def __init__(self, key: str | bytes, clock=time.time) -> None:
+    def __init__(self, key: str | bytes, clock: Callable[[], float] = time.time) -> None:
         self.replace_key(key)
         self._clock = clock
 

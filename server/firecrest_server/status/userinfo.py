@@ -10,10 +10,9 @@ from __future__ import annotations
 import asyncio
 import re
 
+from ..cluster import CommandResult, Remote
 from ..errors import ApiError
 from ..models.status import Account, PosixIdentity, UserInfoResponse
-from ..remote import Remote
-from ..ssh import CommandResult
 
 # `id` translates its "uid=" labels in some locales: ask for the POSIX ones.
 ID_ARGV = ("id",)

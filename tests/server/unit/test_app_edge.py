@@ -269,3 +269,52 @@ async def test_liveness_is_503_while_draining_and_the_rest_still_serves(client, 
     assert "shutting down" in draining.json()["message"]
     # Requests the balancer still sends before it notices are served as usual.
     assert (await client.get("/status/systems", headers=bearer(token("bob")))).status_code == 200
+
+
+async def test_routes_are_built_before_the_first_request(signing_key, monkeypatch) -> None:
+    """FastAPI builds a route's request handling lazily; the lifespan has it done, so a fresh
+    worker's first requests do not wait for it (server_timing and benchmarks/cold_burst.py)."""
+    import fastapi.routing
+
+    if not hasattr(fastapi.routing, "_populate_api_route_state"):
+        # FastAPI before the lazy build (0.115-0.13x, inside our floor) builds routes when
+        # they are declared: there is nothing left for the first request to wait for.
+        pytest.skip("this FastAPI builds its routes eagerly")
+    built = 0
+    populate = fastapi.routing._populate_api_route_state
+
+    def counting(*args, **kwargs):
+        nonlocal built
+        built += 1
+        return populate(*args, **kwargs)
+
+    app = create_app(settings(signing_key))
+    monkeypatch.setattr(fastapi.routing, "_populate_api_route_state", counting)
+    async with app.router.lifespan_context(app):
+        assert built > 0  # FastAPI still builds lazily: else this test checks nothing
+        built = 0
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            assert (await http.get("/status/liveness")).status_code == 200
+            assert built == 0
+            # The preparation itself was neither logged nor counted as a request.
+            assert 'route="<unmatched>"' not in (await http.get("/metrics")).text
+
+
+async def test_server_timing_header_only_when_configured(signing_key, token) -> None:
+    alice = bearer(token("alice"))
+    for enabled in (False, True):
+        app = create_app(settings(signing_key, timing_header=enabled))
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+                answer = await http.get("/status/systems", headers=alice)
+        assert answer.status_code == 200
+        if not enabled:
+            assert "server-timing" not in answer.headers
+            continue
+        phases = dict(
+            item.strip().split(";dur=") for item in answer.headers["server-timing"].split(",")
+        )
+        assert {"auth", "app"} <= set(phases)
+        assert 0 <= float(phases["auth"]) <= float(phases["app"])

@@ -38,6 +38,8 @@ def test_idle_connections_outlive_client_keep_alive(tmp_path: Path, monkeypatch)
     assert seen["http"] == "firecrest_server.edge_protocol:EdgeProtocol"
     assert seen["timeout_graceful_shutdown"] == 30
     assert seen["proxy_headers"] is False
+    # Far above uvicorn's 5 s: workers starting on a loaded machine were killed in a loop.
+    assert seen["timeout_worker_healthcheck"] == 60
     # server.event_loop chooses; uvloop with batched accepting by default (event_loop.py).
     assert seen["loop"] == "firecrest_server.event_loop:new_event_loop"
     config["server"] = {"event_loop": "asyncio"}
@@ -102,3 +104,19 @@ def test_check_refuses_trusted_proxies_without_public_url(tmp_path: Path, capsys
     path.write_text(json.dumps(config))
     assert cli.main(["--config", str(path), "--check"]) == 0
     assert "warning: server.public_url is not set" in capsys.readouterr().err
+
+
+def test_the_command_line_module_imports_nothing_of_the_server() -> None:
+    """Each spawned worker imports cli.py again before it can answer its supervisor's health
+    pings: the app (over a second of CPU) must not come with it (cli.py explains)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, firecrest_server.cli; "
+        "print(sorted(m for m in sys.modules if m.startswith('firecrest_server.')))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert loaded.strip() == "['firecrest_server.cli', 'firecrest_server.worker_env']"

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 import pytest
 
+from firecrest_server.cluster import CommandResult
 from firecrest_server.config import SystemConfig
 from firecrest_server.errors import ApiError, ServiceUnavailable
 from firecrest_server.health import HealthMonitor
-from firecrest_server.ssh import CommandResult
 from firecrest_server.ssh.pool import ConnectionLost
 
 

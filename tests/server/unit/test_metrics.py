@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-import logging
 import os
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from firecrest_server.metrics import AUDIT_LOGGER, Metrics, exit_class
+from firecrest_server.metrics import Metrics, exit_class
 
 
 def samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -34,41 +33,19 @@ def test_requests_are_counted_by_route_template() -> None:
     assert values[("firecrest_http_request_duration_seconds_count", labels)] == 2
 
 
-def test_commands_are_counted_from_the_audit_log() -> None:
+def test_commands_are_counted_as_the_runner_reports_them() -> None:
     metrics = Metrics()
-    metrics.count_audit_log()
-    audit = logging.getLogger(AUDIT_LOGGER)
-    try:
-        for argv, status in ((["id"], 0), (["/usr/bin/tar", "-x"], 2), (["true"], None)):
-            audit.info(
-                "remote command",
-                extra={"system": "c", "argv": argv, "exit_status": status, "seconds": 0.003},
-            )
-    finally:
-        metrics.stop_counting()
-    audit.info("remote command", extra={"system": "c", "argv": ["id"], "exit_status": 0})
+    for argv, status in ((["id"], 0), (["/usr/bin/tar", "-x"], 2), (["true"], None)):
+        metrics.observe_command("c", argv, status, 0.003)
+    metrics.observe_command("c", [], 0, 0.001)  # nothing to name it by: not counted
     values = samples(metrics)
     key = "firecrest_remote_commands_total"
     assert values[(key, (("program", "id"), ("result", "ok"), ("system", "c")))] == 1
     assert values[(key, (("program", "tar"), ("result", "failed"), ("system", "c")))] == 1
     assert values[(key, (("program", "true"), ("result", "error"), ("system", "c")))] == 1
+    assert sum(v for (name, _), v in values.items() if name == key) == 3
     count = "firecrest_remote_command_duration_seconds_count"
     assert values[(count, (("program", "id"), ("system", "c")))] == 1
-
-
-def test_commands_are_counted_even_when_info_logs_are_hidden() -> None:
-    audit = logging.getLogger(AUDIT_LOGGER)
-    previous = audit.level
-    audit.setLevel(logging.WARNING)
-    metrics = Metrics()
-    metrics.count_audit_log()
-    try:
-        audit.info("remote command", extra={"system": "c", "argv": ["ls"], "exit_status": 0})
-    finally:
-        metrics.stop_counting()
-        audit.setLevel(previous)
-    labels = (("program", "ls"), ("result", "ok"), ("system", "c"))
-    assert samples(metrics)[("firecrest_remote_commands_total", labels)] == 1
 
 
 def test_pool_and_health_gauges_are_read_at_scrape_time() -> None:

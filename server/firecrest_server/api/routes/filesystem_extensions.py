@@ -11,8 +11,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from ...cluster import checked_path
 from ...filesystem import copying, trees
-from ...filesystem.paths import checked_path
 from ...models.extensions import CopyRequest, MoveRequest
 from ..deps import RemoteDep
 

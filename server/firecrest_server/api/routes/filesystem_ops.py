@@ -12,9 +12,9 @@ from fastapi import APIRouter, Header, Query, Request, Response, status
 from starlette.requests import ClientDisconnect
 from starlette.responses import StreamingResponse
 
+from ...cluster import checked_path
 from ...errors import BadRequest
 from ...filesystem import archives, changes, content, direct_transfer, listing
-from ...filesystem.paths import checked_path
 from ...models.filesystem import (
     ChecksumResponse,
     ChmodRequest,

@@ -6,10 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from ...cluster import checked_path
 from ...errors import BadRequest
-from ...filesystem import archives, copying, transfer_jobs
-from ...filesystem.changes import rm_argv
-from ...filesystem.paths import checked_path
+from ...filesystem import transfer_jobs
 from ...models.transfer import (
     StagedTransferResponse,
     TransferCompressRequest,
@@ -20,9 +19,8 @@ from ...models.transfer import (
     TransferMoveRequest,
     TransferUploadRequest,
 )
-from ...remote import Remote
+from ...runtime import Runtime
 from ...staging import s3
-from ...staging.logins import StagingLogin, staging_login
 from ..deps import PrincipalDep, RemoteDep, RuntimeDep, require_scheduler
 
 # Every transfer endpoint submits a job: none can work while the scheduler is down.
@@ -37,13 +35,7 @@ router = APIRouter(
 async def cp(remote: RemoteDep, body: TransferCopyRequest) -> TransferJobResponse:
     source = checked_path(remote.system, body.source_path, "sourcePath")
     target = checked_path(remote.system, body.target_path, "targetPath")
-    job = await transfer_jobs.submit(
-        remote,
-        "CopyFiles",
-        [copying.cp_argv(source, target, body.dereference)],
-        "Files were successfully copied.",
-        body.account,
-    )
+    job = await transfer_jobs.copy(remote, source, target, body.dereference, body.account)
     return TransferJobResponse(transfer_job=job)
 
 
@@ -51,13 +43,7 @@ async def cp(remote: RemoteDep, body: TransferCopyRequest) -> TransferJobRespons
 async def mv(remote: RemoteDep, body: TransferMoveRequest) -> TransferJobResponse:
     source = checked_path(remote.system, body.source_path, "sourcePath")
     target = checked_path(remote.system, body.target_path, "targetPath")
-    job = await transfer_jobs.submit(
-        remote,
-        "MoveFiles",
-        [copying.mv_argv(source, target)],
-        "Files were successfully moved.",
-        body.account,
-    )
+    job = await transfer_jobs.move(remote, source, target, body.account)
     return TransferJobResponse(transfer_job=job)
 
 
@@ -67,10 +53,7 @@ async def rm(
     path: Annotated[str, Query()],
     account: Annotated[str | None, Query()] = None,
 ) -> TransferJobResponse:
-    target = checked_path(remote.system, path)
-    job = await transfer_jobs.submit(
-        remote, "DeleteFiles", [rm_argv(target)], "Files were successfully removed.", account
-    )
+    job = await transfer_jobs.remove(remote, checked_path(remote.system, path), account)
     return TransferJobResponse(transfer_job=job)
 
 
@@ -78,15 +61,14 @@ async def rm(
 async def compress(remote: RemoteDep, body: TransferCompressRequest) -> TransferJobResponse:
     source = checked_path(remote.system, body.path, "sourcePath")
     target = checked_path(remote.system, body.target_path, "targetPath")
-    argv = archives.compress_argv(
+    job = await transfer_jobs.compress(
+        remote,
         source,
         target,
         compression=body.compression,
         dereference=body.dereference,
         match_pattern=body.match_pattern,
-    )
-    job = await transfer_jobs.submit(
-        remote, "CompressFiles", [argv], "Files were successfully compressed.", body.account
+        account=body.account,
     )
     return TransferJobResponse(transfer_job=job)
 
@@ -95,23 +77,14 @@ async def compress(remote: RemoteDep, body: TransferCompressRequest) -> Transfer
 async def extract(remote: RemoteDep, body: TransferExtractRequest) -> TransferJobResponse:
     source = checked_path(remote.system, body.path, "sourcePath")
     target = checked_path(remote.system, body.target_path, "targetPath")
-    argv = archives.extract_argv(source, target, remote.system.data_operation, body.compression)
-    job = await transfer_jobs.submit(
-        remote, "ExtractFiles", [argv], "Files were successfully extracted.", body.account
-    )
+    job = await transfer_jobs.extract(remote, source, target, body.compression, body.account)
     return TransferJobResponse(transfer_job=job)
 
 
-def _public_url(runtime, request: Request) -> str:
+def _public_url(runtime: Runtime, request: Request) -> str:
     # Without public_url: the URL this request came in on (its Host header, the connection's
     # scheme; forwarded headers only from trusted proxies, which require public_url).
     return runtime.settings.server.public_url or str(request.base_url)
-
-
-async def _login(runtime, remote: Remote) -> StagingLogin:
-    # Before anything is created on the cluster: a key service that refuses leaves nothing.
-    provider = runtime.pools[remote.system.name].credentials
-    return await staging_login(remote, provider, runtime.sealer)
 
 
 def _require_s3(method: str) -> None:
@@ -133,17 +106,12 @@ async def upload(
     if body.transfer_directives.file_size is None:
         raise BadRequest("`transferDirectives.fileSize` is required")
     target = checked_path(remote.system, body.path)
-    s3.upload_parts(
-        body.transfer_directives.file_size, remote.system.data_operation.staging_part_size
-    )
-    job, directives = await s3.create_upload(
+    job, directives = await s3.start_upload(
         remote,
         target,
         body.transfer_directives.file_size,
-        runtime.signer,
-        _public_url(runtime, request),
+        s3.Staging(runtime.signer, runtime.sealer, _public_url(runtime, request)),
         body.account,
-        await _login(runtime, remote),
         uid=principal.uid,
     )
     return StagedTransferResponse(transfer_job=job, transfer_directives=directives)
@@ -160,13 +128,11 @@ async def download(
     """Start a large download: when the job has finished, GET the returned `downloadUrl`."""
     _require_s3(body.transfer_directives.transfer_method)
     source = checked_path(remote.system, body.path, "sourcePath")
-    job, directives = await s3.create_download(
+    job, directives = await s3.start_download(
         remote,
         source,
-        runtime.signer,
-        _public_url(runtime, request),
+        s3.Staging(runtime.signer, runtime.sealer, _public_url(runtime, request)),
         body.account,
-        await _login(runtime, remote),
         uid=principal.uid,
     )
     return StagedTransferResponse(transfer_job=job, transfer_directives=directives)

@@ -10,12 +10,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Request, Response
 
-from ...errors import Forbidden, NotFound
+from ...auth.systems import authorized_system
+from ...cluster import Remote, checked_path
 from ...filesystem.direct_transfer import open_download
-from ...remote import Remote
+from ...runtime import Runtime
 from ...staging import s3
 from ...staging.tokens import StagingGrant
-from ..deps import RuntimeDep, make_remote
+from ..deps import RuntimeDep
 from ..download_response import DownloadResponse
 
 router = APIRouter(prefix="/staging/{token}", tags=["staging"])
@@ -26,17 +27,15 @@ MAX_TOKEN = 8192
 Token = Annotated[str, Path(max_length=MAX_TOKEN)]
 
 
-async def _remote(runtime, request: Request, token: str, kind: str) -> tuple[Remote, StagingGrant]:
+async def _remote(
+    runtime: Runtime, request: Request, token: str, kind: str
+) -> tuple[Remote, StagingGrant]:
     grant = runtime.signer.verify(token, kind)
     # The grant names a login: the same policy as for bearer tokens, checked again here because
     # a grant outlives the request that made it (by default a day) and may land on a replica
     # configured since.
     await runtime.principals.check_grant(grant.user, grant.uid)
-    system = runtime.settings.system(grant.system)
-    if system is None:
-        raise NotFound(f"System not found: {grant.system}")
-    if system.allowed_users is not None and grant.user not in system.allowed_users:
-        raise Forbidden(f"User {grant.user} may not use system {system.name}")
+    system = authorized_system(runtime.settings, grant.system, grant.user)
     runtime.health.ensure_available(system.name, "ssh")
     # key_service mode: the key issued when the URL was made (no bearer token here to ask
     # the key service with); otherwise the pool's own credentials.
@@ -45,7 +44,8 @@ async def _remote(runtime, request: Request, token: str, kind: str) -> tuple[Rem
         if grant.sealed_key is not None
         else None
     )
-    return make_remote(runtime, request, system, grant.user, login), grant
+    request_id = getattr(request.state, "request_id", None)
+    return runtime.cluster.remote(system, grant.user, login, request_id=request_id), grant
 
 
 @router.put("/parts/{number}", summary="Upload one part (S3 UploadPart)")
@@ -81,5 +81,8 @@ async def get_object(
     range_header: Annotated[str | None, Header(alias="Range")] = None,
 ) -> DownloadResponse:
     remote, grant = await _remote(runtime, request, token, "download")
-    source = await open_download(remote, grant.path, None, range_header)
+    # Checked when the URL was made, and again here: the grant outlives that request, and the
+    # system's file systems may have been configured differently since.
+    path = checked_path(remote.system, grant.path)
+    source = await open_download(remote, path, None, range_header)
     return DownloadResponse(source)

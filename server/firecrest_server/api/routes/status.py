@@ -20,6 +20,7 @@ from ...models.status import (
     SchedulerInfo,
     ServerInfo,
     ServiceHealth,
+    ServiceType,
     SSHInfo,
     SSHTimeouts,
     System,
@@ -65,7 +66,7 @@ def _health(system: SystemConfig, health: HealthMonitor) -> list[ServiceHealth] 
 
 def _probing(system: SystemConfig, health: HealthMonitor) -> Probing:
     timeout = ProbingService(timeout=_seconds(system.ssh.command_timeout))
-    services = (
+    services: dict[ServiceType, ProbingService] = (
         {"ssh": timeout, "scheduler": timeout, "filesystem": timeout}
         if health.probed(system.name)
         else {}
@@ -134,5 +135,8 @@ async def liveness(runtime: RuntimeDep) -> LivenessResponse:
         raise ServiceUnavailable("this replica is shutting down", retry_after=1)
     runs, age = runtime.health.liveness()
     return LivenessResponse(
-        healthcheck_runs={name: _when(epoch) for name, epoch in runs.items()}, last_update=age
+        healthcheck_runs={
+            name: datetime.fromtimestamp(epoch, tz=UTC) for name, epoch in runs.items()
+        },
+        last_update=age,
     )

@@ -581,3 +581,46 @@ async def test_a_cached_token_is_refused_once_it_expires_too_soon(make_validator
     await validator.validate(token)
     await asyncio.sleep(exp - 5 - time.time() + 0.1)
     assert await rejected(validator, token) == "Access token expires too soon"
+
+
+async def test_prefetched_keys_serve_the_first_token_without_a_fetch(validator, key1, idp):
+    await validator.prefetch_keys()
+    assert idp.requests == 1
+    assert (await validator.validate(make_token(key1))).username == "alice"
+    assert idp.requests == 1
+
+
+async def test_a_failed_prefetch_does_not_hold_the_first_token_behind_the_floor(
+    validator, key1, idp
+):
+    idp.failure = "connect"
+    await validator.prefetch_keys()  # logged, not raised: the provider may be down at start
+    idp.failure = None
+    # Well within the 30 s refresh floor: the first token fetches the keys itself.
+    assert (await validator.validate(make_token(key1))).username == "alice"
+    assert idp.requests == 2
+
+
+async def test_one_token_brought_by_many_requests_at_once_is_checked_once(
+    validator, key1, idp, monkeypatch
+):
+    # No keys yet (a failed prefetch, a rotated key): every request waits for the same fetch,
+    # and then each would check the same signature.
+    checks = 0
+    decode = validator._decode
+
+    def counting_decode(*args, **kwargs):
+        nonlocal checks
+        checks += 1
+        return decode(*args, **kwargs)
+
+    monkeypatch.setattr(validator, "_decode", counting_decode)
+    token = make_token(key1)
+    principals = await asyncio.gather(*(validator.validate(token) for _ in range(50)))
+    assert {p.username for p in principals} == {"alice"}
+    assert checks == 1
+    # A rejected token is rejected for every caller, and nothing is left running.
+    bad = make_token(key1, iss="https://elsewhere")
+    reasons = await asyncio.gather(*(rejected(validator, bad) for _ in range(5)))
+    assert set(reasons) == {"Invalid token issuer"}
+    assert validator._validating == {}

@@ -9,6 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from firecrest_server.cluster import CommandResult, Remote
+from firecrest_server.cluster.names import IdNames
 from firecrest_server.config import DataOperation
 from firecrest_server.errors import BadRequest, PayloadTooLarge, RequestTimeout
 from firecrest_server.filesystem.archives import (
@@ -20,10 +22,7 @@ from firecrest_server.filesystem.archives import (
     extract_argv,
     split_source,
 )
-from firecrest_server.filesystem.names import IdNames
 from firecrest_server.filesystem.unpacking import UNPACK_SCRIPT
-from firecrest_server.remote import Remote
-from firecrest_server.ssh import CommandResult
 
 
 def test_split_source() -> None:

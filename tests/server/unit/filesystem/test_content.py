@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from firecrest_server.cluster import CommandResult
 from firecrest_server.errors import ApiError, BadRequest, Forbidden, NotFound
 from firecrest_server.filesystem.content import (
     DEFAULT_VIEW_SIZE,
@@ -14,7 +15,6 @@ from firecrest_server.filesystem.content import (
     parse_sha256sum,
     view_size,
 )
-from firecrest_server.ssh import CommandResult
 
 DIGEST = "e5b00209ffdf76f4db2895a419bd49cbfdf9350eb9546b73019413a41acd9455"
 

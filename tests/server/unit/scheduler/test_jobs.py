@@ -6,12 +6,11 @@ from types import SimpleNamespace
 
 import pytest
 
+from firecrest_server.cluster import CommandResult, Remote
+from firecrest_server.cluster.names import IdNames
 from firecrest_server.errors import ApiError, BadRequest, Conflict, Forbidden, NotFound
-from firecrest_server.filesystem.names import IdNames
-from firecrest_server.remote import Remote
 from firecrest_server.scheduler import jobs
 from firecrest_server.scheduler.refusals import submit_error
-from firecrest_server.ssh import CommandResult
 
 
 class _Runner:

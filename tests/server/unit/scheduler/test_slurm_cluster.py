@@ -50,6 +50,10 @@ def test_reservations() -> None:
 
 
 def test_ping() -> None:
-    assert slurm.parse_ping("Slurmctld(primary) at vm is UP\n")
-    assert not slurm.parse_ping("Slurmctld(primary) at vm is DOWN\n")
-    assert not slurm.parse_ping("")
+    assert slurm.ping_healthy(0, "Slurmctld(primary) at vm is UP\n")
+    assert not slurm.ping_healthy(0, "Slurmctld(primary) at vm is DOWN\n")
+    assert not slurm.ping_healthy(1, "Slurmctld(primary) at vm is UP\n")
+    assert not slurm.ping_healthy(
+        0, "Slurmctld(primary) at vm is UP\nSlurmctld(backup) at vm2 is DOWN\n"
+    )
+    assert slurm.ping_healthy(0, "")  # nothing recognisable is not an outage

@@ -54,11 +54,6 @@ def test_merge_prefers_live_state_until_accounting_has_a_final_one() -> None:
     assert slurm.merge(accounted, live)[0].status.state == "FAILED"
 
 
-def test_cancelled_by_keeps_the_user_as_reason_and_configuring_is_running() -> None:
-    assert slurm._state("CANCELLED by 1001") == ("CANCELLED", "by 1001")
-    assert slurm._state("CONFIGURING")[0] == "RUNNING"
-
-
 def test_durations() -> None:
     assert slurm._duration("2-03:04:05") == ((2 * 24 + 3) * 60 + 4) * 60 + 5
     assert slurm._duration("04:05") == 245

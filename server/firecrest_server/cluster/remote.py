@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import asyncssh
 
-from .config import SystemConfig
-from .errors import RequestTimeout, command_error, sftp_error
-from .filesystem.names import IdNames
-from .ssh import CommandResult, RemoteRunner
-from .ssh.pool import ConnectionLost
-
-if TYPE_CHECKING:
-    from .scheduler.slurmrestd import SlurmRestClient
+from ..config import SystemConfig
+from ..errors import RequestTimeout
+from ..ssh.credentials import CredentialProvider
+from ..ssh.pool import ConnectionLost
+from .commands import CommandResult, RemoteRunner
+from .failures import command_error, sftp_error
+from .names import IdNames
+from .sftp import sftp_request
+from .slurmrestd import SlurmRestClient
 
 T = TypeVar("T")
 
@@ -25,18 +25,10 @@ T = TypeVar("T")
 SFTP_GRACE = 10.0
 
 
-async def sftp_request(request: Awaitable[T], limit: float, path: str) -> T:
-    """Await one SFTP request (or a short sequence of them) for at most ``limit`` seconds;
-    past it, 408 naming ``path``. Streamed transfers bound each request, not the whole."""
-    try:
-        async with asyncio.timeout(limit):
-            return await request
-    except TimeoutError:
-        raise RequestTimeout(f"SFTP request on {path} timed out after {limit:g} s") from None
-
-
 @dataclass
 class Remote:
+    """One caller on one system: what an operation acts through (made by ``ClusterAccess``)."""
+
     system: SystemConfig
     runner: RemoteRunner
     names: IdNames
@@ -46,6 +38,11 @@ class Remote:
     @property
     def username(self) -> str:
         return self.runner.username
+
+    @property
+    def credentials(self) -> CredentialProvider:
+        """How the caller's connections log in (the system's credential provider)."""
+        return self.runner.pool.credentials
 
     async def run(
         self,

@@ -1,14 +1,23 @@
-"""Which paths a request may name: absolute, normalised, on a configured file system."""
+"""Which paths a request may name: absolute, normalised, on a configured file system.
+
+``CheckedPath`` is a path this check has passed. Operations that act on a path the caller named
+take a ``CheckedPath``, so the type checker, not a convention, sees to it that every such path
+went through ``checked_path`` first. A ``CheckedPath`` is a ``str`` at run time (no cost), and
+only this module makes one (tests/server/unit/cluster/test_paths.py checks that).
+"""
 
 from __future__ import annotations
 
 import posixpath
+from typing import NewType
 
 from ..config import SystemConfig
 from ..errors import BadRequest
 
+CheckedPath = NewType("CheckedPath", str)
 
-def checked_path(system: SystemConfig, path: str | None, field: str = "path") -> str:
+
+def checked_path(system: SystemConfig, path: str | None, field: str = "path") -> CheckedPath:
     """The normalised form of ``path``, or 400 if it may not be used on ``system``.
 
     The operation then acts on the normalised path, so what was checked is what is used:
@@ -31,4 +40,4 @@ def checked_path(system: SystemConfig, path: str | None, field: str = "path") ->
     ):
         allowed = ", ".join(fs.path for fs in system.file_systems)
         raise BadRequest(f"`{field}` {path!r} is not on a file system of {system.name} ({allowed})")
-    return normal
+    return CheckedPath(normal)

@@ -9,10 +9,8 @@ stale name only affects display.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from ..remote import Remote
+from .commands import RemoteRunner
 
 MAX_CACHED = 100_000
 
@@ -40,8 +38,8 @@ class IdNames:
     def group(self, gid: int) -> str:
         return self.groups.get(gid, str(gid))
 
-    async def resolve(self, remote: Remote, uids: Iterable[int], gids: Iterable[int]) -> None:
-        """Look up ids not seen yet, one `getent` call per database."""
+    async def resolve(self, runner: RemoteRunner, uids: Iterable[int], gids: Iterable[int]) -> None:
+        """Look up ids not seen yet, one `getent` call per database, as ``runner``'s user."""
         for database, ids, known in (
             ("passwd", set(uids), self.users),
             ("group", set(gids), self.groups),
@@ -49,7 +47,8 @@ class IdNames:
             missing = sorted(i for i in ids if i not in known)
             if not missing or len(known) >= MAX_CACHED:
                 continue
-            result = await remote.run(["getent", database, *map(str, missing)], check=False)
+            # A non-zero exit (some ids unknown) still lists the others.
+            result = await runner.run(["getent", database, *map(str, missing)])
             for line in result.stdout_text.splitlines():
                 fields = line.split(":")
                 if len(fields) >= 3 and fields[2].isdigit():

@@ -6,8 +6,8 @@ import shlex
 
 import pytest
 
+from firecrest_server.cluster.commands import remote_command
 from firecrest_server.errors import BadRequest
-from firecrest_server.ssh.commands import remote_command
 
 
 def test_argv_and_env_are_quoted_behind_a_remote_timeout() -> None:

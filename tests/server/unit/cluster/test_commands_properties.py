@@ -8,8 +8,8 @@ import subprocess
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from firecrest_server.cluster.commands import remote_command
 from firecrest_server.errors import BadRequest
-from firecrest_server.ssh.commands import remote_command
 
 # Anything a user can send, except NUL (refused) and lone surrogates (not valid UTF-8).
 words = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"))

@@ -8,9 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from firecrest_server.cluster import Remote
+from firecrest_server.cluster.names import IdNames
 from firecrest_server.errors import RequestTimeout
-from firecrest_server.filesystem.names import IdNames
-from firecrest_server.remote import Remote
 from firecrest_server.ssh.pool import ConnectionLost
 
 
@@ -62,7 +62,7 @@ class _SilentEntry(_BrokenEntry):
 
 
 async def test_an_sftp_request_that_gets_no_answer_is_a_408(monkeypatch) -> None:
-    monkeypatch.setattr("firecrest_server.remote.SFTP_GRACE", 0.1)
+    monkeypatch.setattr("firecrest_server.cluster.remote.SFTP_GRACE", 0.1)
     entry = _SilentEntry(RuntimeError("unused"))
     with pytest.raises(RequestTimeout, match="timed out"):
         async with asyncio.timeout(30):  # the test's own guard: the deadline is 0.2 s
@@ -82,7 +82,7 @@ async def test_a_streamed_transfer_whose_sftp_channel_never_starts_is_a_408(
     monkeypatch,
 ) -> None:
     # Streamed transfers hold the session themselves (no outer deadline): the start is bounded.
-    monkeypatch.setattr("firecrest_server.remote.SFTP_GRACE", 0.1)
+    monkeypatch.setattr("firecrest_server.cluster.remote.SFTP_GRACE", 0.1)
     entry = _SilentSubsystem(RuntimeError("unused"))
 
     async def open_session() -> None:

@@ -5,17 +5,9 @@ from __future__ import annotations
 import asyncssh
 import pytest
 
+from firecrest_server.cluster.failures import command_error, file_error, sftp_error
 from firecrest_server.diagnostics import Failure, program_stderr
-from firecrest_server.errors import (
-    ApiError,
-    BadRequest,
-    Forbidden,
-    NotFound,
-    RequestTimeout,
-    command_error,
-    file_error,
-    sftp_error,
-)
+from firecrest_server.errors import ApiError, BadRequest, Forbidden, NotFound, RequestTimeout
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,9 @@ import socket
 import jwt
 import pytest
 
+from firecrest_server.cluster.slurmrestd import RestAnswer, SlurmRestClient, check_token
 from firecrest_server.config import SchedulerConfig
 from firecrest_server.errors import Forbidden, ServiceUnavailable
-from firecrest_server.scheduler.slurmrestd import RestAnswer, SlurmRestClient, check_token
 
 
 def _token(**claims) -> str:

@@ -2,7 +2,8 @@
 
 A command is always an argument list. It is joined with ``shlex.join`` — every user-supplied
 string reaches the remote shell quoted — and wrapped in a remote ``timeout`` so nothing outlives
-its request on the login node. Output is capped; every command leaves one audit log line.
+its request on the login node. Output is capped; every command leaves one audit log line and
+is reported to the runner's observer (the metrics), with the same figures.
 """
 
 from __future__ import annotations
@@ -12,19 +13,24 @@ import contextlib
 import logging
 import shlex
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 import asyncssh
 
 from ..errors import BadRequest, FailedDependency, PayloadTooLarge, RequestTimeout
-from .credentials import CallerProof
-from .pool import Connection, ConnectionLost, SSHPool
+from ..ssh.credentials import CallerProof
+from ..ssh.pool import Connection, ConnectionLost, SSHPool
 
 audit = logging.getLogger("firecrest_server.audit")
 
-# Exit status of coreutils' `timeout` when the time limit was hit.
+# Exit status of coreutils' `timeout` when the time limit was hit: every command is wrapped in
+# one (``remote_command``), so this exit status means "the remote deadline passed" (pyfirecrest
+# reads ``exit status:124`` in a message as a timeout too).
 TIMEOUT_EXIT = 124
+
+# Told of every finished command: (system, argv, exit status or None, seconds).
+CommandObserver = Callable[[str, Sequence[str], int | None, float], None]
 
 
 @dataclass(frozen=True)
@@ -57,8 +63,9 @@ def remote_command(argv: Sequence[str], timeout: float, env: dict[str, str] | No
     return shlex.join(["timeout", "-k", "5", f"{max(1, round(timeout))}", *prefix, *argv])
 
 
-async def _read_capped(stream: asyncssh.SSHReader, limit: int) -> tuple[bytes, bool]:
-    chunks, size = [], 0
+async def _read_capped(stream: asyncssh.SSHReader[bytes], limit: int) -> tuple[bytes, bool]:
+    chunks: list[bytes] = []
+    size = 0
     while True:
         chunk = await stream.read(65536)
         if not chunk:
@@ -81,6 +88,7 @@ class RemoteRunner:
         timeout: float,
         max_output: int,
         request_id: str | None = None,
+        observe: CommandObserver | None = None,
     ) -> None:
         self.pool = pool
         self.username = username
@@ -88,11 +96,12 @@ class RemoteRunner:
         self.timeout = timeout
         self.max_output = max_output
         self.request_id = request_id
+        self._observe = observe
 
     @contextlib.asynccontextmanager
     async def open_process(
         self, argv: Sequence[str], *, timeout: float
-    ) -> AsyncIterator[asyncssh.SSHClientProcess]:
+    ) -> AsyncIterator[asyncssh.SSHClientProcess[bytes]]:
         """A running remote process whose stdin/stdout the caller streams (bytes).
 
         For transfers that must not be held in memory: the caller reads and writes in chunks
@@ -170,7 +179,7 @@ class RemoteRunner:
         finally:
             self._audit(argv, exit_status, t0)
 
-    async def _spawn(self, entry: Connection, command: str) -> asyncssh.SSHClientProcess:
+    async def _spawn(self, entry: Connection, command: str) -> asyncssh.SSHClientProcess[bytes]:
         try:
             return await entry.conn.create_process(command, encoding=None)
         except asyncssh.ChannelOpenError as exc:
@@ -187,6 +196,7 @@ class RemoteRunner:
             ) from None
 
     def _audit(self, argv: Sequence[str], exit_status: int | None, t0: float) -> None:
+        seconds = round(time.monotonic() - t0, 4)
         audit.info(
             "remote command",
             extra={
@@ -195,6 +205,8 @@ class RemoteRunner:
                 "system": self.pool.system_name,
                 "argv": list(argv),
                 "exit_status": exit_status,
-                "seconds": round(time.monotonic() - t0, 4),
+                "seconds": seconds,
             },
         )
+        if self._observe is not None:
+            self._observe(self.pool.system_name, argv, exit_status, seconds)

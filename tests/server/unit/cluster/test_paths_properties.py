@@ -7,9 +7,9 @@ import posixpath
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from firecrest_server.cluster.paths import checked_path
 from firecrest_server.config import SystemConfig
 from firecrest_server.errors import BadRequest
-from firecrest_server.filesystem.paths import checked_path
 
 FILE_SYSTEMS = ["/home", "/tmp", "/scratch/project", "/data/"]
 

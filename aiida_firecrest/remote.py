@@ -16,6 +16,7 @@ import dataclasses
 import logging
 import posixpath
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from . import local_tar
@@ -23,6 +24,7 @@ from .client import (
     CAPABILITY_OPS_CP,
     CAPABILITY_OPS_MV,
     CAPABILITY_TREE,
+    CAPABILITY_TREE_CREATE,
     FileEntry,
     FirecrestClient,
     FirecrestError,
@@ -55,6 +57,8 @@ class RemoteFileSystem:
         temp_directory: str | None = None,
         checksum_check: bool = False,
         s3_parallel_parts: int = 4,
+        info: SystemInfo | None = None,
+        on_info: Callable[[SystemInfo], None] | None = None,
     ) -> None:
         self.client = client
         self.system = system
@@ -62,11 +66,14 @@ class RemoteFileSystem:
         self.temp_directory = temp_directory
         self.checksum_check = checksum_check
         self.s3_parallel_parts = s3_parallel_parts
-        self._info: SystemInfo | None = None
+        self._info = info  # known already (reuse.py), else asked on first use
+        self._on_info = on_info  # told what the server answered when asked
 
     async def info(self) -> SystemInfo:
         if self._info is None:
             self._info = await self.client.system_info(self.system)
+            if self._on_info is not None:
+                self._on_info(self._info)
         return self._info
 
     async def supports(self, capability: str) -> bool:
@@ -319,8 +326,11 @@ class RemoteFileSystem:
     async def tree_download(self, path: str, local_tar: str | Path, *, dereference: bool) -> None:
         await self.client.tree_download(self.system, path, local_tar, dereference=dereference)
 
-    async def tree_upload(self, path: str, local_tar: str | Path) -> None:
-        await self.client.tree_upload(self.system, path, local_tar)
+    async def has_tree_create(self) -> bool:
+        return await self.supports(CAPABILITY_TREE_CREATE)
+
+    async def tree_upload(self, path: str, local_tar: str | Path, *, create: bool = False) -> None:
+        await self.client.tree_upload(self.system, path, local_tar, create=create)
 
     # ------------------------------------------------------------------------------ staging
 

@@ -37,6 +37,7 @@ from .client.errors import FirecrestFileNotFoundError, is_unavailable
 from .options import AUTH_OPTIONS, DEFAULT_SAFE_INTERVAL, SHELL_OPTIONS, TransportSettings
 from .remote import RemoteFileSystem
 from .remote_glob import has_magic
+from .reuse import ComputerReuse, reuse_for
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -86,6 +87,7 @@ class FirecrestTransport(AsyncTransport):
         self._client: FirecrestClient | None = None
         self._fs: RemoteFileSystem | None = None
         self._username: str | None = None
+        self._reuse: ComputerReuse | None = None
 
     def run_command_blocking(
         self, func: Callable[_P, Awaitable[_T]], *args: _P.args, **kwargs: _P.kwargs
@@ -135,18 +137,26 @@ class FirecrestTransport(AsyncTransport):
         if self._is_open:
             raise InvalidOperation("Cannot open the transport twice")
         settings = self.settings
+        # The token, the system's capabilities and the user name of the last open (reuse.py).
+        self._reuse = reuse = reuse_for(settings)
         self._client = FirecrestClient(
             settings.url,
-            settings.token_source(),
+            reuse.token,
             max_concurrent=settings.max_io_allowed,
         )
+        info = reuse.system_info()
+        if info is not None:
+            self._client.know_system(info)
         self._fs = RemoteFileSystem(
             self._client,
             settings.compute_resource,
             account=settings.billing_account,
             temp_directory=settings.temp_directory,
             checksum_check=settings.checksum_check,
+            info=info,
+            on_info=lambda info: reuse.remember("system_info", info),
         )
+        self._username = reuse.username()
         self._is_open = True
         return self
 
@@ -178,6 +188,8 @@ class FirecrestTransport(AsyncTransport):
     async def whoami_async(self) -> str:
         if self._username is None:
             self._username = (await self.client.userinfo(self.compute_resource)).name
+            if self._reuse is not None:
+                self._reuse.remember("username", self._username)
         return self._username
 
     async def normalize_async(self, path: TransportPath = ".") -> str:
@@ -491,8 +503,14 @@ class FirecrestTransport(AsyncTransport):
         if not os.path.isabs(remote):
             raise OSError("The remotepath must be an absolute path")
         # Creating the target is the usual case and answers whether it existed: one request
-        # instead of a stat and a mkdir.
+        # instead of a stat and a mkdir, and none at all where the server makes the directory
+        # with the tree request itself (AiiDA puts every calculation's .aiida folder this way).
         try:
+            if await self.fs.has_tree_create():
+                await trees.put_contents(
+                    self.fs, local, posixpath.normpath(remote), dereference=dereference, create=True
+                )
+                return
             await self.fs.mkdir(posixpath.normpath(remote))
             existing = None
         except FileNotFoundError:  # a parent is missing too

@@ -54,8 +54,17 @@ def choose(*, stream: bool, entries: int, size: int, limit: int) -> str:
 
 
 async def put_contents(
-    fs: RemoteFileSystem, local_dir: str, remote_dir: str, *, dereference: bool = True
+    fs: RemoteFileSystem,
+    local_dir: str,
+    remote_dir: str,
+    *,
+    dereference: bool = True,
+    create: bool = False,
 ) -> None:
+    """With ``create``, ``remote_dir`` does not exist yet and is made here: by the tree
+    request itself where the server can (``filesystem.tree.create``), else by a ``mkdir``
+    first; ``FileExistsError`` if something is there, ``FileNotFoundError`` if its parent is
+    missing."""
     size = await asyncio.to_thread(local_tar.measure, local_dir, dereference=dereference)
     how = choose(
         stream=await fs.has_tree_transfer(),
@@ -64,6 +73,9 @@ async def put_contents(
         limit=(await fs.info()).max_ops_file_size,
     )
     log.debug("put %s -> %s: %d entries, %s", local_dir, remote_dir, size.entries, how)
+    create_by_tree = create and how == "stream" and size.entries and await fs.has_tree_create()
+    if create and not create_by_tree:
+        await fs.mkdir(remote_dir)
     if size.entries == 0:
         return
     if how == "per-file":
@@ -76,7 +88,7 @@ async def put_contents(
             local_tar.build, local_dir, archive, dereference=dereference, compression=compression
         )
         if how == "stream":
-            await fs.tree_upload(remote_dir, archive)
+            await fs.tree_upload(remote_dir, archive, create=bool(create_by_tree))
             return
         await fs.ensure_staging_directory()
         staged = fs.staging_path(posixpath.join(remote_dir, "x"), ".tar.gz")

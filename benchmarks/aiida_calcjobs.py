@@ -2,7 +2,7 @@
 `core.slurm`, on the same stack, with the same daemon, measured side by side in one run.
 
     .venv/bin/python benchmarks/aiida_calcjobs.py [--stack DIR/stack.json] [--count 100]
-        [--workers 2] [--poll-interval 2] [--ssh-safe-interval 0] [--warmup 2]
+        [--workers 2] [--poll-interval 2] [--ssh-safe-interval 0] [--warmup 2] [--slurm-mode ssh]
         [--configs firecrest,asyncssh,openssh] [--rounds 1] [--json out.json] [--plot out.png]
 
 One AiiDA profile (PostgreSQL + RabbitMQ, made and dropped here), one daemon with ``--workers``
@@ -29,9 +29,13 @@ much less on the machine's load than the wall time (not sshd's: see ``cpu_sample
 the machine's CPUs were meanwhile (all processes: near 100 % the run is CPU-bound) and that busy
 time per calculation (everything the configuration costs: sshd, Slurm, the databases, and other
 users' work too); below it, the CPU per calculation by party (``PartySampler``, approximate:
-sampled from /proc). Then the median over the rounds and, per round, the ratios firecrest /
-other of the wall times, of the CPU times and of the machine's busy time (>1: firecrest slower
-/ costlier).
+sampled from /proc), and what each calculation asked of the cluster and of the API server,
+counted in their logs (``operation_counts``): SSH connections and sessions (commands, SFTP) in
+sshd's, HTTP requests by endpoint and their body bytes in the server's access log. Then the
+median over the rounds and, per round, the ratios firecrest / other of the wall times, of the
+time after the last submission (on a loaded machine this script's one-by-one submitting, the
+same work for every configuration, can take most of the wall time), of the CPU times and of
+the machine's busy time (>1: firecrest slower / costlier).
 
 Where the time goes: while waiting, the script reads every calculation's state from the
 database twice a second and times its phases (``PHASES``): queued (from its submission until a
@@ -59,6 +63,8 @@ import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
+
+from operation_counts import AccessLogCounts, SshdCounts, per_calculation
 
 from firecrest_dev.aiida_env import (
     HOST_ALIAS,
@@ -219,13 +225,19 @@ class PartySampler(threading.Thread):
 # ---------------------------------------------------------------------------------- the run
 
 
+def bench_dir(profile: AiidaProfile, stack: StackInfo) -> str:
+    """The run's own directory in alice's home, removed at its end: alice is every stack's
+    user on this machine, so runs at the same time (and tests) must not share one."""
+    return f"{stack.users['alice'].home}/aiida-bench-{profile.name}"
+
+
 def setup_computers(
     profile: AiidaProfile, stack: StackInfo, names: list[str], safe_interval: float
 ) -> None:
     alice = pwd.getpwnam("alice")
     for name in names:
         transport, scheduler, backend = CONFIGS[name]
-        workdir = f"{stack.users['alice'].home}/aiida-bench/{name}/"
+        workdir = f"{bench_dir(profile, stack)}/{name}/"
         # Made beforehand (alice's, on this machine, as root): in a new work directory the
         # first calculations race in aiida-core's upload (path_exists, then makedirs) and all
         # but one are retried 20 s later, with any transport; that is not what is measured.
@@ -331,6 +343,9 @@ def run_batch(
 ) -> dict[str, Any]:
     from aiida import orm
 
+    sshd = SshdCounts(stack.dir / "log" / "sshd.out", "alice")
+    access = [AccessLogCounts(path, "alice") for path in sorted(stack.dir.glob("log/server*.out"))]
+
     code = orm.load_code(f"bash-installed@{name}")
     log_offset = profile.daemon_log_offset()
     cpu_before = cpu_sample(profile, stack)
@@ -357,6 +372,7 @@ def run_batch(
     wall = time.monotonic() - started
     cpu_after = cpu_sample(profile, stack)
     busy_after, total_after = machine_ticks()
+    operations = _operations(sshd, access)
     cpu_ms = {part: 1000 * (cpu_after[part] - cpu_before[part]) / count for part in cpu_after}
     cpu_ms["total"] = sum(cpu_ms.values())
     failures = profile.task_failures(since=log_offset)
@@ -376,6 +392,9 @@ def run_batch(
         "paused": paused,
         "submit_seconds": round(submit_seconds, 2),
         "wall_seconds": round(wall, 2),
+        # From the last submission to the last end: on a loaded machine the submitting (by this
+        # script, the same for every configuration) can take most of the wall time.
+        "after_submit_seconds": round(wall - submit_seconds, 2),
         "calcs_per_minute": round(60 * count / wall, 1),
         "cpu_ms_per_calc": {part: round(ms, 1) for part, ms in cpu_ms.items()},
         "machine_busy": round((busy_after - busy_before) / max(1, total_after - total_before), 2),
@@ -385,8 +404,24 @@ def run_batch(
         ),
         "cpu_ms_per_calc_by_party": parties.batch_ms(count) if parties is not None else {},
         "phases": phase_times(first_seen, created, started_epoch),
+        "operations_per_calc": per_calculation(operations, count),
         "task_retries": dict(Counter(f"{task}: {error}" for task, error in failures)),
     }
+
+
+def _operations(sshd: SshdCounts, access: list[AccessLogCounts]) -> dict[str, Any]:
+    """What the batch asked of sshd and of the API server (``operation_counts``)."""
+    operations = sshd.take()
+    requests: Counter[str] = Counter()
+    body = {"in": 0, "out": 0}
+    for reader in access:
+        counted = reader.take()
+        requests.update(counted["http_requests"])
+        for way in body:
+            body[way] += counted["http_body_bytes"][way]
+    operations["http_requests"] = dict(requests.most_common())
+    operations["http_body_bytes"] = body
+    return operations
 
 
 def print_row(row: dict[str, Any]) -> None:
@@ -405,6 +440,47 @@ def print_row(row: dict[str, Any]) -> None:
     if by_party := row.get("cpu_ms_per_calc_by_party"):
         shown = ", ".join(f"{party} {ms:.0f}" for party, ms in by_party.items() if ms >= 1)
         print(f"{'':>17}CPU ms per calculation by party (sampled): {shown}", flush=True)
+    if operations := row.get("operations_per_calc"):
+        print(f"{'':>17}per calculation: {describe_operations(operations)}", flush=True)
+
+
+def describe_operations(ops: dict[str, Any]) -> str:
+    sessions = ", ".join(f"{kind} {n:g}" for kind, n in ops["sessions"].items())
+    text = f"SSH connections {ops['connections']:g}, sessions: {sessions or 'none'}"
+    if ops["http_requests"]:
+        http = ops["http_requests"]
+        text += f"; HTTP requests {sum(http.values()):g} (" + ", ".join(
+            f"{endpoint} {n:g}" for endpoint, n in http.items()
+        )
+        text += f"), body bytes in {ops['http_body_bytes']['in']:g} out "
+        text += f"{ops['http_body_bytes']['out']:g}"
+    return text
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    flat: dict[str, float] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def median_operations(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Per counted quantity ("sessions.command", "http_requests.GET /filesystem/..."), its
+    median per calculation over the rounds (0 where a round had none), and the totals of SSH
+    sessions and HTTP requests."""
+    flat = [_flatten(row) for row in rows]
+    for row, original in zip(flat, rows, strict=True):
+        row["total.ssh_sessions"] = sum(original["sessions"].values())
+        row["total.http_requests"] = sum(original["http_requests"].values())
+    keys = sorted({key for row in flat for key in row})
+    return (
+        {key: round(statistics.median(row.get(key, 0) for row in flat), 2) for key in keys}
+        if flat
+        else {}
+    )
 
 
 def summarize(results: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
@@ -424,6 +500,9 @@ def summarize(results: list[dict[str, Any]], names: list[str]) -> dict[str, Any]
                 part: round(statistics.median(row["cpu_ms_per_calc"][part] for row in rows), 1)
                 for part in rows[0]["cpu_ms_per_calc"]
             },
+            "operations_per_calc_median": median_operations(
+                [row["operations_per_calc"] for row in rows if "operations_per_calc" in row]
+            ),
             "phases_median_s": {
                 phase: round(
                     statistics.median(
@@ -439,7 +518,7 @@ def summarize(results: list[dict[str, Any]], names: list[str]) -> dict[str, Any]
         (row["round"], row["config"]): row for row in results
     }
     rounds = sorted({row["round"] for row in results})
-    wall_ratios, cpu_ratios, machine_ratios = {}, {}, {}
+    wall_ratios, cpu_ratios, machine_ratios, after_submit_ratios = {}, {}, {}, {}
     for other in names:
         if other == "firecrest" or "firecrest" not in names:
             continue
@@ -450,6 +529,10 @@ def summarize(results: list[dict[str, Any]], names: list[str]) -> dict[str, Any]
         ]
         wall_ratios[f"firecrest/{other}"] = [
             round(mine["wall_seconds"] / theirs["wall_seconds"], 2) for mine, theirs in pairs
+        ]
+        after_submit_ratios[f"firecrest/{other}"] = [
+            round(mine["after_submit_seconds"] / max(0.01, theirs["after_submit_seconds"]), 2)
+            for mine, theirs in pairs
         ]
         cpu_ratios[f"firecrest/{other}"] = [
             round(mine["cpu_ms_per_calc"]["total"] / theirs["cpu_ms_per_calc"]["total"], 2)
@@ -462,6 +545,7 @@ def summarize(results: list[dict[str, Any]], names: list[str]) -> dict[str, Any]
     return {
         "configs": per_config,
         "wall_ratios": wall_ratios,
+        "after_submit_ratios": after_submit_ratios,
         "cpu_ratios": cpu_ratios,
         "machine_cpu_ratios": machine_ratios,
     }
@@ -482,10 +566,24 @@ def print_summary(summary: dict[str, Any], results: list[dict[str, Any]]) -> Non
         print(
             f"{label} per round: wall time "
             + "  ".join(f"{r:.2f}x" for r in ratios)
+            + "; after the last submission "
+            + "  ".join(f"{r:.2f}x" for r in summary["after_submit_ratios"][label])
             + "; CPU per calculation "
             + "  ".join(f"{r:.2f}x" for r in cpu)
             + "; machine CPU per calculation "
             + "  ".join(f"{r:.2f}x" for r in machine)
+        )
+    print(
+        "\nper calculation, median over the rounds "
+        "(SSH counted in sshd's log, HTTP in the server's)"
+    )
+    for name, config in summary["configs"].items():
+        ops = config.get("operations_per_calc_median") or {}
+        print(
+            f"{name:<10} SSH connections {ops.get('connections', 0):g}, sessions "
+            f"{ops.get('total.ssh_sessions', 0):g}, HTTP requests "
+            f"{ops.get('total.http_requests', 0):g}, HTTP body bytes "
+            f"{ops.get('http_body_bytes.in', 0):g} in / {ops.get('http_body_bytes.out', 0):g} out"
         )
     print(
         "\nseconds per calculation in each phase, median (last calculation out, s after the "
@@ -500,6 +598,32 @@ def print_summary(summary: dict[str, Any], results: list[dict[str, Any]]) -> Non
                 f"{timed['median_s']:>6.1f} ({timed['last_out_s']:>5.0f})" if timed else "-"
             )
         print(f"{row['round']:>5} {row['config']:<10} " + " ".join(f"{c:>15}" for c in cells))
+
+
+def write_document(
+    args: argparse.Namespace,
+    stack: StackInfo,
+    load: dict[str, str],
+    results: list[dict[str, Any]],
+    names: list[str],
+) -> dict[str, Any]:
+    """The run's JSON document (written to ``--json`` if given) with the batches so far."""
+    document = {
+        "benchmark": "aiida_calcjobs",
+        "count": args.count,
+        "rounds": args.rounds,
+        "workers": args.workers,
+        "poll_interval": args.poll_interval,
+        "ssh_safe_interval": args.ssh_safe_interval,
+        "slurm_mode": stack.slurm_mode,
+        "cpus": os.cpu_count(),
+        "load_average": load,
+        "results": results,
+        **summarize(results, names),
+    }
+    if args.json:
+        Path(args.json).write_text(json.dumps(document, indent=2) + "\n")
+    return document
 
 
 def load_average() -> str:
@@ -523,6 +647,12 @@ def main() -> int:
         default=1,
         help="every configuration once per round (order alternates)",
     )
+    parser.add_argument(
+        "--slurm-mode",
+        choices=("ssh", "rest"),
+        default="ssh",
+        help="how the stack started here reaches Slurm (with --stack: that stack's)",
+    )
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--plot", help="also draw them into this PNG file (needs matplotlib)")
     args = parser.parse_args()
@@ -538,7 +668,7 @@ def main() -> int:
         stack = StackInfo.load(Path(args.stack))
     else:
         directory = new_stack_dir()
-        stack, _ = stack_up(directory)
+        stack, _ = stack_up(directory, slurm_mode=args.slurm_mode)
     home = Path(tempfile.mkdtemp(prefix="fcbench-home-"))
     profile = new_profile("fcbench")
     os.environ["AIIDA_PATH"] = str(profile.aiida_path)  # before aiida is imported
@@ -550,7 +680,7 @@ def main() -> int:
         profile.env["PATH"] = f"{home / 'bin'}:{profile.env['PATH']}"
         profile.create()
         setup_computers(profile, stack, names, args.ssh_safe_interval)
-        profile.remote_dirs.append(f"{stack.users['alice'].home}/aiida-bench")
+        profile.remote_dirs.append(bench_dir(profile, stack))
         with loaded(profile):
             from aiida import orm
 
@@ -560,7 +690,8 @@ def main() -> int:
             print(
                 f"{args.count} core.arithmetic.add per configuration and round, {args.rounds} "
                 f"rounds, {args.workers} daemon workers, poll interval {args.poll_interval:g} s, "
-                f"ssh safe_interval {args.ssh_safe_interval:g} s, stack {stack.url}, "
+                f"ssh safe_interval {args.ssh_safe_interval:g} s, stack {stack.url} "
+                f"(scheduler over {stack.slurm_mode}), "
                 f"load average {load['start']} ({os.cpu_count()} CPUs)\n"
             )
             # Not measured: the workers import the plugins and warm their caches on the first
@@ -587,6 +718,8 @@ def main() -> int:
                     }
                     results.append(row)
                     print_row(row)
+                    if args.json:  # so far: an interrupted run keeps what it measured
+                        write_document(args, stack, load, results, names)
             parties.stop()
     finally:
         load["end"] = load_average()
@@ -600,20 +733,7 @@ def main() -> int:
     summary = summarize(results, names)
     print_summary(summary, results)
     print(f"\nload average: {load['start']} at the start, {load['end']} at the end")
-    document = {
-        "benchmark": "aiida_calcjobs",
-        "count": args.count,
-        "rounds": args.rounds,
-        "workers": args.workers,
-        "poll_interval": args.poll_interval,
-        "ssh_safe_interval": args.ssh_safe_interval,
-        "cpus": os.cpu_count(),
-        "load_average": load,
-        "results": results,
-        **summary,
-    }
-    if args.json:
-        Path(args.json).write_text(json.dumps(document, indent=2) + "\n")
+    document = write_document(args, stack, load, results, names)
     if args.plot:
         from plots import aiida_figure
 

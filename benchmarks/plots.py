@@ -199,10 +199,29 @@ def aiida_figure(summary: dict, path: Path) -> None:
         first = next(row["config"] for row in results if row["round"] == r and row["position"] == 0)
         ticks.append(f"round {r}\n({first} first)")
     ratios = summary.get("wall_ratios", {})
+    # The time after the last submission (wall minus this script's submitting), per round.
+    after = {
+        label: [
+            (
+                by_round[(r, "firecrest")]["wall_seconds"]
+                - by_round[(r, "firecrest")]["submit_seconds"]
+            )
+            / max(
+                0.01, by_round[(r, other)]["wall_seconds"] - by_round[(r, other)]["submit_seconds"]
+            )
+            for r in rounds
+            if (r, "firecrest") in by_round and (r, other) in by_round
+        ]
+        for label in ratios
+        for other in [label.split("/", 1)[1]]
+    }
     wall.set_title(
         "wall time, s"
         + "".join(
-            f"\n{label}: " + ", ".join(f"{v:.2f}x" for v in values)
+            f"\n{label}: "
+            + ", ".join(f"{v:.2f}x" for v in values)
+            + "; after the last submission: "
+            + ", ".join(f"{v:.2f}x" for v in after[label])
             for label, values in ratios.items()
         ),
         fontsize=10,

@@ -45,9 +45,11 @@ def _run_script(
     return json.loads(out.read_text()), result.stdout
 
 
-def _run(script: str, stack: StackInfo, tmp_path: Path, *args: str) -> tuple[dict, Path]:
+def _run(
+    script: str, stack: StackInfo, tmp_path: Path, *args: str, timeout: float = 120
+) -> tuple[dict, Path]:
     png = tmp_path / f"{script}.png"
-    summary, _ = _run_script(script, stack, tmp_path, "--plot", str(png), *args)
+    summary, _ = _run_script(script, stack, tmp_path, "--plot", str(png), *args, timeout=timeout)
     assert png.read_bytes().startswith(PNG_MAGIC)
     assert png.stat().st_size > 10_000
     return summary, png
@@ -198,6 +200,32 @@ def test_users_benchmark(stack: StackInfo, tmp_path: Path) -> None:
         assert row["sshd_processes_per_connection"] >= 2  # sshd's monitor + the session
         assert row["rss_after_mib"] > 0
     assert "capped" not in summary
+
+
+def test_aiida_calcjobs_benchmark(stack: StackInfo, tmp_path: Path) -> None:
+    """Needs PostgreSQL and RabbitMQ (`dev/services`), as tests/e2e/ does."""
+    summary, _ = _run(
+        "aiida_calcjobs",
+        stack,
+        tmp_path,
+        *("--count", "2", "--warmup", "0", "--configs", "firecrest,asyncssh"),
+        timeout=900,
+    )
+    assert summary["benchmark"] == "aiida_calcjobs"
+    rows = {row["config"]: row for row in summary["results"]}
+    assert set(rows) == {"firecrest", "asyncssh"}
+    for row in rows.values():
+        assert row["ok"] == 2, row
+    # Counted from the server's access log and sshd's log: what each calculation asked.
+    ours = rows["firecrest"]["operations_per_calc"]
+    assert ours["http_requests"]["POST /compute/{system_name}/jobs"] == 1
+    assert ours["http_requests"]["PUT /filesystem/{system_name}/ops/tree"] == 1
+    assert ours["http_body_bytes"]["in"] > 0
+    theirs = rows["asyncssh"]["operations_per_calc"]
+    assert theirs["http_requests"] == {}
+    assert theirs["sessions"]["command"] >= 1  # sbatch, at least
+    assert theirs["connections"] > 0
+    assert summary["wall_ratios"]["firecrest/asyncssh"][0] > 0
 
 
 def test_cold_burst_benchmark(stack: StackInfo, tmp_path: Path) -> None:

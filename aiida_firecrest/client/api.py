@@ -97,7 +97,7 @@ class FirecrestClient:
 
     async def system_info(self, system: str, *, refresh: bool = False) -> SystemInfo:
         """Capabilities and limits of ``system``, asked once per client."""
-        if self._systems is None or refresh:
+        if self._systems is None or refresh or system not in self._systems:
             self._systems = {raw["name"]: SystemInfo.from_wire(raw) for raw in await self.systems()}
         try:
             return self._systems[system]
@@ -106,6 +106,10 @@ class FirecrestClient:
             raise FirecrestError(
                 f"System {system!r} is not served by {self.url} (systems: {known})"
             ) from None
+
+    def know_system(self, info: SystemInfo) -> None:
+        """Take ``info`` as the answer about its system (what an earlier client was told)."""
+        self._systems = {**(self._systems or {}), info.name: info}
 
     async def userinfo(self, system: str) -> UserInfo:
         response = await self.session.request("GET", f"/status/{system}/userinfo", idempotent=True)
@@ -354,16 +358,22 @@ class FirecrestClient:
         ) as response:
             await save_chunks(response.aiter_bytes(), local_tar)
 
-    async def tree_upload(self, system: str, path: str, local_tar: str | Path) -> None:
-        """Unpack the tar archive ``local_tar`` into the existing directory ``path``."""
+    async def tree_upload(
+        self, system: str, path: str, local_tar: str | Path, *, create: bool = False
+    ) -> None:
+        """Unpack the tar archive ``local_tar`` into the existing directory ``path``, or with
+        ``create`` (extension ``filesystem.tree.create``) into ``path`` made new for it
+        (``FileExistsError`` if something is there, ``FileNotFoundError`` without a parent)."""
         size = await file_size(local_tar)
         await self.session.request(
             "PUT",
             self._ops(system, "tree"),
-            params={"path": path},
+            params={"path": path, "create": "true"} if create else {"path": path},
             content=lambda: file_range(local_tar, 0, size),
             headers={"Content-Type": "application/x-tar", "Content-Length": str(size)},
-            idempotent=True,  # unpacking the same archive again gives the same tree
+            # Unpacking the same archive again gives the same tree; creating the directory
+            # again would fail on the first attempt's directory.
+            idempotent=not create,
             expected=(204,),
         )
 

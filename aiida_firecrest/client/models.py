@@ -22,6 +22,8 @@ DEFAULT_MAX_OPS_FILE_SIZE = 1024 * 1024
 CAPABILITY_OPS_CP = "filesystem.ops.cp"
 CAPABILITY_OPS_MV = "filesystem.ops.mv"
 CAPABILITY_TREE = "filesystem.tree"
+# PUT ops/tree?create=true: the directory is made by the same request.
+CAPABILITY_TREE_CREATE = "filesystem.tree.create"
 
 
 def pick(mapping: dict[str, Any] | None, *keys: str, default: Any = None) -> Any:

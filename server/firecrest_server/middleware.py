@@ -65,10 +65,20 @@ class FirecrestHeadersMiddleware:
             context.timings = {}
         reset = current_request.set(context)
         status = 500  # if the app raises before answering, the server error handler sends a 500
+        # Body bytes each way, for the access log: what a client's operation costs on the wire.
+        body_bytes = [0, 0]  # received, sent
+
+        async def receive_counted() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                body_bytes[0] += len(message.get("body", b""))
+            return message
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
-            if message["type"] == "http.response.start":
+            if message["type"] == "http.response.body":
+                body_bytes[1] += len(message.get("body", b""))
+            elif message["type"] == "http.response.start":
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 # pyfirecrest switches code paths on this header: it carries the FirecREST API
@@ -90,14 +100,16 @@ class FirecrestHeadersMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_headers)
+            await self.app(scope, receive_counted, send_with_headers)
         finally:
             seconds = time.perf_counter() - started
-            self._record(scope, context, status, seconds)
+            self._record(scope, context, status, seconds, body_bytes)
             current_request.reset(reset)
 
     @staticmethod
-    def _record(scope: Scope, context: RequestContext, status: int, seconds: float) -> None:
+    def _record(
+        scope: Scope, context: RequestContext, status: int, seconds: float, body_bytes: list[int]
+    ) -> None:
         # A staging URL's path is a bearer capability: its token segment never reaches the log.
         path = redact_path(scope.get("path", ""))
         runtime = getattr(scope["app"].state, "runtime", None) if "app" in scope else None
@@ -125,6 +137,10 @@ class FirecrestHeadersMiddleware:
                     "method": scope.get("method", ""),
                     "path": path,
                     "status": status,
+                    # The route's template groups requests by endpoint without user paths.
+                    "route": route_template(scope),
+                    "bytes_in": body_bytes[0],
+                    "bytes_out": body_bytes[1],
                     "seconds": round(seconds, 6),
                     # As reported by a trusted proxy (forwarding.py), else the TCP peer's.
                     "client": (scope.get("client") or (None,))[0],

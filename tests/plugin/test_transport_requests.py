@@ -4,6 +4,7 @@ so the usual case asks no questions first. The unusual cases still behave as bef
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -68,7 +69,7 @@ async def test_getting_a_directory_still_gets_the_tree(transport, remote_dir, tm
     assert (tmp_path / "out" / "deep" / "b.txt").read_text() == "b"
 
 
-async def test_putting_a_new_directory_is_a_mkdir_and_one_tree(
+async def test_putting_a_new_directory_is_one_tree_request(
     transport, remote_dir, tmp_path, requests_made
 ):
     local = tmp_path / ".aiida"
@@ -76,11 +77,35 @@ async def test_putting_a_new_directory_is_a_mkdir_and_one_tree(
     (local / "calcinfo.json").write_text("{}")
     (local / "job_tmpl.json").write_text("{}")
     await transport.put_async(str(local), f"{remote_dir}/.aiida")
+    # The server makes the directory with the tree (extension filesystem.tree.create).
+    assert requests_made == ["PUT /filesystem/cluster/ops/tree"]
+    assert sorted(os.listdir(Path(remote_dir, ".aiida"))) == ["calcinfo.json", "job_tmpl.json"]
+
+
+async def test_without_tree_create_a_new_directory_is_a_mkdir_and_one_tree(
+    transport, remote_dir, tmp_path, requests_made
+):
+    info = await transport.fs.info()
+    transport.fs._info = dataclasses.replace(
+        info, capabilities=info.capabilities - {"filesystem.tree.create"}
+    )
+    local = tmp_path / ".aiida"
+    local.mkdir()
+    (local / "calcinfo.json").write_text("{}")
+    await transport.put_async(str(local), f"{remote_dir}/.aiida")
     assert requests_made == [
         "POST /filesystem/cluster/ops/mkdir",
         "PUT /filesystem/cluster/ops/tree",
     ]
-    assert sorted(os.listdir(Path(remote_dir, ".aiida"))) == ["calcinfo.json", "job_tmpl.json"]
+    assert os.listdir(Path(remote_dir, ".aiida")) == ["calcinfo.json"]
+
+
+async def test_putting_an_empty_new_directory_makes_it(transport, remote_dir, tmp_path):
+    local = tmp_path / "empty"
+    local.mkdir()
+    await transport.put_async(str(local), f"{remote_dir}/empty")
+    assert Path(remote_dir, "empty").is_dir()
+    assert os.listdir(Path(remote_dir, "empty")) == []
 
 
 async def test_putting_a_directory_below_missing_parents_makes_them(
@@ -106,3 +131,25 @@ async def test_putting_a_directory_onto_an_existing_one_puts_it_inside(
     seed(f"{remote_dir}/a-file", "not a directory")
     with pytest.raises(OSError, match="into a file"):
         await transport.puttree_async(str(local), f"{remote_dir}/a-file")
+
+
+async def test_the_next_open_asks_no_system_info_token_or_user_again(make_computer, stack):
+    """AiiDA opens a transport per batch of tasks: the system's information, the access token
+    and the user name of the first open serve the next ones (aiida_firecrest/reuse.py)."""
+    from .conftest import open_transport
+
+    computer = make_computer()
+    async with open_transport(computer) as first:
+        await first.fs.info()
+        assert await first.whoami_async() == "alice"
+    async with open_transport(computer) as second:
+        made: list[str] = []
+
+        async def record(request) -> None:
+            made.append(f"{request.method} {request.url.path}")
+
+        second.client.session.http.event_hooks["request"].append(record)
+        assert await second.whoami_async() == "alice"
+        await second.path_exists_async(stack.users["alice"].home)
+    # One stat: no /status/systems, no userinfo, and no token request to the provider.
+    assert made == ["GET /filesystem/cluster/ops/stat"]

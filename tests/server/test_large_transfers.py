@@ -243,9 +243,56 @@ async def test_tree_errors(stack: StackInfo, token_for, alice_dir: str) -> None:
             (tree / "secret").chmod(0o700)
 
 
+def _tar_of(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, content in files.items():
+            member = tarfile.TarInfo(name)
+            member.size = len(content)
+            tar.addfile(member, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+async def test_tree_upload_can_create_its_directory(
+    stack: StackInfo, token_for, alice_dir: str
+) -> None:
+    base = f"{stack.url}/filesystem/{stack.system}/ops"
+    headers = {"Authorization": f"Bearer {token_for('alice')}"}
+    archive = _tar_of({"calcinfo.json": b"{}", "sub/job_tmpl.json": b"[]"})
+    target = f"{alice_dir}/{uuid.uuid4().hex}/.aiida"
+    Path(target).parent.mkdir()
+    os.chown(Path(target).parent, *_alice_ids())
+    async with httpx.AsyncClient(headers=headers) as http:
+        created = await http.put(
+            f"{base}/tree", params={"path": target, "create": "true"}, content=archive
+        )
+        assert created.status_code == 204, created.text
+        assert Path(target, "calcinfo.json").read_bytes() == b"{}"
+        assert Path(target, "sub", "job_tmpl.json").read_bytes() == b"[]"
+        assert Path(target).stat().st_uid == _alice_ids()[0]
+        # Something there already: refused as ops/mkdir refuses it, and left as it was.
+        again = await http.put(
+            f"{base}/tree", params={"path": target, "create": "true"}, content=_tar_of({"x": b""})
+        )
+        assert again.status_code == 400
+        assert "File exists" in again.json()["message"]
+        assert not Path(target, "x").exists()
+        orphan = f"{alice_dir}/{uuid.uuid4().hex}/.aiida"
+        missing_parent = await http.put(
+            f"{base}/tree", params={"path": orphan, "create": "true"}, content=archive
+        )
+        assert missing_parent.status_code == 404
+        assert not Path(orphan).parent.exists()
+
+
 async def test_capabilities_are_advertised(stack: StackInfo, token_for) -> None:
     async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token_for('alice')}"}) as http:
         systems = (await http.get(f"{stack.url}/status/systems")).json()["systems"]
     capabilities = systems[0]["server"]["capabilities"]
-    assert {"filesystem.ops.cp", "filesystem.ops.mv", "filesystem.tree"} <= set(capabilities)
+    assert {
+        "filesystem.ops.cp",
+        "filesystem.ops.mv",
+        "filesystem.tree",
+        "filesystem.tree.create",
+    } <= set(capabilities)
     assert systems[0]["dataOperation"]["max_ops_file_size"] > 0

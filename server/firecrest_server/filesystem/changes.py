@@ -94,9 +94,14 @@ async def _mkdir_parents(sftp: asyncssh.SFTPClient, path: str) -> None:
         await _existing_directory(sftp, path, exc)  # created meanwhile by someone else: fine
 
 
-async def mkdir(remote: Remote, path: CheckedPath, parent: bool) -> FileEntry:
+async def make_directory(remote: Remote, path: CheckedPath, parent: bool) -> None:
+    """``mkdir [-p]``, for a caller that needs no description of the result."""
     create = _mkdir_parents if parent else _mkdir
     await remote.sftp(path, lambda sftp: create(sftp, path), idempotent=parent, action="mkdir")
+
+
+async def mkdir(remote: Remote, path: CheckedPath, parent: bool) -> FileEntry:
+    await make_directory(remote, path, parent)
     return await describe(remote, path)
 
 

@@ -28,6 +28,7 @@ import asyncssh
 from ..cluster import CheckedPath, Remote
 from ..cluster.sftp import is_dir
 from ..errors import BadRequest, RequestTimeout
+from . import changes
 from .unpacking import unpack_argv, unpack_error
 
 T = TypeVar("T")
@@ -123,8 +124,15 @@ async def download(
     return stream()
 
 
-async def upload(remote: Remote, path: CheckedPath, body: AsyncIterator[bytes]) -> None:
-    await _require_directory(remote, path)
+async def upload(
+    remote: Remote, path: CheckedPath, body: AsyncIterator[bytes], *, create: bool = False
+) -> None:
+    if create:
+        # As ops/mkdir without parents: 400 "File exists" if anything is there, 404 if the
+        # parent is missing.
+        await changes.make_directory(remote, path, parent=False)
+    else:
+        await _require_directory(remote, path)
     limits = remote.system.data_operation
     argv = upload_argv(path, limits.max_extract_bytes, limits.max_extract_files)
     deadline = remote.sftp_deadline

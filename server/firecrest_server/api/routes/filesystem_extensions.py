@@ -18,7 +18,14 @@ from ..deps import RemoteDep
 
 router = APIRouter(prefix="/filesystem/{system_name}/ops", tags=["extensions"])
 
-CAPABILITIES = ["filesystem.ops.cp", "filesystem.ops.mv", "filesystem.tree"]
+CAPABILITIES = [
+    "filesystem.ops.cp",
+    "filesystem.ops.mv",
+    "filesystem.tree",
+    # PUT ops/tree?create=true makes the directory first: a client putting a tree where none
+    # was (every AiiDA calculation's .aiida folder) saves its separate ops/mkdir request.
+    "filesystem.tree.create",
+]
 
 
 @router.post("/cp", status_code=204, summary="Copy a file or directory tree (synchronous)")
@@ -56,7 +63,7 @@ async def download_tree(
 @router.put(
     "/tree",
     status_code=204,
-    summary="Unpack a tar stream (the request body) into an existing directory",
+    summary="Unpack a tar stream (the request body) into a directory (existing, or created)",
     openapi_extra={
         "requestBody": {
             "content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}}}
@@ -66,8 +73,15 @@ async def download_tree(
 async def upload_tree(
     remote: RemoteDep,
     request: Request,
-    path: Annotated[str, Query(description="Existing directory on the system")],
+    path: Annotated[str, Query(description="Directory on the system")],
+    create: Annotated[
+        bool,
+        Query(
+            description="Create the directory first, as ops/mkdir without parents does "
+            '(400 "File exists" if something is there); without it, the directory must exist.'
+        ),
+    ] = False,
 ) -> Response:
     directory = checked_path(remote.system, path)
-    await trees.upload(remote, directory, request.stream())
+    await trees.upload(remote, directory, request.stream(), create=create)
     return Response(status_code=204)

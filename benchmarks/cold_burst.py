@@ -48,9 +48,8 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
-
 from firecrest_dev.info import StackInfo
+from firecrest_dev.own_server import NotAnswering, served
 from firecrest_dev.running import free_ports, running_stack
 
 GOAL_P99_MS = 1000.0
@@ -132,37 +131,15 @@ def fresh_server(
     if server_src:
         env["PYTHONPATH"] = str(Path(server_src) / "server")
     log_file = workdir / "server.log"
-    url = f"http://127.0.0.1:{port}"
-    with log_file.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "firecrest_server.cli", "--config", str(config_file)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-        try:
-            deadline = time.monotonic() + START_TIMEOUT
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError(f"server exited: {log_file.read_text()[-3000:]}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(f"{url}/status/liveness", timeout=2).status_code == 200:
-                        break
-                if time.monotonic() > deadline:
-                    raise ServerDidNotStart(
-                        f"server did not answer within {START_TIMEOUT:.0f} s",
-                        worker_restarts(log_file),
-                    )
-                time.sleep(0.05)
-            yield url, process.pid
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    try:
+        with served(
+            config_file, log_file, port, start_timeout=START_TIMEOUT, env=env, new_session=True
+        ) as process:
+            yield f"http://127.0.0.1:{port}", process.pid
+    except NotAnswering as exc:
+        raise ServerDidNotStart(
+            f"server did not answer within {START_TIMEOUT:.0f} s", worker_restarts(log_file)
+        ) from exc
 
 
 # ---------------------------------------------------------------------------------- clients

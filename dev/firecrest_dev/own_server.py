@@ -69,16 +69,39 @@ def own_server(
             system["ssh"]["credentials"] = ssh_credentials
     config_file = directory / "config.yaml"
     config_file.write_text(json.dumps(config, indent=2))
-    log_file = directory / "server.log"
+    with served(config_file, directory / "server.log", port) as process:
+        server = OwnServer(f"http://127.0.0.1:{port}")
+        server.pid = process.pid
+        yield server
+
+
+class NotAnswering(RuntimeError):
+    """The server did not answer its liveness probe in time (it is still running)."""
+
+
+@contextlib.contextmanager
+def served(
+    config_file: Path,
+    log_file: Path,
+    port: int,
+    *,
+    start_timeout: float = 30,
+    env: dict[str, str] | None = None,
+    new_session: bool = False,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``firecrest-server --config config_file`` with its output in ``log_file``, once its
+    liveness probe answers on ``port``; stopped (TERM, then KILL after 15 s) on the way out."""
     url = f"http://127.0.0.1:{port}"
     with log_file.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "firecrest_server.cli", "--config", str(config_file)],
             stdout=log,
             stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=new_session,
         )
         try:
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + start_timeout
             while True:
                 if process.poll() is not None:
                     raise RuntimeError(f"server exited: {log_file.read_text()[-3000:]}")
@@ -86,11 +109,12 @@ def own_server(
                     if httpx.get(f"{url}/status/liveness", timeout=2).status_code == 200:
                         break
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"server did not start: {log_file.read_text()[-3000:]}")
-                time.sleep(0.1)
-            server = OwnServer(url)
-            server.pid = process.pid
-            yield server
+                    raise NotAnswering(
+                        f"server did not answer within {start_timeout:.0f} s: "
+                        f"{log_file.read_text()[-3000:]}"
+                    )
+                time.sleep(0.05)
+            yield process
         finally:
             process.terminate()
             try:

@@ -454,6 +454,9 @@ def download_figure(result: dict, path: Path) -> None:
     speed.set_ylim(top=speed.get_ylim()[1] * 1.2)
     memory.set_ylim(top=memory.get_ylim()[1] * 1.15)
     fig.suptitle(f"load average {result['load_before']} -> {result['load_after']}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def cold_burst_figure(summary: dict, path: Path) -> None:

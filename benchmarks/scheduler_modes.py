@@ -36,7 +36,7 @@ from proc_cpu import process_cpu, tree_cpu
 
 OPERATIONS = ("submit", "poll", "list", "list_ids", "cancel")
 # The stack's parts whose CPU an operation may cost besides the API server's, by stack.json name.
-DAEMONS = ("slurmctld", "slurmdbd", "slurmrestd", "mariadb")
+DAEMONS = ("slurmctld", "slurmdbd", "slurmrestd", "mariadbd")
 PARTIES = (*DAEMONS, "login")
 
 

@@ -38,6 +38,8 @@ OPERATIONS = ("submit", "poll", "list", "list_ids", "cancel")
 # The stack's parts whose CPU an operation may cost besides the API server's, by stack.json name.
 DAEMONS = ("slurmctld", "slurmdbd", "slurmrestd", "mariadbd")
 PARTIES = (*DAEMONS, "login")
+# The jobs run in alice's home: without these each would leave a slurm-N.out there.
+NO_OUTPUT_FILES = {"standardOutput": "/dev/null", "standardError": "/dev/null"}
 
 
 def _mode(stack: StackInfo, mode: str) -> dict:
@@ -95,6 +97,7 @@ def _round(
                 "workingDirectory": workdir,
                 "name": f"bench-{i}",
                 "script": "#!/bin/bash\ntrue\n",
+                **NO_OUTPUT_FILES,
             }
         }
         ids.append(
@@ -115,7 +118,13 @@ def _round(
         )
     sleepers = []
     for _ in range(count):
-        body = {"job": {"workingDirectory": workdir, "script": "#!/bin/bash\nsleep 300\n"}}
+        body = {
+            "job": {
+                "workingDirectory": workdir,
+                "script": "#!/bin/bash\nsleep 300\n",
+                **NO_OUTPUT_FILES,
+            }
+        }
         sleepers.append(client.post("/jobs", json=body).json()["jobId"])
     for job_id in sleepers:
         _timed(samples, "cancel", pid, lambda j=job_id: client.delete(f"/jobs/{j}"), parties)
@@ -139,7 +148,7 @@ def main() -> int:
             mode: stop.enter_context(
                 own_server(
                     stack,
-                    Path(tempfile.mkdtemp(prefix=f"bench-{mode}-", dir="/tmp")),
+                    Path(stop.enter_context(tempfile.TemporaryDirectory(prefix=f"bench-{mode}-"))),
                     system_overrides=_mode(stack, mode),
                 )
             )

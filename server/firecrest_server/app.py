@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -31,10 +32,14 @@ from .openapi import ERROR_RESPONSES, publish_errors_as_sent
 from .openapi_security import add_client_credentials
 from .public_url import PublicUrlMiddleware
 from .runtime import open_runtime
-from .worker_env import CONFIG_ENV
+from .worker_env import CONFIG_ENV, START_DIR_ENV
+from .worker_start import wait_for_all_workers
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, start_dir: Path | None = None) -> FastAPI:
+    """The app. ``start_dir``: where the server's workers wait for each other before serving
+    (worker_start.py); None for one worker, or an app that is not one of several."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, ConnectionBudget]]:
         async with open_runtime(settings) as runtime:
@@ -43,6 +48,10 @@ def create_app(settings: Settings) -> FastAPI:
             # each worker derives its connection caps from its own descriptor limit.
             budget = ConnectionBudget.derive(settings.server.limits, raise_fd_limit())
             await _prepare_routes(app)
+            if start_dir is not None:
+                await wait_for_all_workers(
+                    start_dir, settings.server.workers, settings.server.worker_start_wait
+                )
             yield {EDGE_STATE: budget}
 
     app = FastAPI(
@@ -148,4 +157,5 @@ def app_from_env() -> FastAPI:
     # Here rather than in create_app: uvicorn has set up its own logging by the time it calls
     # the factory, and apps built in tests should leave the test runner's logging alone.
     configure_logging(settings.server.log_level)
-    return create_app(settings)
+    start_dir = os.environ.get(START_DIR_ENV)
+    return create_app(settings, Path(start_dir) if start_dir else None)

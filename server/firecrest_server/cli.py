@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import shutil
 import sys
+import tempfile
+from typing import TYPE_CHECKING
 
 import uvicorn
 
@@ -20,7 +23,10 @@ import uvicorn
 # ``server.worker_healthcheck_timeout`` is killed and replaced; importing the whole app here
 # took 1.2 s of CPU, over 5 s on a loaded machine, and workers were killed and started again in
 # a loop without ever serving (benchmarks/cold_burst.py, docs/benchmarks.md).
-from .worker_env import CONFIG_ENV, SIGNING_KEY_ENV
+from .worker_env import CONFIG_ENV, SIGNING_KEY_ENV, START_DIR_ENV
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 # How long an idle client connection stays open. uvicorn's default (5 s) equals httpx's default
 # keep-alive expiry (5 s), so clients such as pyfirecrest sometimes send a request on a
@@ -131,6 +137,21 @@ def main(argv: list[str] | None = None) -> int:
     if settings.server.url_signing_key is None:
         # All workers of this process must verify the staging URLs any of them signed.
         os.environ.setdefault(SIGNING_KEY_ENV, secrets.token_urlsafe(32))
+    start_dir = None
+    if settings.server.workers > 1 and settings.server.worker_start_wait > 0:
+        # Where the workers wait for each other before serving (worker_start.py).
+        start_dir = tempfile.mkdtemp(prefix="firecrest-server-start-")
+        os.environ[START_DIR_ENV] = start_dir
+    try:
+        serve(settings)
+    finally:
+        if start_dir is not None:
+            shutil.rmtree(start_dir, ignore_errors=True)
+            del os.environ[START_DIR_ENV]
+    return 0
+
+
+def serve(settings: Settings) -> None:
     uvicorn.run(
         "firecrest_server.app:app_from_env",
         factory=True,
@@ -152,7 +173,6 @@ def main(argv: list[str] | None = None) -> int:
         # a pause of a worker saturated by a burst: the supervisor killed healthy workers.
         timeout_worker_healthcheck=settings.server.worker_healthcheck_timeout,
     )
-    return 0
 
 
 if __name__ == "__main__":

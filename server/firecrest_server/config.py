@@ -456,6 +456,10 @@ class ServerConfig(_Strict):
     # replaced (uvicorn's timeout_worker_healthcheck, whose default of 5 s killed workers still
     # starting on a loaded machine). A hung worker is replaced after this long.
     worker_healthcheck_timeout: int = Field(default=60, ge=1, le=3600)
+    # Seconds each worker, once started, waits for the server's other workers before it
+    # accepts connections, so the first burst meets all of them (worker_start.py); 0 serves
+    # each worker as soon as it is started.
+    worker_start_wait: float = Field(default=30, ge=0, le=3600)
     root_path: str = ""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # uvloop (with our batched accepting, event_loop.py): the most requests per second.

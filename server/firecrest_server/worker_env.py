@@ -8,3 +8,5 @@ worker before the worker can answer its supervisor (cli.py explains why that mus
 CONFIG_ENV = "FIRECREST_SERVER_CONFIG"
 # The staging URL signing key the command line made for its workers when none is configured.
 SIGNING_KEY_ENV = "FIRECREST_SERVER_SIGNING_KEY"
+# The directory where the workers of one server mark themselves started (worker_start.py).
+START_DIR_ENV = "FIRECREST_SERVER_START_DIR"

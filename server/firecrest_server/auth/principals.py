@@ -84,6 +84,8 @@ class PrincipalPolicy:
         # username -> (uid, refusal reason or None, monotonic time until which it holds)
         self._decided: dict[str, tuple[int | None, str | None, float]] = {}
         self.lookups = 0  # name-service lookups made (for tests and metrics)
+        # Lookups in flight, by login: shared by the requests that wait for the same one.
+        self._looking_up: dict[str, asyncio.Future[tuple[int | None, str | None]]] = {}
 
     async def check_token(self, username: str, claims: Mapping[str, Any]) -> int | None:
         """The login's uid if the server may act as ``username``; 403 otherwise."""
@@ -103,6 +105,21 @@ class PrincipalPolicy:
         if cached is not None and self._clock() < cached[2]:
             uid, reason, _ = cached
         else:
+            # Requests for a login arriving together (a burst of first requests after a start,
+            # 250 per worker in benchmarks/cold_burst.py) share one lookup instead of each
+            # taking a thread. The lookup is a task of its own: a caller that goes away does
+            # not cancel it for the others.
+            lookup = self._looking_up.get(username)
+            if lookup is None:
+                lookup = asyncio.ensure_future(self._look_up(username))
+                self._looking_up[username] = lookup
+            uid, reason = await asyncio.shield(lookup)
+        if reason is not None:
+            raise Forbidden(f"User {username} may not use this service: {reason}")
+        return uid
+
+    async def _look_up(self, username: str) -> tuple[int | None, str | None]:
+        try:
             self.lookups += 1
             # In a thread: with LDAP behind NSS a lookup may wait on the network.
             uid = await asyncio.to_thread(self._lookup, username)
@@ -110,9 +127,9 @@ class PrincipalPolicy:
             if len(self._decided) >= MAX_CACHED:
                 del self._decided[next(iter(self._decided))]
             self._decided[username] = (uid, reason, self._clock() + self._config.cache_ttl)
-        if reason is not None:
-            raise Forbidden(f"User {username} may not use this service: {reason}")
-        return uid
+            return uid, reason
+        finally:
+            del self._looking_up[username]
 
     def _decide(self, username: str, uid: int | None) -> int | None:
         reason = refusal(self._config, username, uid)

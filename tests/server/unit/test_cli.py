@@ -120,3 +120,47 @@ def test_the_command_line_module_imports_nothing_of_the_server() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert loaded.strip() == "['firecrest_server.cli', 'firecrest_server.worker_env']"
+
+
+def test_workers_get_a_start_directory_that_is_removed_after(tmp_path: Path, monkeypatch) -> None:
+    config = {
+        "auth": {"jwks_url": "https://idp/jwks", "issuer": "https://idp", "audience": "f7t"},
+        "server": {"workers": 2},
+        "systems": [
+            {
+                "name": "c",
+                "ssh": {
+                    "host": "h",
+                    "known_hosts": "/k",
+                    "credentials": {"type": "ca", "ca_key": "K"},
+                },
+            }
+        ],
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(json.dumps(config))
+    seen: list[str | None] = []
+
+    def run(*args, **kwargs) -> None:
+        start_dir = cli.os.environ.get(cli.START_DIR_ENV)
+        seen.append(start_dir)
+        assert start_dir is not None
+        assert Path(start_dir).is_dir()
+
+    monkeypatch.setattr(cli.uvicorn, "run", run)
+    monkeypatch.delenv(cli.START_DIR_ENV, raising=False)
+    assert cli.main(["--config", str(path)]) == 0
+    assert seen[0] is not None
+    assert not Path(seen[0]).exists()
+    assert cli.START_DIR_ENV not in cli.os.environ
+    # One worker, or the wait switched off: nothing to wait for.
+    monkeypatch.setattr(
+        cli.uvicorn, "run", lambda *a, **k: seen.append(cli.os.environ.get(cli.START_DIR_ENV))
+    )
+    config["server"] = {"workers": 1}
+    path.write_text(json.dumps(config))
+    assert cli.main(["--config", str(path)]) == 0
+    config["server"] = {"workers": 2, "worker_start_wait": 0}
+    path.write_text(json.dumps(config))
+    assert cli.main(["--config", str(path)]) == 0
+    assert seen[1:] == [None, None]

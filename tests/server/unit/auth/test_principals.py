@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import asyncio
+import threading
+
 import pytest
 
 from firecrest_server.auth.principals import PrincipalPolicy, nss_uid, refusal
@@ -81,3 +84,26 @@ async def test_uid_from_claim_and_from_grant() -> None:
 def test_nss_uid_reads_this_hosts_name_service() -> None:
     assert nss_uid("root") == 0
     assert nss_uid("no-such-login-here") is None
+
+
+async def test_simultaneous_requests_share_one_lookup_and_survive_a_cancelled_one() -> None:
+    release = threading.Event()
+    calls: list[str] = []
+
+    def lookup(name: str) -> int | None:
+        calls.append(name)
+        release.wait(5)
+        return UIDS.get(name)
+
+    policy = PrincipalPolicy(DEFAULT, lookup=lookup)
+    waiting = [asyncio.create_task(policy.check_token("alice", {})) for _ in range(50)]
+    await asyncio.sleep(0.05)
+    waiting[0].cancel()  # the request that started the lookup goes away
+    release.set()
+    results = await asyncio.gather(*waiting, return_exceptions=True)
+    assert isinstance(results[0], asyncio.CancelledError)
+    assert results[1:] == [1001] * 49
+    assert calls == ["alice"]
+    # Remembered afterwards, as before.
+    assert await policy.check_token("alice", {}) == 1001
+    assert calls == ["alice"]

@@ -159,6 +159,29 @@ async def upload(
     """Write ``chunks`` to ``directory/name``, replacing an existing file; returns the size."""
     target = posixpath.join(directory, check_file_name(name))
     temp = posixpath.join(directory, temporary_name(name))
+    try:
+        return await _upload(remote, directory, target, temp, chunks, limit)
+    except RequestTimeout:
+        # The hung channel is closed by now: remove the partial file through a new one.
+        with contextlib.suppress(Exception):
+            await asyncio.shield(_remove_quietly(remote, temp))
+        raise
+
+
+async def _remove_quietly(remote: Remote, path: str) -> None:
+    async with remote.sftp_session() as sftp:
+        with contextlib.suppress(asyncssh.SFTPNoSuchFile):
+            await sftp_request(sftp.remove(path), remote.sftp_deadline, path)
+
+
+async def _upload(
+    remote: Remote,
+    directory: CheckedPath,
+    target: str,
+    temp: str,
+    chunks: AsyncIterable[bytes],
+    limit: int,
+) -> int:
     deadline = remote.sftp_deadline
     async with remote.sftp_session() as sftp:
         try:
@@ -187,7 +210,8 @@ async def upload(
             await sftp_request(_replace(sftp, temp, target), deadline, target)
         except BaseException as exc:
             # Also on cancellation or a client that went away: never leave the partial file.
-            # After a timeout the channel is hung and the removal would wait behind it.
+            # After a timeout the channel is hung and the removal would wait behind it: it is
+            # made through a new channel once this one is closed (``upload``).
             if not isinstance(exc, RequestTimeout):
                 with contextlib.suppress(Exception):
                     await asyncio.shield(sftp_request(sftp.remove(temp), deadline, temp))

@@ -129,6 +129,7 @@ class FakeSFTP:
             self.modes.pop(target, None)
 
     async def remove(self, path: str) -> None:
+        self.requests.append("remove")
         del self.files[path]
 
 
@@ -471,3 +472,6 @@ async def test_a_write_that_is_never_answered_is_408_and_closes_the_channel() ->
     assert remote.timeouts_seen == 1
     assert remote.sessions_open == 0
     assert "/home/a/f" not in remote.server.files
+    # The partial file is removed through a new channel once the hung one is closed.
+    assert remote.server.requests[-1] == "remove"
+    assert not [path for path in remote.server.files if ".fcpart-" in path]

@@ -77,6 +77,8 @@ LABELS = {
 }
 # py-spy from the PATH, or installed next to this Python (pip install py-spy into the venv).
 PY_SPY = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+# In the run's remote directory: its modification time is the run's start.
+STARTED = ".started"
 # The limit a staged run's server keeps: FirecREST's default.
 STAGED_LIMIT = 5 * MiB
 
@@ -286,7 +288,16 @@ async def make_remote_file(stack: StackInfo, path: str, size: int) -> str:
 
 
 async def remove_remote(stack: StackInfo, path: str) -> None:
+    """Remove ``path`` and the logs of the transfer jobs the staged runs made since it was
+    created (the server writes them to alice's home, as FirecREST v2 does)."""
+    home = stack.users["alice"].home
     async with raw_connection(stack) as conn:
+        since = posixpath.join(path, STARTED)
+        pattern = ".f7t_file_handling_job*"
+        logs = shlex.join(
+            ["find", home, "-maxdepth", "1", "-name", pattern, "-newer", since, "-delete"]
+        )
+        await conn.run(logs, check=True)
         await conn.run(shlex.join(["rm", "-rf", "--", path]), check=True)
 
 
@@ -357,8 +368,10 @@ def run(stack: StackInfo, args: argparse.Namespace, work: Path) -> dict:
 
 
 async def _mkdir(stack: StackInfo, path: str) -> None:
+    """``path``, with a file whose time says when the run began (``remove_remote``)."""
     async with raw_connection(stack) as conn:
         await conn.run(shlex.join(["mkdir", "-m", "700", "--", path]), check=True)
+        await conn.run(shlex.join(["touch", "--", posixpath.join(path, STARTED)]), check=True)
 
 
 def print_report(result: dict) -> None:

@@ -114,9 +114,13 @@ def test_transfer_benchmark(stack: StackInfo, tmp_path: Path) -> None:
 
 
 def test_download_benchmark(stack: StackInfo, tmp_path: Path) -> None:
+    home = Path(stack.users["alice"].home)
+    job_logs_before = set(home.glob(".f7t_file_handling_job*"))
     result, _ = _run(
         "download", stack, tmp_path, "--size", "4M", "--rounds", "1", "--workdir", str(tmp_path)
     )
+    # The staged run's transfer job wrote its logs to alice's home; the benchmark removed them.
+    assert set(home.glob(".f7t_file_handling_job*")) == job_logs_before
     assert result["benchmark"] == "download"
     assert result["size_bytes"] == 4 * 2**20
     ways = result["ways"]

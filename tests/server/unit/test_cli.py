@@ -11,8 +11,9 @@ import pytest
 from firecrest_server import cli
 
 
-def test_idle_connections_outlive_client_keep_alive(tmp_path: Path, monkeypatch) -> None:
-    config = {
+def minimal_config() -> dict:
+    """The least a configuration needs: an identity provider and one system."""
+    return {
         "auth": {"jwks_url": "https://idp/jwks", "issuer": "https://idp", "audience": "f7t"},
         "systems": [
             {
@@ -25,6 +26,10 @@ def test_idle_connections_outlive_client_keep_alive(tmp_path: Path, monkeypatch)
             }
         ],
     }
+
+
+def test_idle_connections_outlive_client_keep_alive(tmp_path: Path, monkeypatch) -> None:
+    config = minimal_config()
     path = tmp_path / "config.yaml"
     path.write_text(json.dumps(config))
     seen: dict = {}
@@ -123,20 +128,8 @@ def test_the_command_line_module_imports_nothing_of_the_server() -> None:
 
 
 def test_workers_get_a_start_directory_that_is_removed_after(tmp_path: Path, monkeypatch) -> None:
-    config = {
-        "auth": {"jwks_url": "https://idp/jwks", "issuer": "https://idp", "audience": "f7t"},
-        "server": {"workers": 2},
-        "systems": [
-            {
-                "name": "c",
-                "ssh": {
-                    "host": "h",
-                    "known_hosts": "/k",
-                    "credentials": {"type": "ca", "ca_key": "K"},
-                },
-            }
-        ],
-    }
+    config = minimal_config()
+    config["server"] = {"workers": 2}
     path = tmp_path / "config.yaml"
     path.write_text(json.dumps(config))
     seen: list[str | None] = []

@@ -33,16 +33,30 @@ def mark_started(directory: Path) -> None:
     (directory / f"worker-{os.getpid()}").touch()
 
 
-def workers_started(directory: Path) -> int:
-    return sum(1 for entry in directory.iterdir() if entry.name.startswith("worker-"))
+def workers_started(directory: Path) -> int | None:
+    """How many workers have marked themselves started; None if ``directory`` is gone."""
+    try:
+        return sum(1 for entry in directory.iterdir() if entry.name.startswith("worker-"))
+    except OSError:
+        return None
 
 
 async def wait_for_all_workers(directory: Path, workers: int, timeout: float) -> int:
     """Mark this worker started, then wait until ``workers`` workers are, at most ``timeout``
-    seconds. Returns how many were started when it stopped waiting."""
-    mark_started(directory)
+    seconds. Returns how many were started when it stopped waiting.
+
+    A directory that has gone (a temporary-file cleaner, long after the first start) must not
+    keep a replacement worker from serving: it serves at once and says so."""
+    try:
+        mark_started(directory)
+    except OSError as exc:
+        log.warning("cannot mark this worker started in %s (%s); serving at once", directory, exc)
+        return 0
     deadline = time.monotonic() + timeout
-    while (started := workers_started(directory)) < workers:
+    while (started := workers_started(directory)) is None or started < workers:
+        if started is None:
+            log.warning("%s was removed while this worker waited; serving at once", directory)
+            return 0
         if time.monotonic() >= deadline:
             log.warning(
                 "%d of %d workers started after %.0f s (server.worker_start_wait); "

@@ -35,3 +35,24 @@ async def test_a_replacement_worker_serves_at_once(tmp_path: Path) -> None:
     (tmp_path / "worker-1").touch()
     (tmp_path / "worker-2").touch()
     assert await asyncio.wait_for(worker_start.wait_for_all_workers(tmp_path, 2, 30), 1) == 3
+
+
+async def test_a_worker_whose_directory_is_gone_serves_at_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    gone = tmp_path / "removed-by-a-cleaner"
+    with caplog.at_level(logging.WARNING, logger="firecrest_server.worker_start"):
+        assert await asyncio.wait_for(worker_start.wait_for_all_workers(gone, 2, 30), 1) == 0
+    assert "serving at once" in caplog.text
+
+
+async def test_a_directory_removed_while_waiting_ends_the_wait(tmp_path: Path) -> None:
+    directory = tmp_path / "start"
+    directory.mkdir()
+    waiting = asyncio.create_task(worker_start.wait_for_all_workers(directory, 2, timeout=30))
+    await asyncio.sleep(0.1)
+    assert not waiting.done()
+    for entry in directory.iterdir():
+        entry.unlink()
+    directory.rmdir()
+    assert await asyncio.wait_for(waiting, 1) == 0

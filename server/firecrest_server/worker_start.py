@@ -10,8 +10,10 @@ request's CPU). So a load balancer saw a replica ready that had half its capacit
 Each worker, once started, leaves a mark in a directory the command line made for this server
 and waits until every worker has left one, for at most ``server.worker_start_wait`` seconds
 (then it serves with those that are ready, and says so). Until then no worker accepts: new
-connections wait in the kernel's accept queue, and liveness does not answer. A worker started
-later to replace one that died finds the marks of the first start and serves at once.
+connections wait in the kernel's accept queue, and liveness does not answer. The first worker
+to see every mark removes the directory (so a server that is killed leaves nothing behind);
+a sibling that finds it gone, and a worker started later to replace one that died, serve at
+once.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -41,22 +44,22 @@ def workers_started(directory: Path) -> int | None:
         return None
 
 
-async def wait_for_all_workers(directory: Path, workers: int, timeout: float) -> int:
+async def wait_for_all_workers(directory: Path, workers: int, timeout: float) -> bool:
     """Mark this worker started, then wait until ``workers`` workers are, at most ``timeout``
-    seconds. Returns how many were started when it stopped waiting.
+    seconds. True once all have started, False if it stopped waiting at the timeout.
 
-    A directory that has gone (a temporary-file cleaner, long after the first start) must not
-    keep a replacement worker from serving: it serves at once and says so."""
+    A directory that is gone means every worker had started (a sibling removed it) or this
+    worker replaces one that died: it serves at once."""
     try:
         mark_started(directory)
-    except OSError as exc:
-        log.warning("cannot mark this worker started in %s (%s); serving at once", directory, exc)
-        return 0
+    except OSError:
+        log.info("the workers' start is over (%s is gone); serving", directory)
+        return True
     deadline = time.monotonic() + timeout
     while (started := workers_started(directory)) is None or started < workers:
         if started is None:
-            log.warning("%s was removed while this worker waited; serving at once", directory)
-            return 0
+            log.info("all workers started (a sibling removed %s); serving", directory)
+            return True
         if time.monotonic() >= deadline:
             log.warning(
                 "%d of %d workers started after %.0f s (server.worker_start_wait); "
@@ -65,7 +68,8 @@ async def wait_for_all_workers(directory: Path, workers: int, timeout: float) ->
                 workers,
                 timeout,
             )
-            return started
+            return False
         await asyncio.sleep(POLL_SECONDS)
     log.info("all %d workers started; serving", workers)
-    return started
+    shutil.rmtree(directory, ignore_errors=True)
+    return True

@@ -28,7 +28,11 @@ def test_the_first_answer_comes_after_every_worker_started(
         ]
         waited = [r for r in records if r.get("logger") == "firecrest_server.worker_start"]
         assert waited, "no worker waited for its siblings"
-        assert all(r["message"] == "all 3 workers started; serving" for r in waited)
-        assert len(start_dirs() - before) == 1
-    # The directory the workers met in goes with the server.
+        # Each worker saw its siblings' marks, or (later than the first) found the directory
+        # already removed by a sibling that had seen them all.
+        assert "all 3 workers started; serving" in {r["message"] for r in waited}
+        assert all(r["message"].startswith("all ") for r in waited), waited
+        # The directory the workers met in is removed once they all have: a server killed
+        # later leaves nothing behind.
+        assert start_dirs() - before == set()
     assert start_dirs() - before == set()
